@@ -1,0 +1,79 @@
+"""aptools: build Globus Action Providers from plain functions.
+
+Everything a provider author needs is importable from here::
+
+    from aptools import Provider, ActionStatus, ActionFailed
+"""
+
+from aptools.auth import Caller
+from aptools.errors import (
+    ActionFailed,
+    ActionProviderError,
+    AuthServiceError,
+    AuthServiceUnavailable,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    RequestValidationError,
+    Unauthorized,
+    UnprocessableEntity,
+)
+from aptools.models import (
+    ACTIVE,
+    FAILED,
+    INACTIVE,
+    SUCCEEDED,
+    Action,
+    ActionRequest,
+    ActionStatus,
+    EnumerateQuery,
+    LogEntry,
+    LogPage,
+    LogQuery,
+    StatusName,
+    parse_duration,
+)
+from aptools.provider import Provider, ProviderConfigError
+from aptools.store import MemoryStore, Reservation, SQLiteStore, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVE",
+    "FAILED",
+    "INACTIVE",
+    "SUCCEEDED",
+    "Action",
+    "ActionFailed",
+    "ActionProviderError",
+    "ActionRequest",
+    "ActionStatus",
+    "AuthServiceError",
+    "AuthServiceUnavailable",
+    "BadRequest",
+    "Caller",
+    "Conflict",
+    "EnumerateQuery",
+    "Forbidden",
+    "InternalError",
+    "LogEntry",
+    "LogPage",
+    "LogQuery",
+    "MemoryStore",
+    "NotFound",
+    "PayloadTooLarge",
+    "Provider",
+    "ProviderConfigError",
+    "RequestValidationError",
+    "Reservation",
+    "SQLiteStore",
+    "StatusName",
+    "Store",
+    "Unauthorized",
+    "UnprocessableEntity",
+    "open_store",
+    "parse_duration",
+]

@@ -1,0 +1,158 @@
+"""The two faces: a compiled :class:`~aptools.core.Spec` as a Falcon WSGI or
+ASGI app. Each responder reads the request, drives the shared operation and
+writes the reply; nothing here knows the protocol."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import falcon
+import falcon.asgi
+import orjson
+
+from aptools import core
+from aptools.effects import drive, drive_async
+from aptools.errors import ActionProviderError
+
+__all__ = ["build_asgi", "build_wsgi", "route_table"]
+
+log = logging.getLogger("aptools")
+
+JSON: Final = "application/json"
+Operation = Callable[[core.Spec, Any, Any], core.Op[core.Reply]]
+Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str]]]]
+
+_CORS_GET: Final = {"Access-Control-Allow-Origin": "*"}
+_CORS_OPTIONS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Expose-Headers": "*",
+}
+_NONE: Final[Mapping[str, str]] = {}
+_DESCRIPTIONS: Final = {
+    404: "Nothing is served at this path.",
+    405: "This path does not take this method; see the Allow header.",
+}
+
+
+def route_table(spec: core.Spec, prefix: str) -> list[Route]:
+    """Every route of both API versions that this provider serves."""
+    has = spec.handlers.__contains__
+    one: dict[str, dict[str, tuple[Operation, Mapping[str, str]]]] = {
+        "/": {"GET": (core.introspect, _CORS_GET), "OPTIONS": (core.options_root, _CORS_OPTIONS)},
+        "/run": {"POST": (core.run, _NONE)},
+        "/actions": {"POST": (core.run, _NONE)},
+        "/{action_id}/status": {"GET": (core.status, _NONE)},
+        "/actions/{action_id}": {
+            "GET": (core.status, _NONE),
+            "DELETE": (core.release, _NONE),
+        },
+    }
+    if has("enumerate"):
+        one["/actions"]["GET"] = (core.enumerate_actions, _NONE)
+    verbs: list[tuple[str, str, Operation]] = [
+        ("cancel", "POST", core.cancel),
+        ("release", "POST", core.release),
+    ]
+    if has("log"):
+        verbs.append(("log", "GET", core.action_log))
+    if has("resume"):
+        verbs.append(("resume", "POST", core.resume))
+    for name, method, op in verbs:
+        one[f"/{{action_id}}/{name}"] = {method: (op, _NONE)}
+        one[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE)}
+    base = prefix.rstrip("/")
+    return [((base + path) if path != "/" else (base or "/"), methods) for path, methods in one.items()]
+
+
+def render_error(resp: Any, exc: falcon.HTTPError) -> None:
+    """Write any HTTP error as ``{"code": ..., "description": ...}``."""
+    if isinstance(exc, ActionProviderError):
+        code = exc.error_code
+    else:
+        code = "".join(word.capitalize() for word in exc.status[4:].split()) or "Error"
+    description = exc.description or _DESCRIPTIONS.get(exc.status_code, exc.status[4:])
+    resp.status = exc.status
+    resp.data = orjson.dumps({"code": code, "description": description})
+    resp.content_type = JSON
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _serialize_error(req: Any, resp: Any, exc: falcon.HTTPError) -> None:
+    render_error(resp, exc)
+
+
+def _configure(app: falcon.App, spec: core.Spec, prefix: str, make: Callable[..., Any]) -> None:
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(_serialize_error)
+    for path, methods in route_table(spec, prefix):
+        resource = _Resource()
+        for method, (op, headers) in methods.items():
+            setattr(resource, f"on_{method.lower()}", make(spec, op, headers))
+        app.add_route(path, resource)
+
+
+class _Resource:
+    """Holds one route's responders as attributes, as Falcon expects."""
+
+
+def _wsgi_responder(
+    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+) -> Callable[..., None]:
+    def responder(req: falcon.Request, resp: falcon.Response, action_id: str | None = None) -> None:
+        resp.status, resp.data = drive(op(spec, req, action_id))
+        if resp.data:
+            resp.content_type = JSON
+        if headers:
+            resp.set_headers(headers)
+
+    return responder
+
+
+def _asgi_responder(
+    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+) -> Callable[..., Any]:
+    async def responder(
+        req: falcon.asgi.Request, resp: falcon.asgi.Response, action_id: str | None = None
+    ) -> None:
+        resp.status, resp.data = await drive_async(op(spec, req, action_id))
+        if resp.data:
+            resp.content_type = JSON
+        if headers:
+            resp.set_headers(headers)
+
+    return responder
+
+
+def _crash(req: Any, resp: Any, exc: BaseException) -> None:
+    render_error(resp, core.crash_reply(req, exc))
+
+
+def build_wsgi(spec: core.Spec, prefix: str) -> falcon.App:
+    """A WSGI app (for gunicorn) serving ``spec`` under ``prefix``."""
+    app = falcon.App(media_type=JSON)
+    _configure(app, spec, prefix, _wsgi_responder)
+
+    def on_crash(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+        _crash(req, resp, exc)
+
+    app.add_error_handler(Exception, on_crash)
+    return app
+
+
+def build_asgi(spec: core.Spec, prefix: str) -> falcon.asgi.App:
+    """An ASGI app (for uvicorn) serving ``spec`` under ``prefix``."""
+    app = falcon.asgi.App(media_type=JSON)
+    _configure(app, spec, prefix, _asgi_responder)
+
+    async def on_crash(
+        req: falcon.asgi.Request, resp: falcon.asgi.Response, exc: Exception, params: Any
+    ) -> None:
+        _crash(req, resp, exc)
+
+    app.add_error_handler(Exception, on_crash)
+    return app
+

@@ -1,0 +1,345 @@
+"""Who is calling: bearer token -> :class:`Caller`, through Globus Auth.
+
+Introspection goes through the real globus-sdk. Results are cached under a
+hash of the token for a bounded time, and however many requests carry a new
+token at once, only one introspection of it is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Final
+
+from aptools.errors import AuthServiceError, AuthServiceUnavailable, Unauthorized
+
+if TYPE_CHECKING:
+    import globus_sdk
+
+__all__ = ["Authenticator", "Caller"]
+
+log = logging.getLogger("aptools.auth")
+
+IDENTITY_URN: Final = "urn:globus:auth:identity:"
+GROUP_URN: Final = "urn:globus:groups:id:"
+GROUPS_SCOPE: Final = (
+    "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
+)
+GROUPS_RESOURCE_SERVER: Final = "groups.api.globus.org"
+
+
+class Caller:
+    """The authenticated caller of a request, as handlers receive it.
+
+    ``identity_id`` is the effective identity (the token's ``sub``),
+    ``identities`` the URNs of every identity linked to it. Group memberships
+    and tokens for other services are fetched only when asked for, then kept
+    for as long as this caller is cached::
+
+        transfer = TransferClient(
+            authorizer=caller.authorizer(TransferClient.scopes.all)
+        )
+
+    Both calls talk to Globus over the network; from an ``async def`` handler
+    call them through ``asyncio.to_thread``.
+    """
+
+    __slots__ = (
+        "_auth",
+        "_dependent",
+        "_groups",
+        "_lock",
+        "_token",
+        "client_id",
+        "identities",
+        "identity_id",
+        "identity_urn",
+        "scopes",
+        "username",
+    )
+
+    def __init__(
+        self,
+        *,
+        identity_id: str,
+        identities: frozenset[str],
+        username: str | None,
+        client_id: str | None,
+        scopes: frozenset[str],
+        token: str,
+        auth: Authenticator | None,
+    ) -> None:
+        self.identity_id = identity_id
+        self.identity_urn = IDENTITY_URN + identity_id
+        self.identities = identities
+        self.username = username
+        self.client_id = client_id
+        self.scopes = scopes
+        self._token = token
+        self._auth = auth
+        self._groups: frozenset[str] | None = None
+        self._dependent: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Caller(identity_urn={self.identity_urn!r}, username={self.username!r})"
+
+    def groups(self) -> frozenset[str]:
+        """URNs (``urn:globus:groups:id:...``) of the caller's active groups.
+
+        Raises :class:`~aptools.AuthServiceError` when Globus Groups cannot be
+        asked; a failure never reads as "no groups".
+        """
+        if self._groups is None:
+            with self._lock:
+                if self._groups is None:
+                    self._groups = self._require_auth().fetch_groups(self)
+        return self._groups
+
+    def dependent_token(self, scope: str) -> dict[str, Any]:
+        """The token data of a dependent-token grant for ``scope`` (cached)."""
+        with self._lock:
+            found = self._dependent.get(scope)
+            if found is None or found["expires_at_seconds"] - 60 < time.time():
+                found = self._require_auth().dependent_token(self._token, scope)
+                self._dependent[scope] = found
+            return found
+
+    def authorizer(self, scope: str) -> globus_sdk.AccessTokenAuthorizer:
+        """An authorizer acting as the caller at another Globus service."""
+        import globus_sdk
+
+        return globus_sdk.AccessTokenAuthorizer(
+            self.dependent_token(scope)["access_token"]
+        )
+
+    def _require_auth(self) -> Authenticator:
+        if self._auth is None:
+            raise AuthServiceError("this caller is not connected to Globus Auth")
+        return self._auth
+
+
+_Outcome = Caller | Unauthorized
+
+
+class Authenticator:
+    """Turns bearer tokens into callers, via Globus Auth token introspection."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        scope: str,
+        cache_ttl: float = 60.0,
+        cache_size: int = 10_000,
+        timeout: float = 2.0,
+    ) -> None:
+        self._client_id = client_id
+        self._secret = client_secret
+        self.scope = scope
+        self._ttl = cache_ttl
+        self._size = cache_size
+        self._timeout = timeout
+        self._cache: dict[bytes, tuple[float, _Outcome]] = {}
+        self._inflight: dict[bytes, Future[Caller]] = {}
+        self._lock = threading.Lock()
+        self._client: globus_sdk.ConfidentialAppAuthClient | None = None
+
+    def __repr__(self) -> str:
+        return f"Authenticator(client_id={self._client_id!r}, scope={self.scope!r})"
+
+    # -- the request path ---------------------------------------------------
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def cached(self, key: bytes) -> Caller | None:
+        """The cached caller for a token key, if fresh; raises if known bad."""
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        expires, outcome = hit
+        if expires < time.monotonic():
+            return None
+        if isinstance(outcome, Unauthorized):
+            raise Unauthorized(outcome.description)
+        return outcome
+
+    def authenticate(self, key: bytes, token: str) -> Caller:
+        """Introspect (or wait for the introspection already under way)."""
+        future, owner = self._claim(key)
+        if owner:
+            self._resolve(key, token, future)
+        return future.result()
+
+    async def authenticate_async(self, key: bytes, token: str) -> Caller:
+        """:meth:`authenticate` for the event loop: waiters hold no thread."""
+        future, owner = self._claim(key)
+        if owner:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._resolve, key, token, future)
+        return await asyncio.wrap_future(future)
+
+    def _claim(self, key: bytes) -> tuple[Future[Caller], bool]:
+        with self._lock:
+            future = self._inflight.get(key)
+            if future is not None:
+                return future, False
+            hit = self._cache.get(key)
+            future = Future()
+            if hit is not None and hit[0] >= time.monotonic():
+                # Answered while this request was on its way here.
+                outcome = hit[1]
+                if isinstance(outcome, Unauthorized):
+                    future.set_exception(Unauthorized(outcome.description))
+                else:
+                    future.set_result(outcome)
+                return future, False
+            self._inflight[key] = future
+            return future, True
+
+    def _resolve(self, key: bytes, token: str, future: Future[Caller]) -> None:
+        try:
+            caller, ttl = self._introspect(token)
+        except Unauthorized as exc:
+            self._remember(key, exc, self._ttl)
+            future.set_exception(exc)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            self._remember(key, caller, ttl)
+            future.set_result(caller)
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def _remember(self, key: bytes, outcome: _Outcome, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._cache) >= self._size:
+                now = time.monotonic()
+                stale = [k for k, (exp, _) in self._cache.items() if exp < now]
+                for k in stale:
+                    del self._cache[k]
+                while len(self._cache) >= self._size:
+                    del self._cache[next(iter(self._cache))]
+            self._cache[key] = (time.monotonic() + ttl, outcome)
+
+    # -- Globus Auth ----------------------------------------------------------
+
+    def client(self) -> globus_sdk.ConfidentialAppAuthClient:
+        """The SDK client, made on first use (after any fork)."""
+        if self._client is None:
+            import globus_sdk
+            from globus_sdk.transport import RequestsTransport, RetryConfig
+
+            self._client = globus_sdk.ConfidentialAppAuthClient(
+                self._client_id,
+                self._secret,
+                transport=RequestsTransport(http_timeout=self._timeout),
+                retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
+            )
+        return self._client
+
+    def _introspect(self, token: str) -> tuple[Caller, float]:
+        with _auth_errors("introspect a token"):
+            response = self.client().oauth2_token_introspect(
+                token, include="identity_set"
+            )
+        data = response.data
+        if not isinstance(data, dict):
+            log.error("Globus Auth answered an introspection with no JSON object")
+            raise AuthServiceError()
+        if not data.get("active"):
+            raise Unauthorized("The bearer token is not active.")
+        scopes = frozenset(str(data.get("scope") or "").split())
+        if self.scope not in scopes:
+            raise Unauthorized(
+                "The bearer token was not issued for this provider's scope."
+            )
+        sub = data.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise Unauthorized("The bearer token names no identity.")
+        identity_set = data.get("identity_set") or [sub]
+        identities = frozenset(IDENTITY_URN + str(i) for i in [sub, *identity_set])
+        ttl = self._ttl
+        exp = data.get("exp")
+        if isinstance(exp, int | float):
+            ttl = min(ttl, exp - time.time())
+            if ttl <= 0:
+                raise Unauthorized("The bearer token has expired.")
+        caller = Caller(
+            identity_id=sub,
+            identities=identities,
+            username=data.get("username"),
+            client_id=data.get("client_id"),
+            scopes=scopes,
+            token=token,
+            auth=self,
+        )
+        return caller, ttl
+
+    def dependent_token(self, token: str, scope: str) -> dict[str, Any]:
+        with _auth_errors("get a dependent token"):
+            tokens = self.client().oauth2_get_dependent_tokens(token, scope=scope)
+        for info in tokens.by_resource_server.values():
+            if scope in str(info.get("scope", "")).split():
+                return dict(info)
+        raise AuthServiceError("Globus Auth granted no dependent token for the scope.")
+
+    def fetch_groups(self, caller: Caller) -> frozenset[str]:
+        import globus_sdk
+        from globus_sdk.transport import RequestsTransport, RetryConfig
+
+        info = caller.dependent_token(GROUPS_SCOPE)
+        groups = globus_sdk.GroupsClient(
+            authorizer=globus_sdk.AccessTokenAuthorizer(info["access_token"]),
+            transport=RequestsTransport(http_timeout=self._timeout),
+            retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
+        )
+        with _auth_errors("list the caller's groups"):
+            found = groups.get_my_groups(statuses="active")
+        return frozenset(GROUP_URN + str(group["id"]) for group in found)
+
+
+class _auth_errors:  # noqa: N801 - used as a context manager
+    """Maps globus-sdk failures to 502/503 answers, logging what happened."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
+        if exc is None:
+            return False
+        import globus_sdk
+
+        if isinstance(exc, globus_sdk.NetworkError):
+            log.warning("could not %s: Globus unreachable (%s)", self._what, kind)
+            raise AuthServiceUnavailable() from None
+        if isinstance(exc, globus_sdk.GlobusAPIError):
+            log.error(
+                "could not %s: Globus answered HTTP %s (%s)",
+                self._what,
+                exc.http_status,
+                exc.code,
+            )
+            if exc.http_status in (401, 403):
+                raise AuthServiceError(
+                    "The provider could not authenticate itself to Globus Auth."
+                ) from None
+            if exc.http_status >= 500 or exc.http_status == 429:
+                raise AuthServiceUnavailable() from None
+            raise AuthServiceError() from None
+        return False

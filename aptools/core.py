@@ -1,0 +1,552 @@
+"""The protocol, written once: every operation of the Action Provider Interface.
+
+Operations are generators over effects (see :mod:`aptools.effects`); they never
+touch a socket, a thread or an event loop themselves. :class:`Spec` is what a
+:class:`~aptools.Provider` compiles to: everything a request needs that could be
+worked out before the first request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import falcon
+import orjson
+
+from aptools.auth import GROUP_URN, Authenticator, Caller
+from aptools.effects import Authenticate, Blocking, Effect, Op, ReadBody, Sleep
+from aptools.errors import (
+    ActionFailed,
+    AuthServiceError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    RequestValidationError,
+    Unauthorized,
+)
+from aptools.models import (
+    FAILED,
+    STATUSES,
+    SUCCEEDED,
+    TERMINAL,
+    Action,
+    ActionRequest,
+    ActionStatus,
+    EnumerateQuery,
+    LogEntry,
+    LogPage,
+    LogQuery,
+    isoformat,
+    parse_duration,
+)
+from aptools.store import Store
+
+log = logging.getLogger("aptools")
+
+Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
+Reply = tuple[int, bytes]
+
+MONITOR: Final = ("monitor_by",)
+MANAGE: Final = ("manage_by",)
+ROLE_NAMES: Final = frozenset({"creator_id", "monitor_by", "manage_by"})
+CANCELED: Final = "Canceled"
+_UNKNOWN: Final = "No such action, or it is not visible to you."
+
+
+@dataclass(slots=True, frozen=True)
+class Access:
+    """A provider-level principal list, split for quick checks."""
+
+    everyone: bool
+    identities: frozenset[str]
+    groups: frozenset[str]
+
+    @classmethod
+    def of(cls, principals: Iterable[str], everyone_word: str) -> Access:
+        items = frozenset(principals)
+        return cls(
+            everyone=everyone_word in items,
+            identities=frozenset(p for p in items if not p.startswith(GROUP_URN)),
+            groups=frozenset(p for p in items if p.startswith(GROUP_URN)),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Handler:
+    """A registered function and how to call it."""
+
+    fn: Callable[..., Any]
+    effect: Callable[..., Effect]
+
+    def __call__(self, *args: Any) -> Effect:
+        return self.effect(self.fn, *args)
+
+
+@dataclass(slots=True)
+class Housekeeping:
+    next_purge: float = 0.0
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Spec:
+    """A provider compiled for serving; shared by the WSGI and ASGI apps."""
+
+    description: bytes
+    visible: Access
+    runnable: Access
+    auth: Authenticator
+    store: Store
+    store_effect: Callable[..., Effect]
+    validate: Callable[[Any], Any]
+    handlers: Mapping[str, Handler]
+    synchronous: bool
+    max_body: int
+    release_after: str
+    max_deadline: float
+    lease: float = 300.0
+    pending_wait: float = 30.0
+    purge_interval: float = 60.0
+    housekeeping: Housekeeping = field(default_factory=Housekeeping)
+
+
+def _json(doc: Any) -> bytes:
+    return orjson.dumps(doc)
+
+
+# -- authentication and authorization ------------------------------------------
+
+
+def _bearer(req: Request) -> str:
+    header = req.get_header("Authorization")
+    if not header:
+        raise Unauthorized("An Authorization: Bearer <token> header is required.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token
+
+
+def authenticate(spec: Spec, req: Request) -> Op[Caller]:
+    token = _bearer(req)
+    key = Authenticator.key(token)
+    caller = spec.auth.cached(key)
+    if caller is None:
+        caller = yield Authenticate(spec.auth, key, token)
+    return caller
+
+
+def _in_groups(caller: Caller, groups: Collection[str]) -> Op[bool]:
+    mine: frozenset[str] = yield Blocking(caller.groups)
+    return not mine.isdisjoint(groups)
+
+
+def require(access: Access, caller: Caller) -> Op[None]:
+    """403 unless the caller is on a provider-level list."""
+    if access.everyone or not caller.identities.isdisjoint(access.identities):
+        return
+    if access.groups and (yield from _in_groups(caller, access.groups)):
+        return
+    raise Forbidden("You are not allowed to do this at this provider.")
+
+
+def _may(action: Action, caller: Caller, roles: tuple[str, ...]) -> Op[bool]:
+    if action.creator_id in caller.identities:
+        return True
+    principals = [p for role in roles for p in getattr(action, role)]
+    if not caller.identities.isdisjoint(principals):
+        return True
+    groups = [p for p in principals if p.startswith(GROUP_URN)]
+    if not groups:
+        return False
+    try:
+        return (yield from _in_groups(caller, groups))
+    except AuthServiceError:
+        # Fail closed, and answer as for an unknown action so that a Groups
+        # outage does not reveal which actions exist.
+        log.warning(
+            "group membership of %s unknown; access to an action denied",
+            caller.identity_urn,
+        )
+        return False
+
+
+def load(spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]) -> Op[Action]:
+    """The stored action if the caller may act on it in ``roles``, else 404."""
+    action: Action | None = yield spec.store_effect(spec.store.get, action_id, time.time())
+    if action is None or not (yield from _may(action, caller, roles)):
+        raise NotFound(_UNKNOWN)
+    return action
+
+
+# -- handler results -----------------------------------------------------------
+
+
+def _expiry(action: Action) -> float | None:
+    if action.status not in TERMINAL:
+        return None
+    done = datetime.fromisoformat(action.completion_time or action.start_time)
+    return done.timestamp() + parse_duration(action.release_after)
+
+
+def apply(action: Action, result: Any, *, empty_is_success: bool = False) -> Action:
+    """Fold a handler's answer into the action (in place) and return it."""
+    if result is None:
+        if empty_is_success:
+            action.status, action.details = SUCCEEDED, {}
+    elif isinstance(result, ActionStatus):
+        if result.status not in STATUSES:
+            raise TypeError(f"handler returned unknown status {result.status!r}")
+        action.status = result.status
+        action.details = result.details
+        action.display_status = result.display_status
+        if result.state is not None:
+            action.state = result.state
+    elif isinstance(result, Action):
+        if result is not action:
+            action.status, action.details = result.status, result.details
+            action.display_status, action.state = result.display_status, result.state
+        if action.status not in STATUSES:
+            raise TypeError(f"handler set unknown status {action.status!r}")
+    elif isinstance(result, Mapping):
+        action.status, action.details = SUCCEEDED, dict(result)
+    else:
+        raise TypeError(
+            "a handler must return a dict (the details of a SUCCEEDED action), "
+            f"an ActionStatus, an Action or None, not {type(result).__name__}"
+        )
+    _finish_fields(action)
+    return action
+
+
+def _fail(action: Action, failed: ActionFailed) -> Action:
+    action.status, action.details = FAILED, failed.details
+    action.display_status = failed.display_status
+    _finish_fields(action)
+    return action
+
+
+def _finish_fields(action: Action) -> None:
+    if action.display_status is not None and len(action.display_status) > 64:
+        action.display_status = action.display_status[:64]
+    if action.status in TERMINAL and action.completion_time is None:
+        action.completion_time = isoformat(max(time.time(), _ts(action.start_time)))
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp() if text else 0.0
+
+
+def refresh(spec: Spec, name: str, action: Action, caller: Caller, *extra: Any) -> Op[Action]:
+    """Let handler ``name`` update a non-terminal action; store what changed."""
+    before = _json(action.to_doc())
+    try:
+        result = yield spec.handlers[name](action, caller, *extra)
+        apply(action, result)
+    except ActionFailed as failed:
+        _fail(action, failed)
+    if _json(action.to_doc()) == before:
+        return action
+    stored: Action | None = yield spec.store_effect(
+        spec.store.update, action, _expiry(action), time.time()
+    )
+    if stored is None:
+        raise NotFound(_UNKNOWN)
+    return stored
+
+
+# -- operations ----------------------------------------------------------------
+
+
+def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    if not spec.visible.everyone:
+        caller = yield from authenticate(spec, req)
+        yield from require(spec.visible, caller)
+    return 200, spec.description
+
+
+def _read_document(spec: Spec, req: Request) -> Op[Any]:
+    length = req.content_length
+    if length is not None and length > spec.max_body:
+        raise PayloadTooLarge(f"The request body may be at most {spec.max_body} bytes.")
+    raw: bytes = yield ReadBody(req, spec.max_body)
+    if len(raw) > spec.max_body:
+        raise PayloadTooLarge(f"The request body may be at most {spec.max_body} bytes.")
+    if not raw.strip():
+        raise BadRequest("The request body is empty; a JSON object is required.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        reason = "nested too deeply" if "recursion" in str(exc) else "not valid JSON"
+        raise BadRequest(
+            f"The request body is {reason} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+
+
+def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        deadline = datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestValidationError(
+            "$.deadline: must be an RFC 3339 date-time (rule 'format')"
+        ) from None
+    if deadline.tzinfo is None:
+        raise RequestValidationError(
+            "$.deadline: must carry a time zone offset (rule 'format')"
+        )
+    if deadline.timestamp() > now + spec.max_deadline:
+        raise RequestValidationError(
+            "$.deadline: is later than this provider's maximum_deadline "
+            "(rule 'maximum_deadline')"
+        )
+    return deadline.astimezone(UTC)
+
+
+def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    yield from require(spec.runnable, caller)
+    document = yield from _read_document(spec, req)
+    spec.validate(document)
+    now = time.time()
+    deadline = _deadline(spec, document.get("deadline"), now)
+    request = ActionRequest(
+        action_id=str(uuid.uuid4()),
+        request_id=document["request_id"],
+        body=document["body"],
+        label=document.get("label"),
+        monitor_by=tuple(document.get("monitor_by", ())),
+        manage_by=tuple(document.get("manage_by", ())),
+        allowed_clients=(
+            tuple(document["allowed_clients"]) if "allowed_clients" in document else None
+        ),
+        deadline=deadline,
+        release_after=document.get("release_after") or spec.release_after,
+    )
+    fingerprint = hashlib.sha256(
+        orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+    give_up = time.monotonic() + spec.pending_wait
+    pause = 0.005
+    while True:
+        reservation = yield spec.store_effect(
+            spec.store.reserve,
+            caller.identity_urn,
+            request.request_id,
+            fingerprint,
+            request.action_id,
+            now,
+            spec.lease,
+        )
+        if reservation.outcome == "new":
+            break
+        if reservation.outcome == "existing":
+            return 200, _json(reservation.action.to_public())
+        if reservation.outcome == "conflict":
+            raise Conflict(
+                "This request_id was already used by you for a different request."
+            )
+        if time.monotonic() > give_up:
+            raise Conflict("An identical request is still being processed; retry later.")
+        yield Sleep(pause)
+        pause = min(pause * 2, 0.1)
+        now = time.time()
+
+    action = Action(
+        action_id=request.action_id,
+        status="ACTIVE",
+        creator_id=caller.identity_urn,
+        request_id=request.request_id,
+        body=request.body,
+        label=request.label,
+        monitor_by=list(request.monitor_by),
+        manage_by=list(request.manage_by),
+        start_time=isoformat(now),
+        release_after=request.release_after,
+        deadline=None if deadline is None else deadline.isoformat(),
+    )
+    try:
+        try:
+            result = yield spec.handlers["run"](request, caller)
+            apply(action, result, empty_is_success=True)
+        except ActionFailed as failed:
+            _fail(action, failed)
+        if spec.synchronous and action.status not in TERMINAL:
+            raise TypeError(
+                "a synchronous provider's run handler must finish the action, "
+                f"but it answered {action.status}"
+            )
+    except BaseException:
+        # Free the request key so that a retry of the same request can run.
+        yield spec.store_effect(spec.store.abandon, request.action_id)
+        raise
+    yield spec.store_effect(spec.store.finish, action, _expiry(action))
+    if now >= spec.housekeeping.next_purge:
+        spec.housekeeping.next_purge = now + spec.purge_interval
+        yield spec.store_effect(spec.store.purge, now)
+    return 202, _json(action.to_public())
+
+
+def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    action = yield from load(spec, caller, action_id, MONITOR)
+    if "status" in spec.handlers and not action.is_terminal:
+        action = yield from refresh(spec, "status", action, caller)
+    return 200, _json(action.to_public())
+
+
+def cancel(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    action = yield from load(spec, caller, action_id, MANAGE)
+    if action.is_terminal:
+        return 200, _json(action.to_public())
+    if "cancel" in spec.handlers:
+        action = yield from refresh(spec, "cancel", action, caller)
+        return 200, _json(action.to_public())
+    action.status, action.display_status = FAILED, CANCELED
+    _finish_fields(action)
+    stored: Action | None = yield spec.store_effect(
+        spec.store.update, action, _expiry(action), time.time()
+    )
+    if stored is None:
+        raise NotFound(_UNKNOWN)
+    return 200, _json(stored.to_public())
+
+
+def release(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    action = yield from load(spec, caller, action_id, MANAGE)
+    if not action.is_terminal and "status" in spec.handlers:
+        action = yield from refresh(spec, "status", action, caller)
+    if not action.is_terminal:
+        raise Conflict(
+            "The action has not finished; cancel it or wait for it to end "
+            "before releasing it."
+        )
+    if "release" in spec.handlers:
+        yield spec.handlers["release"](action, caller)
+    yield spec.store_effect(spec.store.delete, action_id)
+    return 200, _json(action.to_public())
+
+
+def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    action = yield from load(spec, caller, action_id, MANAGE)
+    if not action.is_terminal:
+        action = yield from refresh(spec, "resume", action, caller)
+    return 200, _json(action.to_public())
+
+
+def _flag(req: Request, name: str) -> bool:
+    value = req.get_param(name)
+    if value is None:
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Query parameter {name!r} must be true or false.")
+
+
+def log_query(req: Request) -> LogQuery:
+    raw = req.get_param("limit")
+    limit = 10
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise BadRequest("Query parameter 'limit' must be an integer from 1 to 1000.")
+        limit = int(raw)
+    marker = req.get_param("marker") or req.get_param("pagination_token")
+    return LogQuery(limit=limit, marker=marker, reverse_order=_flag(req, "reverse_order"))
+
+
+def action_log(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    query = log_query(req)
+    action = yield from load(spec, caller, action_id, MONITOR)
+    result = yield spec.handlers["log"](action, caller, query)
+    page = result if isinstance(result, LogPage) else LogPage(entries=list(result or ()))
+    entries = [e.to_public() if isinstance(e, LogEntry) else dict(e) for e in page.entries]
+    doc: dict[str, Any] = {
+        "entries": entries,
+        "limit": query.limit,
+        "has_next_page": page.has_next_page,
+    }
+    if page.marker is not None:
+        doc["marker"] = page.marker
+    return 200, _json(doc)
+
+
+def _words(req: Request, name: str, allowed: Collection[str], default: str) -> frozenset[str]:
+    raw = req.get_param_as_list(name) or [default]
+    words = frozenset(w.strip() for item in raw for w in item.split(",") if w.strip())
+    unknown = [w for w in words if w not in allowed]
+    if unknown or not words:
+        raise BadRequest(
+            f"Query parameter {name!r} takes values from {sorted(allowed)}."
+        )
+    return words
+
+
+def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    caller = yield from authenticate(spec, req)
+    statuses = frozenset(
+        w.upper()
+        for w in _words(
+            req,
+            "status",
+            {s.lower() for s in STATUSES} | STATUSES,
+            "active",
+        )
+    )
+    roles = _words(req, "roles", ROLE_NAMES, "creator_id")
+    mine: frozenset[str] = caller.identities
+    if roles - {"creator_id"}:
+        groups: frozenset[str] = yield Blocking(caller.groups)
+        mine = mine | groups
+    principals = {role: mine if role != "creator_id" else caller.identities for role in roles}
+    found: list[Action] = yield spec.store_effect(
+        spec.store.list, principals, statuses, time.time()
+    )
+    visible = {a.action_id for a in found}
+    before = {a.action_id: _json(a.to_doc()) for a in found}
+    result = yield spec.handlers["enumerate"](
+        EnumerateQuery(statuses=statuses, roles=roles, actions=found), caller
+    )
+    answer = []
+    for item in result or ():
+        if not isinstance(item, Action) or item.action_id not in visible:
+            continue
+        if _json(item.to_doc()) != before[item.action_id]:
+            _finish_fields(item)
+            stored = yield spec.store_effect(
+                spec.store.update, item, _expiry(item), time.time()
+            )
+            if stored is None:
+                continue
+            item = stored
+        answer.append(item.to_public())
+    return 200, _json(answer)
+
+
+def options_root(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    return 204, b""
+    yield  # a generator, like every operation
+
+
+def crash_reply(req: falcon.Request, exc: BaseException) -> InternalError:
+    """Log an exception that escaped a handler; the caller sees only a 500."""
+    log.error(
+        "unhandled error on %s %s", req.method, req.path, exc_info=(type(exc), exc, exc.__traceback__)
+    )
+    return InternalError()

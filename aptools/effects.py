@@ -1,0 +1,182 @@
+"""The protocol core's I/O, described once and performed by either face.
+
+Operations in :mod:`aptools.core` are generators: whenever they need the
+outside world they yield an effect, and a driver performs it — directly under
+WSGI (:func:`drive`), on or off the event loop under ASGI (:func:`drive_async`)
+— and sends the result back. So no operation exists twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+import falcon
+import falcon.asgi
+
+from aptools.auth import Authenticator, Caller
+
+__all__ = [
+    "Await",
+    "Blocking",
+    "Call",
+    "Effect",
+    "Op",
+    "ReadBody",
+    "Sleep",
+    "drive",
+    "drive_async",
+]
+
+T = TypeVar("T")
+Op = Generator["Effect", Any, T]
+
+
+class Effect:
+    """Something an operation needs done; performed by a driver."""
+
+    __slots__ = ()
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    async def run_async(self) -> Any:
+        raise NotImplementedError
+
+
+class Call(Effect):
+    """A quick call that never waits: made in place by both drivers."""
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+
+    def run(self) -> Any:
+        return self.fn(*self.args)
+
+    async def run_async(self) -> Any:
+        return self.fn(*self.args)
+
+
+class Blocking(Call):
+    """A call that may block: made in a worker thread under ASGI."""
+
+    __slots__ = ()
+
+    async def run_async(self) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.fn, *self.args))
+
+
+_local = threading.local()
+
+
+def _runner() -> asyncio.Runner:
+    # One loop per WSGI thread, kept for the thread's life, so an async
+    # handler's clients (and their connection pools) survive between requests.
+    runner: asyncio.Runner | None = getattr(_local, "runner", None)
+    if runner is None:
+        runner = _local.runner = asyncio.Runner()
+    return runner
+
+
+class Await(Call):
+    """A call of an ``async def`` function."""
+
+    __slots__ = ()
+
+    def run(self) -> Any:
+        return _runner().run(self.fn(*self.args))
+
+    async def run_async(self) -> Any:
+        return await self.fn(*self.args)
+
+
+class Sleep(Effect):
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self) -> None:
+        time.sleep(self.seconds)
+
+    async def run_async(self) -> None:
+        await asyncio.sleep(self.seconds)
+
+
+class Authenticate(Effect):
+    """Introspect a token not in the cache (one introspection per token)."""
+
+    __slots__ = ("auth", "key", "token")
+
+    def __init__(self, auth: Authenticator, key: bytes, token: str) -> None:
+        self.auth = auth
+        self.key = key
+        self.token = token
+
+    def run(self) -> Caller:
+        return self.auth.authenticate(self.key, self.token)
+
+    async def run_async(self) -> Caller:
+        return await self.auth.authenticate_async(self.key, self.token)
+
+
+class ReadBody(Effect):
+    """At most ``limit + 1`` bytes of the request body."""
+
+    __slots__ = ("limit", "req")
+
+    def __init__(self, req: falcon.Request | falcon.asgi.Request, limit: int) -> None:
+        self.req = req
+        self.limit = limit
+
+    def run(self) -> bytes:
+        req: Any = self.req
+        data: bytes = req.bounded_stream.read(self.limit + 1)
+        return data
+
+    async def run_async(self) -> bytes:
+        req: Any = self.req
+        data: bytes = await req.stream.read(self.limit + 1)
+        return data
+
+
+def drive(op: Op[T]) -> T:
+    """Run an operation to its end, performing each effect in place."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = op.send(send) if error is None else op.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            send, error = effect.run(), None
+        except Exception as exc:
+            send, error = None, exc
+
+
+async def drive_async(op: Op[T]) -> T:
+    """:func:`drive` for the event loop."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = op.send(send) if error is None else op.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            send, error = await effect.run_async(), None
+        except Exception as exc:
+            send, error = None, exc
+
+

@@ -1,0 +1,301 @@
+"""The documents of the Action Provider Interface, as handlers see them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+__all__ = [
+    "ACTIVE",
+    "FAILED",
+    "INACTIVE",
+    "SUCCEEDED",
+    "TERMINAL",
+    "Action",
+    "ActionRequest",
+    "ActionStatus",
+    "EnumerateQuery",
+    "LogEntry",
+    "LogPage",
+    "LogQuery",
+    "StatusName",
+    "parse_duration",
+]
+
+StatusName = Literal["ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"]
+ACTIVE: Final = "ACTIVE"
+INACTIVE: Final = "INACTIVE"
+SUCCEEDED: Final = "SUCCEEDED"
+FAILED: Final = "FAILED"
+STATUSES: Final = frozenset({ACTIVE, INACTIVE, SUCCEEDED, FAILED})
+TERMINAL: Final = frozenset({SUCCEEDED, FAILED})
+
+# The ISO 8601 duration form of the published interface (``P30D``, ``PT1H30M``).
+DURATION_PATTERN: Final = (
+    r"^P(?!$)(\d+(?:\.\d+)?Y)?(\d+(?:\.\d+)?M)?(\d+(?:\.\d+)?W)?(\d+(?:\.\d+)?D)?"
+    r"(T(?=\d)(\d+(?:\.\d+)?H)?(\d+(?:\.\d+)?M)?(\d+(?:\.\d+)?S)?)?$"
+)
+_DURATION = re.compile(DURATION_PATTERN)
+# Years and months have no fixed length; these are the lengths retention uses.
+_UNIT_SECONDS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, None, 3600, 60, 1)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an ISO 8601 duration (a year counts 365 days, a month 30).
+
+    >>> parse_duration("PT1H30M")
+    5400.0
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    total = 0.0
+    for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True):
+        if part and unit:
+            total += float(part[:-1]) * unit
+    return total
+
+
+def isoformat(timestamp: float) -> str:
+    """RFC 3339 text for a POSIX timestamp, in UTC."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+@dataclass(slots=True, kw_only=True)
+class ActionStatus:
+    """What a handler returns to take full control of an action's state.
+
+    Build one with the shortcuts::
+
+        return ActionStatus.active({"progress": 0.5}, display_status="Copying")
+        return ActionStatus.succeeded({"result": 42})
+
+    ``state`` is private to the provider: it is stored with the action and
+    handed back to later handlers, but never sent to callers.
+    """
+
+    status: StatusName
+    details: dict[str, Any] = field(default_factory=dict)
+    display_status: str | None = None
+    state: dict[str, Any] | None = None
+
+    @classmethod
+    def active(
+        cls,
+        details: Mapping[str, Any] | None = None,
+        *,
+        display_status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> ActionStatus:
+        """An action still working."""
+        return cls._make(ACTIVE, details, display_status, state)
+
+    @classmethod
+    def inactive(
+        cls,
+        details: Mapping[str, Any] | None = None,
+        *,
+        display_status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> ActionStatus:
+        """An action paused until something outside the API happens."""
+        return cls._make(INACTIVE, details, display_status, state)
+
+    @classmethod
+    def succeeded(
+        cls,
+        details: Mapping[str, Any] | None = None,
+        *,
+        display_status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> ActionStatus:
+        """A finished action; ``details`` is its result."""
+        return cls._make(SUCCEEDED, details, display_status, state)
+
+    @classmethod
+    def failed(
+        cls,
+        details: Mapping[str, Any] | None = None,
+        *,
+        display_status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> ActionStatus:
+        """A failed action; ``details`` says why."""
+        return cls._make(FAILED, details, display_status, state)
+
+    @classmethod
+    def _make(
+        cls,
+        status: StatusName,
+        details: Mapping[str, Any] | None,
+        display_status: str | None,
+        state: Mapping[str, Any] | None,
+    ) -> ActionStatus:
+        return cls(
+            status=status,
+            details=dict(details or {}),
+            display_status=display_status,
+            state=None if state is None else dict(state),
+        )
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ActionRequest:
+    """A validated run request, as the run handler receives it."""
+
+    action_id: str
+    request_id: str
+    body: dict[str, Any]
+    label: str | None = None
+    monitor_by: tuple[str, ...] = ()
+    manage_by: tuple[str, ...] = ()
+    allowed_clients: tuple[str, ...] | None = None
+    deadline: datetime | None = None
+    release_after: str = "P30D"
+
+
+# The keys of the stored document that callers see, in answer order.
+PUBLIC_KEYS: Final = (
+    "action_id",
+    "status",
+    "creator_id",
+    "label",
+    "monitor_by",
+    "manage_by",
+    "start_time",
+    "completion_time",
+    "release_after",
+    "display_status",
+    "details",
+)
+
+
+@dataclass(slots=True, kw_only=True)
+class Action:
+    """An action as the provider stores it; handlers receive a private copy.
+
+    ``body`` is the run request's body and ``state`` the provider's private
+    data; neither is ever sent to callers.
+    """
+
+    action_id: str
+    status: StatusName
+    creator_id: str
+    details: dict[str, Any] = field(default_factory=dict)
+    request_id: str = ""
+    body: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    monitor_by: list[str] = field(default_factory=list)
+    manage_by: list[str] = field(default_factory=list)
+    start_time: str = ""
+    completion_time: str | None = None
+    release_after: str = "P30D"
+    display_status: str | None = None
+    deadline: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the action SUCCEEDED or FAILED; it never changes again."""
+        return self.status in TERMINAL
+
+    def to_public(self) -> dict[str, Any]:
+        """The action status document a caller receives."""
+        doc: dict[str, Any] = {
+            "action_id": self.action_id,
+            "status": self.status,
+            "creator_id": self.creator_id,
+            "monitor_by": self.monitor_by,
+            "manage_by": self.manage_by,
+            "start_time": self.start_time,
+            "release_after": self.release_after,
+            "details": self.details,
+        }
+        # Optional members are left out rather than sent as null: the published
+        # schema types them as strings.
+        if self.label is not None:
+            doc["label"] = self.label
+        if self.completion_time is not None:
+            doc["completion_time"] = self.completion_time
+        if self.display_status is not None:
+            doc["display_status"] = self.display_status
+        return doc
+
+    def to_doc(self) -> dict[str, Any]:
+        """Everything stored, for a store to serialize."""
+        return {
+            "action_id": self.action_id,
+            "status": self.status,
+            "creator_id": self.creator_id,
+            "details": self.details,
+            "request_id": self.request_id,
+            "body": self.body,
+            "label": self.label,
+            "monitor_by": self.monitor_by,
+            "manage_by": self.manage_by,
+            "start_time": self.start_time,
+            "completion_time": self.completion_time,
+            "release_after": self.release_after,
+            "display_status": self.display_status,
+            "deadline": self.deadline,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Action:
+        """The inverse of :meth:`to_doc`."""
+        return cls(**doc)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class LogQuery:
+    """The paging arguments of a log request."""
+
+    limit: int = 10
+    marker: str | None = None
+    reverse_order: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class LogEntry:
+    """One entry of an action's log."""
+
+    time: str
+    code: str
+    description: str
+    details: dict[str, Any] | None = None
+
+    def to_public(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "time": self.time,
+            "code": self.code,
+            "description": self.description,
+        }
+        if self.details is not None:
+            doc["details"] = self.details
+        return doc
+
+
+@dataclass(slots=True, kw_only=True)
+class LogPage:
+    """A page of log entries; ``marker`` fetches the next page."""
+
+    entries: Sequence[LogEntry | Mapping[str, Any]]
+    has_next_page: bool = False
+    marker: str | None = None
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class EnumerateQuery:
+    """An enumerate request: its filters and the stored actions they select.
+
+    ``actions`` holds only actions the caller may see, in the requested roles
+    and statuses.
+    """
+
+    statuses: frozenset[str]
+    roles: frozenset[str]
+    actions: list[Action]

@@ -1,0 +1,334 @@
+"""``Provider``: collect a description and handlers, compile them into an app."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import orjson
+
+from aptools import core
+from aptools.auth import Authenticator
+from aptools.effects import Await, Blocking, Call
+from aptools.models import DURATION_PATTERN, parse_duration
+from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
+from aptools.store import Store, open_store
+
+if TYPE_CHECKING:
+    import falcon
+    import falcon.asgi
+
+__all__ = ["Provider", "ProviderConfigError"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HANDLER_NAMES: Final = ("run", "status", "cancel", "release", "log", "enumerate", "resume")
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
+_DURATION = re.compile(DURATION_PATTERN)
+DEFAULT_MAX_BODY: Final = 1024 * 1024
+
+
+class ProviderConfigError(ValueError):
+    """A provider is set up wrongly; raised when it is defined or built."""
+
+
+class Provider:
+    """An Action Provider: its description, its handlers, its settings.
+
+    Register plain functions (``def`` or ``async def``) with the decorators,
+    then build an app once::
+
+        provider = Provider(
+            title="Echo",
+            scope="https://auth.globus.org/scopes/<client-id>/action_all",
+            admin_contact="admin@example.org",
+            input_schema={"type": "object", "properties": {"s": {"type": "string"}}},
+            prefix="/echo",
+            synchronous=True,
+        )
+
+        @provider.run
+        def run(request, caller):
+            return {"echo": request.body["s"]}
+
+        app = provider.wsgi()    # gunicorn module:app
+        asgi = provider.asgi()   # uvicorn module:asgi
+
+    The client id and secret of the provider's Globus Auth client come from
+    ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
+    ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
+    URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
+    """
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        scope: str,
+        admin_contact: str,
+        input_schema: Mapping[str, Any] | str | Path,
+        prefix: str = "/",
+        synchronous: bool = False,
+        subtitle: str | None = None,
+        description: str | None = None,
+        keywords: Sequence[str] = (),
+        visible_to: Sequence[str] = ("public",),
+        runnable_by: Sequence[str] = ("all_authenticated_users",),
+        administered_by: Sequence[str] = (),
+        maximum_deadline: str = "P30D",
+        release_after: str = "P30D",
+        event_types: Sequence[str] | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        store: Store | str | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY,
+        echo_input: bool = False,
+        token_cache_ttl: float = 60.0,
+        token_cache_size: int = 10_000,
+        auth_timeout: float = 2.0,
+    ) -> None:
+        _check_text("title", title, 128)
+        _check_text("scope", scope, 1024)
+        _check_text("admin_contact", admin_contact, 1024)
+        if subtitle is not None:
+            _check_text("subtitle", subtitle, 128)
+        if description is not None:
+            _check_text("description", description, 4096)
+        if sum(len(k) for k in keywords) > 1024:
+            raise ProviderConfigError("keywords may hold 1024 characters in all")
+        if not prefix.startswith("/"):
+            raise ProviderConfigError(f"prefix must start with '/': {prefix!r}")
+        _check_principals("visible_to", visible_to, extra="public")
+        _check_principals("runnable_by", runnable_by, extra="all_authenticated_users")
+        _check_principals("administered_by", administered_by, extra=None)
+        for name, value in (("maximum_deadline", maximum_deadline), ("release_after", release_after)):
+            if not _DURATION.match(value):
+                raise ProviderConfigError(
+                    f"{name} must be an ISO 8601 duration such as 'P30D': {value!r}"
+                )
+        if max_body_size < 1:
+            raise ProviderConfigError("max_body_size must be positive")
+        try:
+            schema = load_schema(input_schema)
+        except ValueError as exc:
+            raise ProviderConfigError(str(exc)) from None
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
+        self.title = title
+        self.scope = scope
+        self.synchronous = synchronous
+        self.input_schema = schema
+        self._about: dict[str, Any] = {
+            "types": ["Action"],
+            "api_version": "1.0",
+            "globus_auth_scope": scope,
+            "title": title,
+            "subtitle": subtitle,
+            "description": description,
+            "keywords": list(keywords),
+            "visible_to": list(visible_to),
+            "runnable_by": list(runnable_by),
+            "administered_by": list(administered_by),
+            "admin_contact": admin_contact,
+            "synchronous": synchronous,
+            "maximum_deadline": maximum_deadline,
+            "input_schema": schema,
+            "event_types": list(event_types) if event_types is not None else None,
+        }
+        self._release_after = release_after
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._store = store
+        self._max_body = max_body_size
+        self._echo_input = echo_input
+        self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._spec: core.Spec | None = None
+        # Fail now rather than at the first request.
+        self._validator = _compile(schema, echo_input)
+
+    # -- registration -----------------------------------------------------------
+
+    def _register(self, name: str, fn: F) -> F:
+        if self._spec is not None:
+            raise ProviderConfigError(
+                f"cannot register a {name} handler: the app was already built"
+            )
+        if name in self._handlers:
+            raise ProviderConfigError(
+                f"a {name} handler is already registered "
+                f"({_where(self._handlers[name])}); register one per operation"
+            )
+        if not callable(fn):
+            raise ProviderConfigError(f"the {name} handler must be callable")
+        self._handlers[name] = fn
+        return fn
+
+    def run(self, fn: F) -> F:
+        """Register the run handler (required): ``fn(request, caller)``.
+
+        Return a dict (the details of a SUCCEEDED action), an
+        :class:`ActionStatus`, or raise :class:`ActionFailed`.
+        """
+        return self._register("run", fn)
+
+    def status(self, fn: F) -> F:
+        """Register a status handler: ``fn(action, caller)``.
+
+        It is called for actions not yet finished, with the stored action,
+        and answers like run; returning ``None`` keeps the action as it is.
+        Without one, status answers the stored action.
+        """
+        return self._register("status", fn)
+
+    def cancel(self, fn: F) -> F:
+        """Register a cancel handler: ``fn(action, caller)``.
+
+        Without one, cancel makes an unfinished action FAILED with
+        ``display_status`` "Canceled".
+        """
+        return self._register("cancel", fn)
+
+    def release(self, fn: F) -> F:
+        """Register a release hook: ``fn(action, caller)``, called before a
+        finished action is deleted (to clean up what it left behind)."""
+        return self._register("release", fn)
+
+    def log(self, fn: F) -> F:
+        """Register a log handler: ``fn(action, caller, query)`` returning a
+        :class:`LogPage` or a list of :class:`LogEntry`. Enables the log route."""
+        return self._register("log", fn)
+
+    def enumerate(self, fn: F) -> F:
+        """Register an enumerate handler: ``fn(query, caller)``.
+
+        ``query.actions`` holds the stored actions the caller may see that
+        match the request's filters; return those to answer (refreshed if you
+        like). Enables ``GET /actions``.
+        """
+        return self._register("enumerate", fn)
+
+    def resume(self, fn: F) -> F:
+        """Register a resume handler: ``fn(action, caller)``. Enables resume."""
+        return self._register("resume", fn)
+
+    # -- building -----------------------------------------------------------------
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """The provider description served at the root of the prefix."""
+        about = {k: v for k, v in self._about.items() if v is not None}
+        about["log_supported"] = "log" in self._handlers
+        return about
+
+    def compile(self) -> core.Spec:
+        """Build (once) everything requests need; both apps share it."""
+        if self._spec is not None:
+            return self._spec
+        if "run" not in self._handlers:
+            raise ProviderConfigError(
+                f"provider {self.title!r} has no run handler: decorate a function "
+                "with @provider.run"
+            )
+        client_id = self._client_id or os.environ.get("APTOOLS_CLIENT_ID")
+        secret = self._client_secret or os.environ.get("APTOOLS_CLIENT_SECRET")
+        if not client_id:
+            raise ProviderConfigError(
+                "no Globus Auth client id: pass client_id= or set APTOOLS_CLIENT_ID"
+            )
+        if not secret:
+            raise ProviderConfigError(
+                "no Globus Auth client secret: pass client_secret= or set "
+                "APTOOLS_CLIENT_SECRET"
+            )
+        ttl, size, timeout = self._cache
+        auth = Authenticator(
+            client_id=client_id,
+            client_secret=secret,
+            scope=self.scope,
+            cache_ttl=ttl,
+            cache_size=size,
+            timeout=timeout,
+        )
+        store = self._store if isinstance(self._store, Store) else open_store(self._store)
+        handlers = {
+            name: core.Handler(fn, Await if _is_async(fn) else Blocking)
+            for name, fn in self._handlers.items()
+        }
+        self._spec = core.Spec(
+            # PERF: the description never changes; serialize it once.
+            description=orjson.dumps(self.description),
+            visible=core.Access.of(self._about["visible_to"], "public"),
+            runnable=core.Access.of(self._about["runnable_by"], "all_authenticated_users"),
+            auth=auth,
+            store=store,
+            store_effect=Blocking if store.io_bound else Call,
+            validate=self._validator,
+            handlers=handlers,
+            synchronous=self.synchronous,
+            max_body=self._max_body,
+            release_after=self._release_after,
+            max_deadline=parse_duration(self._about["maximum_deadline"]),
+        )
+        return self._spec
+
+    def wsgi(self) -> falcon.App:
+        """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""
+        from aptools.apps import build_wsgi
+
+        return build_wsgi(self.compile(), self.prefix)
+
+    def asgi(self) -> falcon.asgi.App:
+        """A Falcon ASGI app, e.g. for ``uvicorn module:asgi``."""
+        from aptools.apps import build_asgi
+
+        return build_asgi(self.compile(), self.prefix)
+
+    @property
+    def store(self) -> Store:
+        """The action store (opened when the provider is compiled)."""
+        return self.compile().store
+
+    @property
+    def handlers(self) -> Mapping[str, Callable[..., Any]]:
+        """The registered handlers by operation name."""
+        return dict(self._handlers)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"{name} at {code.co_filename}:{code.co_firstlineno}" if code else name
+
+
+def _compile(schema: Mapping[str, Any], echo_input: bool) -> Callable[[Any], Any]:
+    try:
+        return compile_request_validator(schema, echo_input=echo_input)
+    except ValueError as exc:
+        raise ProviderConfigError(str(exc)) from None
+
+
+def _check_text(name: str, value: str, most: int) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= most:
+        raise ProviderConfigError(f"{name} must be a string of 1 to {most} characters")
+
+
+def _check_principals(name: str, values: Iterable[str], *, extra: str | None) -> None:
+    if isinstance(values, str):
+        raise ProviderConfigError(f"{name} must be a list of principal URNs, not a string")
+    for value in values:
+        if value != extra and not _PRINCIPAL.match(value):
+            allowed = f" or {extra!r}" if extra else ""
+            raise ProviderConfigError(
+                f"{name}: {value!r} is not a principal URN "
+                f"(urn:globus:auth:identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"
+            )

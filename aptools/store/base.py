@@ -1,0 +1,109 @@
+"""The action store interface: what any backend must provide.
+
+A store keeps every action and the request key that created it. Its methods
+are small and each is atomic on its own; the framework composes them into the
+protocol's rules (idempotent run, terminal states that never change, expiry).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from aptools.models import Action
+
+__all__ = ["Reservation", "Store"]
+
+ROLES: Final = ("creator_id", "monitor_by", "manage_by")
+
+
+@dataclass(slots=True, frozen=True)
+class Reservation:
+    """The outcome of :meth:`Store.reserve`.
+
+    ``outcome`` is one of:
+
+    - ``"new"``: the key was free and is now held for ``action_id``; run the
+      handler, then :meth:`Store.finish` or :meth:`Store.abandon`.
+    - ``"existing"``: the same request finished before; ``action`` is its action.
+    - ``"pending"``: the same request is being handled right now elsewhere.
+    - ``"conflict"``: the key was used for a different request document.
+    """
+
+    outcome: Literal["new", "existing", "pending", "conflict"]
+    action: Action | None = None
+
+
+class Store(abc.ABC):
+    """Where actions live. Subclass it to add a backend.
+
+    Times are POSIX timestamps. ``expires_at`` is when a terminal action is
+    released by itself (``None`` while it is not terminal); from that moment
+    on every method treats the action as absent.
+    """
+
+    #: True when calls may wait on the network; the ASGI app then runs them in
+    #: a worker thread instead of on the event loop.
+    io_bound: bool = False
+
+    @abc.abstractmethod
+    def reserve(
+        self,
+        creator_id: str,
+        request_id: str,
+        fingerprint: str,
+        action_id: str,
+        now: float,
+        lease: float,
+    ) -> Reservation:
+        """Atomically hold ``(creator_id, request_id)`` for a new action.
+
+        A reservation still pending after ``lease`` seconds is taken to belong
+        to a crashed process and is handed to this caller as ``"new"``.
+        """
+
+    @abc.abstractmethod
+    def finish(self, action: Action, expires_at: float | None) -> None:
+        """Store the first state of a reserved action and release the hold."""
+
+    @abc.abstractmethod
+    def abandon(self, action_id: str) -> None:
+        """Drop a reservation whose handler failed, freeing its request key."""
+
+    @abc.abstractmethod
+    def get(self, action_id: str, now: float) -> Action | None:
+        """The action, or ``None`` if unknown, pending, released or expired."""
+
+    @abc.abstractmethod
+    def update(
+        self, action: Action, expires_at: float | None, now: float
+    ) -> Action | None:
+        """Save a new state and return what is stored afterwards.
+
+        A terminal action never changes: if the stored one is terminal the
+        update is refused and the stored action is returned. ``None`` when the
+        action is gone.
+        """
+
+    @abc.abstractmethod
+    def delete(self, action_id: str) -> None:
+        """Remove the action and its request key."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        principals: Mapping[str, Collection[str]],
+        statuses: Collection[str],
+        now: float,
+    ) -> list[Action]:
+        """Actions in ``statuses`` where any role in ``principals`` (a role
+        name of :data:`ROLES` to principal URNs) holds one of its principals."""
+
+    @abc.abstractmethod
+    def purge(self, now: float) -> int:
+        """Delete expired actions; return how many went."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default holds none."""
