@@ -83,7 +83,8 @@ class Caller:
         self._auth = auth
         self._groups: frozenset[str] | None = None
         self._dependent: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
+        # Reentrant: groups() asks for a dependent token while holding it.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Caller(identity_urn={self.identity_urn!r}, username={self.username!r})"

@@ -287,7 +287,7 @@ def _read_document(spec: Spec, req: Request) -> Op[Any]:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        reason = "nested too deeply" if "recursion" in str(exc) else "not valid JSON"
+        reason = "nested too deeply" if "depth" in exc.msg else "not valid JSON"
         raise BadRequest(
             f"The request body is {reason} (line {exc.lineno}, column {exc.colno})."
         ) from None

@@ -30,6 +30,8 @@ def load_schema(schema: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     """An input schema from a dict, a JSON text, or a path to a .json file."""
     if isinstance(schema, Mapping):
         loaded: Any = dict(schema)
+    elif not isinstance(schema, str | Path):
+        raise ValueError("input_schema must be a JSON object, JSON text or a path")
     elif isinstance(schema, Path) or not schema.lstrip().startswith("{"):
         path = Path(schema)
         try:

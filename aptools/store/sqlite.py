@@ -65,8 +65,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._write() as db:
-            db.executescript(_SCHEMA)
+        self._db().executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         local = self._local
