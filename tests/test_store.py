@@ -1,0 +1,164 @@
+"""The store contract, for every store; SQLite across processes and restarts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aptools import Action, MemoryStore, SQLiteStore, Store, open_store
+from aptools.models import isoformat
+
+NOW = 1_900_000_000.0
+ALICE = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000a"
+BOB = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000b"
+GROUP = "urn:globus:groups:id:00000000-0000-0000-0000-0000000000aa"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    yield made
+    made.close()
+
+
+def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
+    fields: dict[str, object] = {
+        "action_id": action_id,
+        "status": status,
+        "creator_id": ALICE,
+        "request_id": "req-" + action_id,
+        "start_time": isoformat(NOW),
+    }
+    fields.update(kw)
+    return Action(**fields)  # type: ignore[arg-type]
+
+
+def put(store: Store, act: Action, expires_at: float | None = None) -> None:
+    assert store.reserve(act.creator_id, act.request_id, "fp", act.action_id, NOW, 60).outcome == "new"
+    store.finish(act, expires_at)
+
+
+def test_reserve_outcomes(store: Store) -> None:
+    assert store.reserve(ALICE, "r", "fp1", "a1", NOW, 60).outcome == "new"
+    assert store.reserve(ALICE, "r", "fp1", "a2", NOW, 60).outcome == "pending"
+    assert store.reserve(ALICE, "r", "fp2", "a2", NOW, 60).outcome == "conflict"
+    assert store.get("a1", NOW) is None  # pending actions are invisible
+    store.finish(action("a1", request_id="r"), None)
+    found = store.reserve(ALICE, "r", "fp1", "a3", NOW, 60)
+    assert found.outcome == "existing" and found.action is not None
+    assert found.action.action_id == "a1"
+    assert store.reserve(BOB, "r", "fp2", "b1", NOW, 60).outcome == "new"
+
+
+def test_stale_reservation_is_taken_over(store: Store) -> None:
+    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
+    assert store.reserve(ALICE, "r", "fp", "a2", NOW + 61, 60).outcome == "new"
+    store.finish(action("a2", request_id="r"), None)
+    assert store.get("a2", NOW) is not None
+
+
+def test_abandon_frees_the_key(store: Store) -> None:
+    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
+    store.abandon("a1")
+    assert store.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "new"
+
+
+def test_copies_are_private(store: Store) -> None:
+    put(store, action("a1", details={"n": 1}))
+    got = store.get("a1", NOW)
+    assert got is not None
+    got.details["n"] = 2
+    again = store.get("a1", NOW)
+    assert again is not None and again.details == {"n": 1}
+
+
+def test_terminal_actions_never_change(store: Store) -> None:
+    put(store, action("a1"))
+    done = store.update(action("a1", "SUCCEEDED", details={"r": 1}), NOW + 100, NOW)
+    assert done is not None and done.status == "SUCCEEDED"
+    back = store.update(action("a1", "ACTIVE"), None, NOW)
+    assert back is not None and back.status == "SUCCEEDED" and back.details == {"r": 1}
+    assert store.update(action("missing"), None, NOW) is None
+
+
+def test_expiry_and_purge(store: Store) -> None:
+    put(store, action("a1", "SUCCEEDED"), expires_at=NOW + 10)
+    put(store, action("a2"))
+    assert store.get("a1", NOW + 9) is not None
+    assert store.get("a1", NOW + 10) is None
+    assert store.purge(NOW + 11) == 1
+    assert store.get("a2", NOW + 11) is not None
+    assert store.reserve(ALICE, "req-a1", "other", "a3", NOW + 11, 60).outcome == "new"
+
+
+def test_delete_removes_action_and_key(store: Store) -> None:
+    put(store, action("a1", "FAILED"))
+    store.delete("a1")
+    assert store.get("a1", NOW) is None
+    assert store.reserve(ALICE, "req-a1", "fp", "a2", NOW, 60).outcome == "new"
+
+
+def test_list_by_principal_role_and_status(store: Store) -> None:
+    put(store, action("a1"))
+    put(store, action("a2", "SUCCEEDED"))
+    put(store, action("b1", creator_id=BOB, monitor_by=[ALICE]))
+    put(store, action("b2", creator_id=BOB, manage_by=[GROUP]))
+    put(store, action("b3", creator_id=BOB))
+
+    def ids(roles: dict[str, set[str]], statuses: set[str]) -> set[str]:
+        return {a.action_id for a in store.list(roles, statuses, NOW)}
+
+    assert ids({"creator_id": {ALICE}}, {"ACTIVE"}) == {"a1"}
+    assert ids({"creator_id": {ALICE}}, {"ACTIVE", "SUCCEEDED"}) == {"a1", "a2"}
+    assert ids({"monitor_by": {ALICE}}, {"ACTIVE"}) == {"b1"}
+    assert ids({"manage_by": {ALICE, GROUP}}, {"ACTIVE"}) == {"b2"}
+    assert ids({"creator_id": {ALICE}, "monitor_by": {ALICE}}, {"ACTIVE"}) == {"a1", "b1"}
+    assert ids({"creator_id": {BOB}}, set()) == set()
+
+
+def test_sqlite_survives_reopening(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "s.db")
+    put(first, action("a1", details={"kept": True}))
+    first.close()
+    second = open_store(f"sqlite:///{tmp_path}/s.db")
+    got = second.get("a1", NOW)
+    assert got is not None and got.details == {"kept": True}
+    second.close()
+
+
+def _race(path: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = SQLiteStore(path)
+    outcomes = [store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome for i in range(40)]
+    queue.put(outcomes)
+    store.close()
+
+
+def test_sqlite_reserve_is_atomic_across_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "race.db")
+    SQLiteStore(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_race, args=(path, n, queue)) for n in range(4)]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    for i in range(40):
+        column = [r[i] for r in results]
+        assert column.count("new") == 1, column
+        assert column.count("pending") == 3
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory:"), MemoryStore)
+    made = open_store(f"sqlite:///{tmp_path}/x/y.db")
+    assert isinstance(made, SQLiteStore) and (tmp_path / "x" / "y.db").exists()
+    made.close()
+    for bad in ("postgres://db", "sqlite:///", "file.db"):
+        with pytest.raises(ValueError):
+            open_store(bad)
