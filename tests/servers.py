@@ -1,0 +1,98 @@
+"""Start real gunicorn and uvicorn servers for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from aptools.testing import FakeGlobusAuth
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """gunicorn (WSGI, 2 workers) or uvicorn (ASGI) serving an example."""
+
+    def __init__(self, kind: str, module: str, prefix: str, auth: FakeGlobusAuth, store: str) -> None:
+        self.kind = kind
+        self.module = module
+        self.prefix = prefix
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        self.env = {
+            **os.environ,
+            **auth.env(),
+            "APTOOLS_STORE": store,
+            "WATCHASAY_SCOPE": auth.scope,
+            "COUNTDOWN_SCOPE": auth.scope,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        if self.kind == "gunicorn":
+            return [
+                sys.executable, "-m", "gunicorn", "--workers", "2",
+                "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2",
+                f"{self.module}:app",
+            ]
+        return [
+            sys.executable, "-m", "uvicorn", "--host", "127.0.0.1",
+            "--port", str(self.port), "--log-level", "warning", f"{self.module}:asgi",
+        ]
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if requests.get(self.url + "/", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not start in time")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
