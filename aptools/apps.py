@@ -13,7 +13,7 @@ import falcon.asgi
 import orjson
 
 from aptools import core
-from aptools.effects import drive, drive_async
+from aptools.effects import Op, drive, drive_async
 from aptools.errors import ActionProviderError
 
 __all__ = ["build_asgi", "build_wsgi", "route_table"]
@@ -21,7 +21,7 @@ __all__ = ["build_asgi", "build_wsgi", "route_table"]
 log = logging.getLogger("aptools")
 
 JSON: Final = "application/json"
-Operation = Callable[[core.Spec, Any, Any], core.Op[core.Reply]]
+Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
 Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str]]]]
 
 _CORS_GET: Final = {"Access-Control-Allow-Origin": "*"}
@@ -41,7 +41,10 @@ def route_table(spec: core.Spec, prefix: str) -> list[Route]:
     """Every route of both API versions that this provider serves."""
     has = spec.handlers.__contains__
     one: dict[str, dict[str, tuple[Operation, Mapping[str, str]]]] = {
-        "/": {"GET": (core.introspect, _CORS_GET), "OPTIONS": (core.options_root, _CORS_OPTIONS)},
+        "/": {
+            "GET": (core.introspect, _CORS_GET),
+            "OPTIONS": (core.options_root, _CORS_OPTIONS),
+        },
         "/run": {"POST": (core.run, _NONE)},
         "/actions": {"POST": (core.run, _NONE)},
         "/{action_id}/status": {"GET": (core.status, _NONE)},
@@ -64,28 +67,34 @@ def route_table(spec: core.Spec, prefix: str) -> list[Route]:
         one[f"/{{action_id}}/{name}"] = {method: (op, _NONE)}
         one[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE)}
     base = prefix.rstrip("/")
-    return [((base + path) if path != "/" else (base or "/"), methods) for path, methods in one.items()]
+    return [
+        ((base + path) if path != "/" else (base or "/"), methods)
+        for path, methods in one.items()
+    ]
 
 
 def render_error(resp: Any, exc: falcon.HTTPError) -> None:
     """Write any HTTP error as ``{"code": ..., "description": ...}``."""
+    phrase = falcon.code_to_http_status(exc.status_code)[4:]
     if isinstance(exc, ActionProviderError):
         code = exc.error_code
     else:
-        code = "".join(word.capitalize() for word in exc.status[4:].split()) or "Error"
-    description = exc.description or _DESCRIPTIONS.get(exc.status_code, exc.status[4:])
-    resp.status = exc.status
+        code = "".join(word.capitalize() for word in phrase.split()) or "Error"
+    description = exc.description or _DESCRIPTIONS.get(exc.status_code, phrase)
+    resp.status = exc.status_code
     resp.data = orjson.dumps({"code": code, "description": description})
     resp.content_type = JSON
-    for name, value in (exc.headers or {}).items():
-        resp.set_header(name, value)
+    if exc.headers:
+        resp.set_headers(exc.headers)
 
 
 def _serialize_error(req: Any, resp: Any, exc: falcon.HTTPError) -> None:
     render_error(resp, exc)
 
 
-def _configure(app: falcon.App, spec: core.Spec, prefix: str, make: Callable[..., Any]) -> None:
+def _configure(
+    app: falcon.App[Any, Any], spec: core.Spec, prefix: str, make: Callable[..., Any]
+) -> None:
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(_serialize_error)
     for path, methods in route_table(spec, prefix):
@@ -102,7 +111,9 @@ class _Resource:
 def _wsgi_responder(
     spec: core.Spec, op: Operation, headers: Mapping[str, str]
 ) -> Callable[..., None]:
-    def responder(req: falcon.Request, resp: falcon.Response, action_id: str | None = None) -> None:
+    def responder(
+        req: falcon.Request, resp: falcon.Response, action_id: str | None = None
+    ) -> None:
         resp.status, resp.data = drive(op(spec, req, action_id))
         if resp.data:
             resp.content_type = JSON
@@ -116,7 +127,9 @@ def _asgi_responder(
     spec: core.Spec, op: Operation, headers: Mapping[str, str]
 ) -> Callable[..., Any]:
     async def responder(
-        req: falcon.asgi.Request, resp: falcon.asgi.Response, action_id: str | None = None
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        action_id: str | None = None,
     ) -> None:
         resp.status, resp.data = await drive_async(op(spec, req, action_id))
         if resp.data:
@@ -131,28 +144,36 @@ def _crash(req: Any, resp: Any, exc: BaseException) -> None:
     render_error(resp, core.crash_reply(req, exc))
 
 
-def build_wsgi(spec: core.Spec, prefix: str) -> falcon.App:
+def build_wsgi(
+    spec: core.Spec, prefix: str
+) -> falcon.App[falcon.Request, falcon.Response]:
     """A WSGI app (for gunicorn) serving ``spec`` under ``prefix``."""
     app = falcon.App(media_type=JSON)
     _configure(app, spec, prefix, _wsgi_responder)
 
-    def on_crash(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-        _crash(req, resp, exc)
-
-    app.add_error_handler(Exception, on_crash)
-    return app
-
-
-def build_asgi(spec: core.Spec, prefix: str) -> falcon.asgi.App:
-    """An ASGI app (for uvicorn) serving ``spec`` under ``prefix``."""
-    app = falcon.asgi.App(media_type=JSON)
-    _configure(app, spec, prefix, _asgi_responder)
-
-    async def on_crash(
-        req: falcon.asgi.Request, resp: falcon.asgi.Response, exc: Exception, params: Any
+    def on_crash(
+        req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
     ) -> None:
         _crash(req, resp, exc)
 
     app.add_error_handler(Exception, on_crash)
     return app
 
+
+def build_asgi(
+    spec: core.Spec, prefix: str
+) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
+    """An ASGI app (for uvicorn) serving ``spec`` under ``prefix``."""
+    app = falcon.asgi.App(media_type=JSON)
+    _configure(app, spec, prefix, _asgi_responder)
+
+    async def on_crash(
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        exc: Exception,
+        params: Any,
+    ) -> None:
+        _crash(req, resp, exc)
+
+    app.add_error_handler(Exception, on_crash)
+    return app

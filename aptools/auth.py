@@ -8,10 +8,12 @@ token at once, only one introspection of it is in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final
 
@@ -310,37 +312,27 @@ class Authenticator:
         return frozenset(GROUP_URN + str(group["id"]) for group in found)
 
 
-class _auth_errors:  # noqa: N801 - used as a context manager
-    """Maps globus-sdk failures to 502/503 answers, logging what happened."""
+@contextlib.contextmanager
+def _auth_errors(what: str) -> Iterator[None]:
+    """Map globus-sdk failures to 502/503 answers, logging what happened."""
+    import globus_sdk
 
-    __slots__ = ("_what",)
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
-        if exc is None:
-            return False
-        import globus_sdk
-
-        if isinstance(exc, globus_sdk.NetworkError):
-            log.warning("could not %s: Globus unreachable (%s)", self._what, kind)
+    try:
+        yield
+    except globus_sdk.NetworkError as exc:
+        log.warning("could not %s: Globus unreachable (%s)", what, type(exc).__name__)
+        raise AuthServiceUnavailable() from None
+    except globus_sdk.GlobusAPIError as exc:
+        log.error(
+            "could not %s: Globus answered HTTP %s (%s)",
+            what,
+            exc.http_status,
+            exc.code,
+        )
+        if exc.http_status in (401, 403):
+            raise AuthServiceError(
+                "The provider could not authenticate itself to Globus Auth."
+            ) from None
+        if exc.http_status >= 500 or exc.http_status == 429:
             raise AuthServiceUnavailable() from None
-        if isinstance(exc, globus_sdk.GlobusAPIError):
-            log.error(
-                "could not %s: Globus answered HTTP %s (%s)",
-                self._what,
-                exc.http_status,
-                exc.code,
-            )
-            if exc.http_status in (401, 403):
-                raise AuthServiceError(
-                    "The provider could not authenticate itself to Globus Auth."
-                ) from None
-            if exc.http_status >= 500 or exc.http_status == 429:
-                raise AuthServiceUnavailable() from None
-            raise AuthServiceError() from None
-        return False
+        raise AuthServiceError() from None

@@ -127,7 +127,7 @@ def _json(doc: Any) -> bytes:
 
 
 def _bearer(req: Request) -> str:
-    header = req.get_header("Authorization")
+    header: str | None = req.get_header("Authorization")
     if not header:
         raise Unauthorized("An Authorization: Bearer <token> header is required.")
     scheme, _, token = header.partition(" ")
@@ -181,9 +181,13 @@ def _may(action: Action, caller: Caller, roles: tuple[str, ...]) -> Op[bool]:
         return False
 
 
-def load(spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]) -> Op[Action]:
+def load(
+    spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]
+) -> Op[Action]:
     """The stored action if the caller may act on it in ``roles``, else 404."""
-    action: Action | None = yield spec.store_effect(spec.store.get, action_id, time.time())
+    action: Action | None = yield spec.store_effect(
+        spec.store.get, action_id, time.time()
+    )
     if action is None or not (yield from _may(action, caller, roles)):
         raise NotFound(_UNKNOWN)
     return action
@@ -247,7 +251,9 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
-def refresh(spec: Spec, name: str, action: Action, caller: Caller, *extra: Any) -> Op[Action]:
+def refresh(
+    spec: Spec, name: str, action: Action, caller: Caller, *extra: Any
+) -> Op[Action]:
     """Let handler ``name`` update a non-terminal action; store what changed."""
     before = _json(action.to_doc())
     try:
@@ -329,7 +335,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         monitor_by=tuple(document.get("monitor_by", ())),
         manage_by=tuple(document.get("manage_by", ())),
         allowed_clients=(
-            tuple(document["allowed_clients"]) if "allowed_clients" in document else None
+            tuple(document["allowed_clients"])
+            if "allowed_clients" in document
+            else None
         ),
         deadline=deadline,
         release_after=document.get("release_after") or spec.release_after,
@@ -358,7 +366,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
                 "This request_id was already used by you for a different request."
             )
         if time.monotonic() > give_up:
-            raise Conflict("An identical request is still being processed; retry later.")
+            raise Conflict(
+                "An identical request is still being processed; retry later."
+            )
         yield Sleep(pause)
         pause = min(pause * 2, 0.1)
         now = time.time()
@@ -464,10 +474,14 @@ def log_query(req: Request) -> LogQuery:
     limit = 10
     if raw is not None:
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            raise BadRequest("Query parameter 'limit' must be an integer from 1 to 1000.")
+            raise BadRequest(
+                "Query parameter 'limit' must be an integer from 1 to 1000."
+            )
         limit = int(raw)
     marker = req.get_param("marker") or req.get_param("pagination_token")
-    return LogQuery(limit=limit, marker=marker, reverse_order=_flag(req, "reverse_order"))
+    return LogQuery(
+        limit=limit, marker=marker, reverse_order=_flag(req, "reverse_order")
+    )
 
 
 def action_log(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
@@ -475,8 +489,12 @@ def action_log(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     query = log_query(req)
     action = yield from load(spec, caller, action_id, MONITOR)
     result = yield spec.handlers["log"](action, caller, query)
-    page = result if isinstance(result, LogPage) else LogPage(entries=list(result or ()))
-    entries = [e.to_public() if isinstance(e, LogEntry) else dict(e) for e in page.entries]
+    page = (
+        result if isinstance(result, LogPage) else LogPage(entries=list(result or ()))
+    )
+    entries = [
+        e.to_public() if isinstance(e, LogEntry) else dict(e) for e in page.entries
+    ]
     doc: dict[str, Any] = {
         "entries": entries,
         "limit": query.limit,
@@ -487,7 +505,9 @@ def action_log(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     return 200, _json(doc)
 
 
-def _words(req: Request, name: str, allowed: Collection[str], default: str) -> frozenset[str]:
+def _words(
+    req: Request, name: str, allowed: Collection[str], default: str
+) -> frozenset[str]:
     raw = req.get_param_as_list(name) or [default]
     words = frozenset(w.strip() for item in raw for w in item.split(",") if w.strip())
     unknown = [w for w in words if w not in allowed]
@@ -514,7 +534,9 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     if roles - {"creator_id"}:
         groups: frozenset[str] = yield Blocking(caller.groups)
         mine = mine | groups
-    principals = {role: mine if role != "creator_id" else caller.identities for role in roles}
+    principals = {
+        role: mine if role != "creator_id" else caller.identities for role in roles
+    }
     found: list[Action] = yield spec.store_effect(
         spec.store.list, principals, statuses, time.time()
     )
@@ -547,6 +569,9 @@ def options_root(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
 def crash_reply(req: falcon.Request, exc: BaseException) -> InternalError:
     """Log an exception that escaped a handler; the caller sees only a 500."""
     log.error(
-        "unhandled error on %s %s", req.method, req.path, exc_info=(type(exc), exc, exc.__traceback__)
+        "unhandled error on %s %s",
+        req.method,
+        req.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
     )
     return InternalError()

@@ -178,5 +178,3 @@ async def drive_async(op: Op[T]) -> T:
             send, error = await effect.run_async(), None
         except Exception as exc:
             send, error = None, exc
-
-

@@ -156,7 +156,7 @@ class AuthServiceUnavailable(AuthServiceError):
     )
 
 
-class ActionFailed(Exception):  # noqa: N818 - an outcome, not a fault
+class ActionFailed(Exception):
     """Raise from a handler to end the action as FAILED with these details.
 
     Example::

@@ -26,7 +26,15 @@ __all__ = ["Provider", "ProviderConfigError"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-HANDLER_NAMES: Final = ("run", "status", "cancel", "release", "log", "enumerate", "resume")
+HANDLER_NAMES: Final = (
+    "run",
+    "status",
+    "cancel",
+    "release",
+    "log",
+    "enumerate",
+    "resume",
+)
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
 DEFAULT_MAX_BODY: Final = 1024 * 1024
@@ -105,7 +113,10 @@ class Provider:
         _check_principals("visible_to", visible_to, extra="public")
         _check_principals("runnable_by", runnable_by, extra="all_authenticated_users")
         _check_principals("administered_by", administered_by, extra=None)
-        for name, value in (("maximum_deadline", maximum_deadline), ("release_after", release_after)):
+        for name, value in (
+            ("maximum_deadline", maximum_deadline),
+            ("release_after", release_after),
+        ):
             if not _DURATION.match(value):
                 raise ProviderConfigError(
                     f"{name} must be an ISO 8601 duration such as 'P30D': {value!r}"
@@ -253,7 +264,9 @@ class Provider:
             cache_size=size,
             timeout=timeout,
         )
-        store = self._store if isinstance(self._store, Store) else open_store(self._store)
+        store = (
+            self._store if isinstance(self._store, Store) else open_store(self._store)
+        )
         handlers = {
             name: core.Handler(fn, Await if _is_async(fn) else Blocking)
             for name, fn in self._handlers.items()
@@ -262,7 +275,9 @@ class Provider:
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
             visible=core.Access.of(self._about["visible_to"], "public"),
-            runnable=core.Access.of(self._about["runnable_by"], "all_authenticated_users"),
+            runnable=core.Access.of(
+                self._about["runnable_by"], "all_authenticated_users"
+            ),
             auth=auth,
             store=store,
             store_effect=Blocking if store.io_bound else Call,
@@ -275,13 +290,13 @@ class Provider:
         )
         return self._spec
 
-    def wsgi(self) -> falcon.App:
+    def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
         """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""
         from aptools.apps import build_wsgi
 
         return build_wsgi(self.compile(), self.prefix)
 
-    def asgi(self) -> falcon.asgi.App:
+    def asgi(self) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
         """A Falcon ASGI app, e.g. for ``uvicorn module:asgi``."""
         from aptools.apps import build_asgi
 
@@ -324,11 +339,13 @@ def _check_text(name: str, value: str, most: int) -> None:
 
 def _check_principals(name: str, values: Iterable[str], *, extra: str | None) -> None:
     if isinstance(values, str):
-        raise ProviderConfigError(f"{name} must be a list of principal URNs, not a string")
+        raise ProviderConfigError(
+            f"{name} must be a list of principal URNs, not a string"
+        )
     for value in values:
         if value != extra and not _PRINCIPAL.match(value):
             allowed = f" or {extra!r}" if extra else ""
             raise ProviderConfigError(
-                f"{name}: {value!r} is not a principal URN "
-                f"(urn:globus:auth:identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"
+                f"{name}: {value!r} is not a principal URN (urn:globus:auth:"
+                f"identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"
             )

@@ -97,7 +97,15 @@ def make(auth: FakeGlobusAuth, flavour: str) -> MakeClient:
     def build(**kw: Any) -> tuple[Provider, Client]:
         handlers = {
             name: kw.pop(name)
-            for name in ("run", "status", "cancel", "release", "log", "enumerate", "resume")
+            for name in (
+                "run",
+                "status",
+                "cancel",
+                "release",
+                "log",
+                "enumerate",
+                "resume",
+            )
             if name in kw
         }
         settings: dict[str, Any] = {
@@ -110,7 +118,9 @@ def make(auth: FakeGlobusAuth, flavour: str) -> MakeClient:
         }
         settings.update(kw)
         provider = Provider(**settings)
-        handlers.setdefault("run", lambda request, caller: {"you_said": request.body["input_string"]})
+        handlers.setdefault(
+            "run", lambda request, caller: {"you_said": request.body["input_string"]}
+        )
         for name, fn in handlers.items():
             getattr(provider, name)(fn)
         app = provider.wsgi() if flavour == "wsgi" else provider.asgi()

@@ -27,7 +27,9 @@ def free_port() -> int:
 class Server:
     """gunicorn (WSGI, 2 workers) or uvicorn (ASGI) serving an example."""
 
-    def __init__(self, kind: str, module: str, prefix: str, auth: FakeGlobusAuth, store: str) -> None:
+    def __init__(
+        self, kind: str, module: str, prefix: str, auth: FakeGlobusAuth, store: str
+    ) -> None:
         self.kind = kind
         self.module = module
         self.prefix = prefix
@@ -46,24 +48,44 @@ class Server:
     def command(self) -> list[str]:
         if self.kind == "gunicorn":
             return [
-                sys.executable, "-m", "gunicorn", "--workers", "2",
-                "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "2",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "2",
                 f"{self.module}:app",
             ]
         return [
-            sys.executable, "-m", "uvicorn", "--host", "127.0.0.1",
-            "--port", str(self.port), "--log-level", "warning", f"{self.module}:asgi",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            f"{self.module}:asgi",
         ]
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.command(),
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(
+                    f"{self.kind} exited: {self.proc.stderr.read().decode()[-2000:]}"
+                )  # type: ignore[union-attr]
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
                     return self
@@ -91,8 +113,12 @@ class Server:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, token: str | None = None, **kw: Any
+    ) -> requests.Response:
         headers = kw.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
+        return requests.request(
+            method, self.url + path, headers=headers, timeout=30, **kw
+        )

@@ -38,7 +38,9 @@ def start(client: Client, who: FakeIdentity, **extra: Any) -> str:
     "path",
     ["/{id}/status", "/{id}/status/", "/actions/{id}", "/actions/{id}/"],
 )
-def test_status_on_both_api_versions(make: MakeClient, alice: FakeIdentity, path: str) -> None:
+def test_status_on_both_api_versions(
+    make: MakeClient, alice: FakeIdentity, path: str
+) -> None:
     _, client = make(run=active_run)
     action_id = start(client, alice)
     result = client.call("GET", path.format(id=action_id), alice)
@@ -74,7 +76,9 @@ def test_status_handler_refreshes_and_result_is_stored(
     assert "state" not in third and "body" not in third
 
 
-def test_status_handler_may_fail_the_action(make: MakeClient, alice: FakeIdentity) -> None:
+def test_status_handler_may_fail_the_action(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     def status(action: Action, caller: Caller) -> None:
         raise ActionFailed({"reason": "lost"})
 
@@ -106,7 +110,9 @@ def test_monitor_by_may_watch_but_not_manage(
     assert client.call("POST", f"/{action_id}/cancel", bob).status_code == 404
 
 
-def test_manage_by_may_cancel(make: MakeClient, alice: FakeIdentity, bob: FakeIdentity) -> None:
+def test_manage_by_may_cancel(
+    make: MakeClient, alice: FakeIdentity, bob: FakeIdentity
+) -> None:
     _, client = make(run=active_run)
     action_id = start(client, alice, manage_by=[bob.urn])
     result = client.call("POST", f"/actions/{action_id}/cancel", bob)
@@ -160,11 +166,16 @@ def test_cancel_handler_is_advisory(make: MakeClient, alice: FakeIdentity) -> No
     _, client = make(run=active_run, cancel=cancel)
     action_id = start(client, alice)
     result = client.call("POST", f"/{action_id}/cancel", alice)
-    assert result.json["status"] == "ACTIVE" and result.json["display_status"] == "Stopping"
+    assert (
+        result.json["status"] == "ACTIVE"
+        and result.json["display_status"] == "Stopping"
+    )
     assert calls == [action_id]
 
 
-def test_cancel_of_finished_action_changes_nothing(make: MakeClient, alice: FakeIdentity) -> None:
+def test_cancel_of_finished_action_changes_nothing(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     calls = []
     _, client = make(cancel=lambda a, c: calls.append(a))
     action_id = start(client, alice)
@@ -196,7 +207,9 @@ def test_release_rules(make: MakeClient, alice: FakeIdentity) -> None:
     assert rerun.status_code == 202 and rerun.json["action_id"] != action_id
 
 
-def test_release_checks_the_status_handler_first(make: MakeClient, alice: FakeIdentity) -> None:
+def test_release_checks_the_status_handler_first(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make(run=active_run, status=lambda a, c: {"done": True})
     action_id = start(client, alice)
     result = client.call("POST", f"/actions/{action_id}/release", alice)
@@ -214,7 +227,9 @@ def test_expired_actions_are_gone(make: MakeClient, alice: FakeIdentity) -> None
     assert client.run(alice, GOOD, release_after="PT1S").status_code == 202
 
 
-def test_log_route_exists_only_with_a_handler(make: MakeClient, alice: FakeIdentity) -> None:
+def test_log_route_exists_only_with_a_handler(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make()
     action_id = start(client, alice)
     assert client.call("GET", f"/{action_id}/log", alice).status_code == 404
@@ -238,13 +253,22 @@ def test_log_receives_paging_arguments(make: MakeClient, alice: FakeIdentity) ->
     assert provider.description["log_supported"] is True
     action_id = start(client, alice)
     page = client.call(
-        "GET", f"/{action_id}/log", alice, params={"limit": "3", "reverse_order": "true", "marker": "m0"}
+        "GET",
+        f"/{action_id}/log",
+        alice,
+        params={"limit": "3", "reverse_order": "true", "marker": "m0"},
     )
     assert page.status_code == 200
     assert page.json["limit"] == 3 and page.json["has_next_page"] is True
     assert page.json["marker"] == "next-1"
-    assert [e["description"] for e in page.json["entries"]] == ["step 0", "step 1", "step 2"]
-    client.call("GET", f"/actions/{action_id}/log", alice, params={"pagination_token": "p9"})
+    assert [e["description"] for e in page.json["entries"]] == [
+        "step 0",
+        "step 1",
+        "step 2",
+    ]
+    client.call(
+        "GET", f"/actions/{action_id}/log", alice, params={"pagination_token": "p9"}
+    )
     assert queries[0] == LogQuery(limit=3, marker="m0", reverse_order=True)
     assert queries[1] == LogQuery(limit=10, marker="p9", reverse_order=False)
     bad = client.call("GET", f"/{action_id}/log", alice, params={"limit": "lots"})
@@ -253,13 +277,19 @@ def test_log_receives_paging_arguments(make: MakeClient, alice: FakeIdentity) ->
 
 def test_resume(make: MakeClient, alice: FakeIdentity) -> None:
     def run(request: Any, caller: Caller) -> ActionStatus:
-        return ActionStatus.inactive({"required_scope": "x"}, display_status="Needs consent")
+        return ActionStatus.inactive(
+            {"required_scope": "x"}, display_status="Needs consent"
+        )
 
-    _, client = make(run=run, resume=lambda a, c: ActionStatus.active({"resumed": True}))
+    _, client = make(
+        run=run, resume=lambda a, c: ActionStatus.active({"resumed": True})
+    )
     action_id = start(client, alice)
     result = client.call("POST", f"/actions/{action_id}/resume", alice)
     assert result.status_code == 200
-    assert result.json["status"] == "ACTIVE" and result.json["details"] == {"resumed": True}
+    assert result.json["status"] == "ACTIVE" and result.json["details"] == {
+        "resumed": True
+    }
     assert client.call("POST", f"/{action_id}/resume", alice).json["status"] == "ACTIVE"
 
 
@@ -279,8 +309,12 @@ def test_enumerate_filters_and_visibility(
 
     _, client = make(run=run, enumerate=enumerate_actions)
     mine_active = client.run(alice, GOOD, request_id="a").json["action_id"]
-    mine_done = client.run(alice, {"input_string": "done"}, request_id="b").json["action_id"]
-    shared = client.run(bob, GOOD, request_id="c", monitor_by=[alice.urn]).json["action_id"]
+    mine_done = client.run(alice, {"input_string": "done"}, request_id="b").json[
+        "action_id"
+    ]
+    shared = client.run(bob, GOOD, request_id="c", monitor_by=[alice.urn]).json[
+        "action_id"
+    ]
     client.run(bob, GOOD, request_id="d")  # bob's alone
 
     def ids(**params: str) -> set[str]:
@@ -294,8 +328,14 @@ def test_enumerate_filters_and_visibility(
     assert ids(roles="monitor_by") == {shared}
     assert ids(roles="creator_id,monitor_by", status="ACTIVE") == {mine_active, shared}
     assert queries[0].statuses == {"ACTIVE"} and queries[0].roles == {"creator_id"}
-    assert client.call("GET", "/actions", alice, params={"status": "bogus"}).status_code == 400
-    assert client.call("GET", "/actions", alice, params={"roles": "owner"}).status_code == 400
+    assert (
+        client.call("GET", "/actions", alice, params={"status": "bogus"}).status_code
+        == 400
+    )
+    assert (
+        client.call("GET", "/actions", alice, params={"roles": "owner"}).status_code
+        == 400
+    )
 
 
 def test_enumerate_never_returns_foreign_actions(

@@ -29,10 +29,14 @@ GOOD = {"input_string": "hello"}
         ("Bearer not-a-known-token", "not active"),
     ],
 )
-def test_bad_credentials_are_401(make: MakeClient, header: str | None, reason: str) -> None:
+def test_bad_credentials_are_401(
+    make: MakeClient, header: str | None, reason: str
+) -> None:
     _, client = make()
     headers = {"Authorization": header} if header is not None else {}
-    result = client.call("POST", "/run", headers=headers, json={"request_id": "r", "body": GOOD})
+    result = client.call(
+        "POST", "/run", headers=headers, json={"request_id": "r", "body": GOOD}
+    )
     assert result.status_code == 401
     assert result.json["code"] == "AuthenticationFailed"
     assert reason in result.json["description"]
@@ -46,7 +50,9 @@ def test_inactive_and_wrong_scope_tokens_are_401(
     revoked = auth.token(alice)
     auth.revoke(revoked)
     assert client.run(revoked, GOOD).status_code == 401
-    other_scope = auth.token(alice, scopes=("urn:globus:auth:scope:transfer.api.globus.org:all",))
+    other_scope = auth.token(
+        alice, scopes=("urn:globus:auth:scope:transfer.api.globus.org:all",)
+    )
     result = client.run(other_scope, GOOD)
     assert result.status_code == 401 and "scope" in result.json["description"]
     superset = auth.token(alice, scopes=("openid", auth.scope, "email"))
@@ -55,7 +61,9 @@ def test_inactive_and_wrong_scope_tokens_are_401(
     assert client.run(expired, GOOD, request_id="r2").status_code == 401
 
 
-def test_introspection_is_cached(make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity) -> None:
+def test_introspection_is_cached(
+    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
     _, client = make()
     before = auth.calls["introspect"]
     for n in range(5):
@@ -82,9 +90,15 @@ def test_one_introspection_for_many_concurrent_requests(
     headers = {"Authorization": f"Bearer {token}"}
     results: list[Any] = []
     if flavour == "wsgi":
+
         def call(n: int) -> None:
             results.append(
-                client.call("POST", "/run", headers=headers, json={"request_id": f"r{n}", "body": GOOD})
+                client.call(
+                    "POST",
+                    "/run",
+                    headers=headers,
+                    json={"request_id": f"r{n}", "body": GOOD},
+                )
             )
 
         threads = [threading.Thread(target=call, args=(n,)) for n in range(50)]
@@ -93,13 +107,16 @@ def test_one_introspection_for_many_concurrent_requests(
         for t in threads:
             t.join()
     else:
+
         async def main() -> None:
             async with falcon.testing.ASGIConductor(client.app) as conductor:
                 results.extend(
                     await asyncio.gather(
                         *(
                             conductor.simulate_post(
-                                "/test/run", headers=headers, json={"request_id": f"r{n}", "body": GOOD}
+                                "/test/run",
+                                headers=headers,
+                                json={"request_id": f"r{n}", "body": GOOD},
                             )
                             for n in range(50)
                         )
@@ -139,7 +156,9 @@ def test_auth_hanging_is_a_503_within_seconds(
     assert elapsed < 3
 
 
-def test_auth_down_is_a_503(make: MakeClient, alice: FakeIdentity, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auth_down_is_a_503(
+    make: MakeClient, alice: FakeIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Nothing listens on port 9 of loopback.
     monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", "http://127.0.0.1:9/")
     _, client = make()
@@ -149,7 +168,10 @@ def test_auth_down_is_a_503(make: MakeClient, alice: FakeIdentity, monkeypatch: 
 
 
 def test_wrong_client_secret_is_502_and_secret_never_logged(
-    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+    make: MakeClient,
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = "wrong-secret-do-not-log"
     _, client = make(client_secret=wrong)
@@ -163,7 +185,10 @@ def test_wrong_client_secret_is_502_and_secret_never_logged(
 
 
 def test_groups_failure_denies_and_is_logged(
-    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, bob: FakeIdentity,
+    make: MakeClient,
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+    bob: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     group = auth.group(bob)
@@ -180,7 +205,10 @@ def test_groups_failure_denies_and_is_logged(
 
 
 def test_groups_outage_hides_actions_like_unknown_ones(
-    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, bob: FakeIdentity,
+    make: MakeClient,
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+    bob: FakeIdentity,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from aptools import ActionStatus

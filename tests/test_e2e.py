@@ -39,7 +39,9 @@ def countdown(kind: str, auth: FakeGlobusAuth, db: str) -> Iterator[Server]:
         yield server
 
 
-def test_watchasay_lifecycle(watchasay: Server, alice: FakeIdentity, bob: FakeIdentity) -> None:
+def test_watchasay_lifecycle(
+    watchasay: Server, alice: FakeIdentity, bob: FakeIdentity
+) -> None:
     about = watchasay.call("GET", "/")
     assert about.status_code == 200
     assert about.json()["synchronous"] is True
@@ -52,8 +54,14 @@ def test_watchasay_lifecycle(watchasay: Server, alice: FakeIdentity, bob: FakeId
     again = watchasay.call("POST", "/actions", alice.token, json=doc)
     assert again.status_code == 200 and again.json()["action_id"] == action_id
     assert watchasay.call("GET", f"/{action_id}/status", bob.token).status_code == 404
-    assert watchasay.call("GET", f"/actions/{action_id}/", alice.token).json()["status"] == "SUCCEEDED"
-    assert watchasay.call("DELETE", f"/actions/{action_id}", alice.token).status_code == 200
+    assert (
+        watchasay.call("GET", f"/actions/{action_id}/", alice.token).json()["status"]
+        == "SUCCEEDED"
+    )
+    assert (
+        watchasay.call("DELETE", f"/actions/{action_id}", alice.token).status_code
+        == 200
+    )
     gone = watchasay.call("GET", f"/{action_id}/status", alice.token)
     assert gone.status_code == 404 and gone.json()["code"] == "NotFound"
 
@@ -64,11 +72,20 @@ def test_bad_input_over_http(watchasay: Server, alice: FakeIdentity) -> None:
         (b"", 400),
         (b"[" * 100_000, 400),
         (b'{"request_id": "x", "body": {"input_string": 1}}', 400),
-        (b'{"request_id": "x", "body": {"input_string": "' + b"x" * (2 * 1024 * 1024) + b'"}}', 413),
+        (
+            b'{"request_id": "x", "body": {"input_string": "'
+            + b"x" * (2 * 1024 * 1024)
+            + b'"}}',
+            413,
+        ),
     ]
     for raw, status in cases:
         result = watchasay.call(
-            "POST", "/run", alice.token, data=raw, headers={"Content-Type": "application/json"}
+            "POST",
+            "/run",
+            alice.token,
+            data=raw,
+            headers={"Content-Type": "application/json"},
         )
         assert result.status_code == status, (raw[:40], result.text)
         assert set(result.json()) == {"code", "description"}
@@ -83,7 +100,11 @@ def test_fifty_concurrent_identical_runs_make_one_action(
     token = auth.token(alice)  # new to the servers: also a cold authentication
     doc = {"request_id": "burst", "body": {"input_string": "once"}}
     with ThreadPoolExecutor(50) as pool:
-        results = list(pool.map(lambda _: watchasay.call("POST", "/run", token, json=doc), range(50)))
+        results = list(
+            pool.map(
+                lambda _: watchasay.call("POST", "/run", token, json=doc), range(50)
+            )
+        )
     codes = sorted(r.status_code for r in results)
     assert codes == [200] * 49 + [202], codes
     assert len({r.json()["action_id"] for r in results}) == 1
@@ -93,15 +114,23 @@ def test_countdown_lifecycle_and_restart(
     countdown: Server, alice: FakeIdentity, bob: FakeIdentity
 ) -> None:
     started = countdown.call(
-        "POST", "/actions", alice.token, json={"request_id": "c1", "body": {"seconds": 1.5}}
+        "POST",
+        "/actions",
+        alice.token,
+        json={"request_id": "c1", "body": {"seconds": 1.5}},
     )
     assert started.status_code == 202, started.text
     action_id = started.json()["action_id"]
     assert started.json()["status"] == "ACTIVE"
-    assert countdown.call("POST", f"/{action_id}/release", alice.token).status_code == 409
+    assert (
+        countdown.call("POST", f"/{action_id}/release", alice.token).status_code == 409
+    )
     listed = countdown.call("GET", "/actions", alice.token, params={"status": "active"})
     assert [a["action_id"] for a in listed.json()] == [action_id]
-    assert countdown.call("GET", "/actions", bob.token, params={"status": "active"}).json() == []
+    assert (
+        countdown.call("GET", "/actions", bob.token, params={"status": "active"}).json()
+        == []
+    )
     # A restart loses nothing that was accepted.
     countdown.stop()
     countdown.start()
@@ -112,7 +141,9 @@ def test_countdown_lifecycle_and_restart(
     assert done["status"] == "SUCCEEDED"
     log = countdown.call("GET", f"/{action_id}/log", alice.token).json()
     assert [e["code"] for e in log["entries"]] == ["STARTED", "FINISHED"]
-    assert countdown.call("POST", f"/{action_id}/release", alice.token).status_code == 200
+    assert (
+        countdown.call("POST", f"/{action_id}/release", alice.token).status_code == 200
+    )
     assert countdown.call("GET", f"/{action_id}/status", alice.token).status_code == 404
 
 
@@ -121,18 +152,28 @@ def test_countdown_cancel(countdown: Server, alice: FakeIdentity) -> None:
         "POST", "/run", alice.token, json={"request_id": "c2", "body": {"seconds": 30}}
     )
     action_id = started.json()["action_id"]
-    canceled = countdown.call("POST", f"/actions/{action_id}/cancel", alice.token).json()
+    canceled = countdown.call(
+        "POST", f"/actions/{action_id}/cancel", alice.token
+    ).json()
     assert canceled["status"] == "FAILED"
     assert "cancel" in canceled["display_status"].lower()
-    assert countdown.call("DELETE", f"/actions/{action_id}", alice.token).status_code == 200
+    assert (
+        countdown.call("DELETE", f"/actions/{action_id}", alice.token).status_code
+        == 200
+    )
 
 
-def test_auth_failure_over_http(watchasay: Server, auth: FakeGlobusAuth, alice: FakeIdentity) -> None:
+def test_auth_failure_over_http(
+    watchasay: Server, auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
     token = auth.token(alice)
     auth.fail(500)
     started = time.monotonic()
     result = watchasay.call(
-        "POST", "/run", token, json={"request_id": "down", "body": {"input_string": "x"}}
+        "POST",
+        "/run",
+        token,
+        json={"request_id": "down", "body": {"input_string": "x"}},
     )
     assert time.monotonic() - started < 8
     assert result.status_code == 503

@@ -50,7 +50,7 @@ def test_registering_twice_names_the_first(auth: FakeGlobusAuth) -> None:
     @provider.status
     def first(action: Any, caller: Any) -> None: ...
 
-    with pytest.raises(ProviderConfigError, match="already registered.*first"):
+    with pytest.raises(ProviderConfigError, match=r"already registered.*first"):
 
         @provider.status
         def second(action: Any, caller: Any) -> None: ...
@@ -68,7 +68,10 @@ def test_registering_after_build_fails(auth: FakeGlobusAuth) -> None:
     "schema, message",
     [
         ({"type": "strin"}, "object"),
-        ({"type": "object", "properties": {"a": {"type": "strin"}}}, "not a valid JSON Schema"),
+        (
+            {"type": "object", "properties": {"a": {"type": "strin"}}},
+            "not a valid JSON Schema",
+        ),
         ("{not json", "not valid JSON"),
         ([1, 2], "JSON object"),
     ],
@@ -80,7 +83,9 @@ def test_invalid_input_schema_fails_at_definition(
         _provider(auth, input_schema=schema)
 
 
-def test_input_schema_from_json_text_and_file(auth: FakeGlobusAuth, tmp_path: Path) -> None:
+def test_input_schema_from_json_text_and_file(
+    auth: FakeGlobusAuth, tmp_path: Path
+) -> None:
     text = json.dumps(ECHO_SCHEMA)
     assert _provider(auth, input_schema=text).input_schema == ECHO_SCHEMA
     path = tmp_path / "schema.json"
@@ -126,7 +131,9 @@ def test_explicit_credentials_beat_the_environment(
 ) -> None:
     monkeypatch.delenv("APTOOLS_CLIENT_ID")
     monkeypatch.delenv("APTOOLS_CLIENT_SECRET")
-    provider = _provider(auth, client_id=auth.client_id, client_secret=auth.client_secret)
+    provider = _provider(
+        auth, client_id=auth.client_id, client_secret=auth.client_secret
+    )
     provider.run(lambda request, caller: {})
     assert provider.compile().auth.scope == auth.scope
 

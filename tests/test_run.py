@@ -19,7 +19,9 @@ from .conftest import MakeClient
 GOOD = {"input_string": "hello"}
 
 
-def test_run_answers_202_with_a_complete_status(make: MakeClient, alice: FakeIdentity) -> None:
+def test_run_answers_202_with_a_complete_status(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make(synchronous=True)
     result = client.run(alice, GOOD, label="greeting")
     assert result.status_code == 202
@@ -53,7 +55,9 @@ def test_repeat_is_200_with_the_same_action_and_no_second_run(
     assert calls == ["r1"]
 
 
-def test_same_request_id_with_other_content_is_409(make: MakeClient, alice: FakeIdentity) -> None:
+def test_same_request_id_with_other_content_is_409(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make()
     assert client.run(alice, GOOD).status_code == 202
     other = client.run(alice, {"input_string": "else"})
@@ -73,7 +77,9 @@ def test_request_ids_are_per_caller(
     assert b.json["creator_id"] == bob.urn
 
 
-def test_unknown_top_level_keys_are_accepted(make: MakeClient, alice: FakeIdentity) -> None:
+def test_unknown_top_level_keys_are_accepted(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make()
     result = client.run(alice, GOOD, tags=["from-a-flow"], manage_by=[bob_urn()])
     assert result.status_code == 202
@@ -89,19 +95,39 @@ def bob_urn() -> str:
     [
         ({"body": GOOD}, "$", "required"),
         ({"request_id": "r", "body": {}}, "$.body", "required"),
-        ({"request_id": "r", "body": {"input_string": 5}}, "$.body.input_string", "type"),
+        (
+            {"request_id": "r", "body": {"input_string": 5}},
+            "$.body.input_string",
+            "type",
+        ),
         ({"request_id": "r", "body": "text"}, "$.body", "type"),
-        ({"request_id": "r", "body": {"input_string": "a", "x": 1}}, "$.body", "additionalProperties"),
+        (
+            {"request_id": "r", "body": {"input_string": "a", "x": 1}},
+            "$.body",
+            "additionalProperties",
+        ),
         ({"request_id": "r", "body": GOOD, "label": ""}, "$.label", "minLength"),
         ({"request_id": "r", "body": GOOD, "label": "x" * 65}, "$.label", "maxLength"),
-        ({"request_id": "r", "body": GOOD, "monitor_by": ["someone"]}, "$.monitor_by[0]", "pattern"),
+        (
+            {"request_id": "r", "body": GOOD, "monitor_by": ["someone"]},
+            "$.monitor_by[0]",
+            "pattern",
+        ),
         (
             {"request_id": "r", "body": GOOD, "manage_by": [bob_urn(), bob_urn()]},
             "$.manage_by",
             "uniqueItems",
         ),
-        ({"request_id": "r", "body": GOOD, "release_after": "30 days"}, "$.release_after", "pattern"),
-        ({"request_id": "r", "body": GOOD, "deadline": "tomorrow"}, "$.deadline", "format"),
+        (
+            {"request_id": "r", "body": GOOD, "release_after": "30 days"},
+            "$.release_after",
+            "pattern",
+        ),
+        (
+            {"request_id": "r", "body": GOOD, "deadline": "tomorrow"},
+            "$.deadline",
+            "format",
+        ),
         ({"request_id": 7, "body": GOOD}, "$.request_id", "type"),
         ([1, 2], "$", "type"),
     ],
@@ -161,7 +187,9 @@ def test_body_over_the_limit_is_413(make: MakeClient, alice: FakeIdentity) -> No
     assert result.status_code == 413
     assert result.json["code"] == "PayloadTooLarge"
     small = {"request_id": "r", "body": {"input_string": "x" * 100}}
-    assert client.call("POST", "/run", alice, body=orjson.dumps(small)).status_code == 202
+    assert (
+        client.call("POST", "/run", alice, body=orjson.dumps(small)).status_code == 202
+    )
 
 
 def test_default_limit_is_one_mebibyte(make: MakeClient, alice: FakeIdentity) -> None:
@@ -170,17 +198,23 @@ def test_default_limit_is_one_mebibyte(make: MakeClient, alice: FakeIdentity) ->
     assert client.call("POST", "/run", alice, body=orjson.dumps(big)).status_code == 413
 
 
-def test_deadline_beyond_maximum_is_rejected(make: MakeClient, alice: FakeIdentity) -> None:
+def test_deadline_beyond_maximum_is_rejected(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make(maximum_deadline="PT1H")
     late = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     result = client.run(alice, GOOD, deadline=late)
     assert result.status_code == 400
     assert result.json["description"].startswith("$.deadline:")
-    soon = (datetime.now(UTC) + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    soon = (
+        (datetime.now(UTC) + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    )
     assert client.run(alice, GOOD, request_id="r2", deadline=soon).status_code == 202
 
 
-def test_request_fields_reach_the_handler(make: MakeClient, alice: FakeIdentity) -> None:
+def test_request_fields_reach_the_handler(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     seen: list[ActionRequest] = []
 
     def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
@@ -190,7 +224,11 @@ def test_request_fields_reach_the_handler(make: MakeClient, alice: FakeIdentity)
 
     _, client = make(run=run)
     result = client.run(
-        alice, GOOD, label="L", monitor_by=[bob_urn()], release_after="PT1H",
+        alice,
+        GOOD,
+        label="L",
+        monitor_by=[bob_urn()],
+        release_after="PT1H",
         allowed_clients=["creator"],
     )
     assert result.status_code == 202
@@ -203,7 +241,9 @@ def test_request_fields_reach_the_handler(make: MakeClient, alice: FakeIdentity)
     assert result.json["monitor_by"] == [bob_urn()]
 
 
-def test_action_failed_makes_a_failed_action(make: MakeClient, alice: FakeIdentity) -> None:
+def test_action_failed_makes_a_failed_action(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
         raise ActionFailed({"error": "no such file"}, display_status="Missing input")
 
@@ -252,7 +292,9 @@ def test_crash_is_a_generic_500_with_traceback_in_log_and_frees_the_key(
     assert retry.status_code == 202 and retry.json["details"] == {"ok": True}
 
 
-def test_synchronous_provider_must_finish_in_run(make: MakeClient, alice: FakeIdentity) -> None:
+def test_synchronous_provider_must_finish_in_run(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
     _, client = make(synchronous=True, run=lambda r, c: ActionStatus.active())
     assert client.run(alice, GOOD).status_code == 500
 
@@ -292,6 +334,7 @@ def test_concurrent_identical_runs_make_one_action(
     doc = {"request_id": "same", "body": GOOD}
     results: list[Any] = []
     if flavour == "wsgi":
+
         def call() -> None:
             results.append(client.call("POST", "/run", alice, json=doc))
 
@@ -311,7 +354,9 @@ def test_concurrent_identical_runs_make_one_action(
                     await asyncio.gather(
                         *(
                             conductor.simulate_post(
-                                "/test/run", json=doc, headers={"Authorization": f"Bearer {alice.token}"}
+                                "/test/run",
+                                json=doc,
+                                headers={"Authorization": f"Bearer {alice.token}"},
                             )
                             for _ in range(50)
                         )

@@ -20,7 +20,9 @@ GROUP = "urn:globus:groups:id:00000000-0000-0000-0000-0000000000aa"
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    made: Store = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    )
     yield made
     made.close()
 
@@ -38,7 +40,12 @@ def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
 
 
 def put(store: Store, act: Action, expires_at: float | None = None) -> None:
-    assert store.reserve(act.creator_id, act.request_id, "fp", act.action_id, NOW, 60).outcome == "new"
+    assert (
+        store.reserve(
+            act.creator_id, act.request_id, "fp", act.action_id, NOW, 60
+        ).outcome
+        == "new"
+    )
     store.finish(act, expires_at)
 
 
@@ -116,7 +123,10 @@ def test_list_by_principal_role_and_status(store: Store) -> None:
     assert ids({"creator_id": {ALICE}}, {"ACTIVE", "SUCCEEDED"}) == {"a1", "a2"}
     assert ids({"monitor_by": {ALICE}}, {"ACTIVE"}) == {"b1"}
     assert ids({"manage_by": {ALICE, GROUP}}, {"ACTIVE"}) == {"b2"}
-    assert ids({"creator_id": {ALICE}, "monitor_by": {ALICE}}, {"ACTIVE"}) == {"a1", "b1"}
+    assert ids({"creator_id": {ALICE}, "monitor_by": {ALICE}}, {"ACTIVE"}) == {
+        "a1",
+        "b1",
+    }
     assert ids({"creator_id": {BOB}}, set()) == set()
 
 
@@ -132,7 +142,10 @@ def test_sqlite_survives_reopening(tmp_path: Path) -> None:
 
 def _race(path: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     store = SQLiteStore(path)
-    outcomes = [store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome for i in range(40)]
+    outcomes = [
+        store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome
+        for i in range(40)
+    ]
     queue.put(outcomes)
     store.close()
 

@@ -148,7 +148,9 @@ class FakeGlobusAuth:
 
     # -- the directory ---------------------------------------------------------
 
-    def identity(self, username: str, *, scopes: tuple[str, ...] | None = None) -> FakeIdentity:
+    def identity(
+        self, username: str, *, scopes: tuple[str, ...] | None = None
+    ) -> FakeIdentity:
         """A new identity, with a token carrying ``scopes`` (default: the scope)."""
         ident = FakeIdentity(id=str(uuid.uuid4()), username=username, token="")
         with self._lock:
@@ -218,7 +220,9 @@ class FakeGlobusAuth:
 
     # -- request handling -----------------------------------------------------------
 
-    def _respond(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+    def _respond(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any]:
         route = urlsplit(path).path.rstrip("/")
         name = {
             "/v2/oauth2/token/introspect": "introspect",
@@ -236,7 +240,10 @@ class FakeGlobusAuth:
         if name == "unknown" or method != "POST":
             return 404, {"code": "NotFound", "message": "unknown endpoint"}
         if not self._client_ok(headers.get("Authorization", "")):
-            return 401, {"error": "invalid_client", "errors": [{"code": "UNAUTHORIZED"}]}
+            return 401, {
+                "error": "invalid_client",
+                "errors": [{"code": "UNAUTHORIZED"}],
+            }
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if name == "introspect":
             return 200, self._introspect(form)
@@ -345,9 +352,9 @@ def _handler_for(fake: FakeGlobusAuth) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _serve  # noqa: N815
+        do_GET = do_POST = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: tests read the counters instead
 
     return Handler

@@ -1,7 +1,7 @@
 """countdown: an asynchronous provider, ACTIVE for the number of seconds asked.
 
-    uvicorn examples.countdown.app:asgi
-    gunicorn examples.countdown.app:app
+uvicorn examples.countdown.app:asgi
+gunicorn examples.countdown.app:app
 """
 
 import os
@@ -74,7 +74,9 @@ def cancel(action: Action, caller: Caller) -> ActionStatus:
 def log(action: Action, caller: Caller, query: LogQuery) -> LogPage:
     ends_at = action.state["ends_at"]
     entries = [
-        LogEntry(time=action.start_time, code="STARTED", description="Countdown started")
+        LogEntry(
+            time=action.start_time, code="STARTED", description="Countdown started"
+        )
     ]
     if action.completion_time is not None or ends_at <= time.time():
         entries.append(

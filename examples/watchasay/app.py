@@ -1,8 +1,8 @@
 """watchasay: the echo provider of the original toolkit's documentation.
 
-    gunicorn examples.watchasay.app:app        # WSGI
-    uvicorn examples.watchasay.app:asgi        # ASGI
-    aptools dev examples.watchasay.app         # local, with a fake Globus Auth
+gunicorn examples.watchasay.app:app        # WSGI
+uvicorn examples.watchasay.app:asgi        # ASGI
+aptools dev examples.watchasay.app         # local, with a fake Globus Auth
 """
 
 import os
