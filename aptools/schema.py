@@ -157,3 +157,39 @@ def describe(
         shown = str(definition)
     # Rules quote only the schema, never the caller's value.
     return f"{path}: {template.format(definition=shown)} (rule {rule!r})"
+
+
+def example_for(schema: Mapping[str, Any]) -> Any:
+    """A small value that satisfies simple schemas, for documentation.
+
+    It uses ``examples``, ``default``, ``const`` or ``enum`` where given and
+    otherwise fills the required properties with values within their bounds.
+    """
+    for key in ("examples", "default", "const", "enum"):
+        if key in schema:
+            value = schema[key]
+            return value[0] if key in ("examples", "enum") and value else value
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = kind[0] if kind else "object"
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {
+            name: example_for(props.get(name, {}))
+            for name in schema.get("required", [])
+        }
+    if kind == "array":
+        count = int(schema.get("minItems", 0))
+        return [example_for(schema.get("items", {})) for _ in range(count)]
+    if kind in ("number", "integer"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
+        value = min(max(5, low), high)
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = "hello"
+    least = int(schema.get("minLength", 0))
+    return (text * (least // len(text) + 1))[: max(least, len(text))]

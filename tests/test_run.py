@@ -398,3 +398,54 @@ def test_no_group_lookup_when_no_group_is_listed(
     before = auth.calls["my_groups"] + auth.calls["dependent_token"]
     assert client.run(alice, GOOD).status_code == 202
     assert auth.calls["my_groups"] + auth.calls["dependent_token"] == before
+
+
+def test_blocking_sync_handler_does_not_block_the_event_loop(
+    auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
+    import time
+
+    import falcon.testing
+
+    from aptools import MemoryStore, Provider
+
+    from .conftest import ECHO_SCHEMA
+
+    provider = Provider(
+        title="Slow",
+        scope=auth.scope,
+        admin_contact="a@example.org",
+        input_schema=ECHO_SCHEMA,
+        store=MemoryStore(),
+    )
+
+    @provider.run
+    def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
+        time.sleep(0.5)  # blocking work, as plain sync code does
+        return {}
+
+    app = provider.asgi()
+    headers = {"Authorization": f"Bearer {alice.token}"}
+    finished: dict[str, float] = {}
+
+    async def main() -> None:
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            await conductor.simulate_get("/no-such/status", headers=headers)  # warm
+            begin = time.monotonic()
+
+            async def slow() -> None:
+                await conductor.simulate_post(
+                    "/run", headers=headers, json={"request_id": "s", "body": GOOD}
+                )
+                finished["slow"] = time.monotonic() - begin
+
+            async def quick() -> None:
+                await asyncio.sleep(0.05)
+                await conductor.simulate_get("/", headers=headers)
+                finished["quick"] = time.monotonic() - begin
+
+            await asyncio.gather(slow(), quick())
+
+    asyncio.run(main())
+    assert finished["slow"] >= 0.5
+    assert finished["quick"] < 0.3

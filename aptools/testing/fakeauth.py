@@ -149,13 +149,21 @@ class FakeGlobusAuth:
     # -- the directory ---------------------------------------------------------
 
     def identity(
-        self, username: str, *, scopes: tuple[str, ...] | None = None
+        self,
+        username: str,
+        *,
+        scopes: tuple[str, ...] | None = None,
+        id: str | None = None,
+        token: str | None = None,
     ) -> FakeIdentity:
-        """A new identity, with a token carrying ``scopes`` (default: the scope)."""
-        ident = FakeIdentity(id=str(uuid.uuid4()), username=username, token="")
+        """A new identity, with a token carrying ``scopes`` (default: the scope).
+
+        ``id`` and ``token`` may be fixed, e.g. to keep them across restarts.
+        """
+        ident = FakeIdentity(id=id or str(uuid.uuid4()), username=username, token="")
         with self._lock:
             self._identities[ident.id] = ident
-        ident.token = self.token(ident, scopes=scopes)
+        ident.token = self.token(ident, scopes=scopes, value=token)
         return ident
 
     def token(
@@ -165,9 +173,10 @@ class FakeGlobusAuth:
         scopes: tuple[str, ...] | None = None,
         active: bool = True,
         expires_in: int = 3600,
+        value: str | None = None,
     ) -> str:
-        """A new access token for ``identity``."""
-        value = "fake-" + secrets.token_urlsafe(24)
+        """A new access token for ``identity`` (``value`` fixes its text)."""
+        value = value or "fake-" + secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[value] = _Token(
                 sub=identity.id,
@@ -190,9 +199,9 @@ class FakeGlobusAuth:
             for ident in everyone:
                 ident.linked = [o.id for o in everyone if o is not ident]
 
-    def group(self, *members: FakeIdentity) -> str:
+    def group(self, *members: FakeIdentity, id: str | None = None) -> str:
         """A new group of ``members``; returns its URN."""
-        group_id = str(uuid.uuid4())
+        group_id = id or str(uuid.uuid4())
         with self._lock:
             self._groups[group_id] = {m.id for m in members}
         return f"urn:globus:groups:id:{group_id}"

@@ -1,0 +1,227 @@
+"""The ``aptools`` command: ``dev`` (try a provider locally) and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import ipaddress
+import json
+import os
+import shlex
+import socket
+import sys
+from collections.abc import Sequence
+from socketserver import ThreadingMixIn
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from aptools.provider import Provider
+
+__all__ = ["load_provider", "main"]
+
+# Fixed, so that tokens printed once keep working after a restart of `dev`.
+DEV_RUNNER: Final = ("3b0e6a5e-5c6e-4f3b-9d4a-6d2f2f9c1a01", "dev-token-alice")
+DEV_OUTSIDER: Final = ("7c1d2b4e-0a9f-4e8d-8b6c-5e4f3a2b1c02", "dev-token-bob")
+DEV_STORE: Final = "sqlite:///.aptools/dev-actions.db"
+
+
+def load_provider(target: str) -> Provider:
+    """The :class:`Provider` named by ``module`` or ``module:attr``."""
+    module_name, _, attr = target.partition(":")
+    sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Provider):
+            raise SystemExit(f"aptools: {target} is not a Provider")
+        return found
+    providers = [v for v in vars(module).values() if isinstance(v, Provider)]
+    if len(providers) != 1:
+        raise SystemExit(
+            f"aptools: {module_name} defines {len(providers)} providers; "
+            "name one as MODULE:ATTR"
+        )
+    return providers[0]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _DevRequestHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"  {self.command} {self.path.split('?')[0]} -> {args[1]}\n")
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Serve a provider locally with a fake Globus Auth and print how to call it."""
+    from aptools.schema import example_for
+    from aptools.testing import FakeGlobusAuth
+
+    if not _loopback(args.host):
+        print(
+            f"aptools dev: refusing to listen on {args.host}: dev mode accepts "
+            "made-up tokens and is for development on this machine only. "
+            "Use 127.0.0.1, or `aptools serve` with real Globus Auth.",
+            file=sys.stderr,
+        )
+        return 2
+    fake = FakeGlobusAuth().start()
+    os.environ.update(fake.env())
+    os.environ.setdefault("APTOOLS_STORE", DEV_STORE)
+    provider = load_provider(args.target)
+    fake.scope = provider.scope
+    runnable = provider.description["runnable_by"]
+    runner_id = next(
+        (
+            p.rsplit(":", 1)[1]
+            for p in runnable
+            if p.startswith("urn:globus:auth:identity:")
+        ),
+        DEV_RUNNER[0],
+    )
+    alice = fake.identity("alice@example.org", id=runner_id, token=DEV_RUNNER[1])
+    for group in (p for p in runnable if p.startswith("urn:globus:groups:id:")):
+        fake.group(alice, id=group.rsplit(":", 1)[1])
+    if "all_authenticated_users" in runnable:
+        bob = fake.identity(
+            "bob@example.org",
+            id=DEV_OUTSIDER[0],
+            token=DEV_OUTSIDER[1],
+            scopes=("urn:globus:auth:scope:transfer.api.globus.org:all",),
+        )
+        bob_note = "its token is not for this provider's scope: answered 401"
+    else:
+        bob = fake.identity(
+            "bob@example.org", id=DEV_OUTSIDER[0], token=DEV_OUTSIDER[1]
+        )
+        bob_note = "not in runnable_by: run is answered 403"
+    app: Any = provider.asgi() if args.asgi else provider.wsgi()
+    base = f"http://{args.host}:{args.port}{provider.prefix.rstrip('/')}"
+    body = json.dumps(
+        {"request_id": "demo-1", "body": example_for(provider.input_schema)}
+    )
+    auth_a = f"Authorization: Bearer {alice.token}"
+    grab = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"action_id\"])'"
+    lines = [
+        f"aptools dev: {provider.title} at {base}/",
+        "  development only: tokens are checked by a fake Globus Auth",
+        f"  store: {os.environ['APTOOLS_STORE']}",
+        "",
+        "Identities:",
+        f"  alice  {alice.urn}  token {alice.token}  (may run the provider)",
+        f"  bob    {bob.urn}  token {bob.token}  ({bob_note})",
+        "",
+        "Try it:",
+        "# introspect",
+        f"curl -s -w '\\n' {base}/",
+        "# run an action as alice; its id is kept in $ACTION_ID",
+        f"ACTION_ID=$(curl -s -X POST {base}/run -H {shlex.quote(auth_a)} "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)} | tee /dev/stderr "
+        f"| {grab}); echo",
+        "# its status",
+        f"curl -s -w '\\n' {base}/actions/$ACTION_ID -H {shlex.quote(auth_a)}",
+        "# release it (once it has finished)",
+        f"curl -s -w '\\n' -X POST {base}/$ACTION_ID/release -H {shlex.quote(auth_a)}",
+        "# bob may not run it",
+        f"curl -s -w '\\n' -X POST {base}/run "
+        f"-H {shlex.quote('Authorization: Bearer ' + bob.token)} "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}",
+        "",
+        "Ctrl-C stops.",
+    ]
+    try:
+        if args.asgi:
+            try:
+                import uvicorn
+            except ImportError:
+                print("aptools dev --asgi needs uvicorn: pip install 'aptools[serve]'")
+                return 2
+            sock = socket.create_server((args.host, args.port))
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+            print("\n".join(lines), flush=True)
+            server.run(sockets=[sock])
+        else:
+            httpd = make_server(
+                args.host,
+                args.port,
+                app,
+                server_class=_ThreadingWSGIServer,
+                handler_class=_DevRequestHandler,
+            )
+            print("\n".join(lines), flush=True)
+            httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Build a provider and print what it serves."""
+    from aptools.apps import route_table
+
+    os.environ.setdefault("APTOOLS_CLIENT_ID", "check")
+    os.environ.setdefault("APTOOLS_CLIENT_SECRET", "check")
+    os.environ.setdefault("APTOOLS_STORE", "memory:")
+    provider = load_provider(args.target)
+    spec = provider.compile()
+    print(json.dumps(provider.description, indent=2))
+    print("\nroutes:")
+    for path, methods in route_table(spec, provider.prefix):
+        print(f"  {' '.join(sorted(methods)):<14} {path}")
+    return 0
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError("a port is 1..65535")
+    return port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aptools`` console script."""
+    parser = argparse.ArgumentParser(prog="aptools", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_dev = commands.add_parser(
+        "dev", help="serve a provider locally with a fake Globus Auth"
+    )
+    run_dev.add_argument("target", help="MODULE or MODULE:ATTR naming the Provider")
+    run_dev.add_argument("--host", default="127.0.0.1")
+    run_dev.add_argument("--port", type=_port, default=8000)
+    run_dev.add_argument(
+        "--asgi", action="store_true", help="serve the ASGI app with uvicorn"
+    )
+    run_dev.set_defaults(func=dev)
+    run_check = commands.add_parser(
+        "check", help="build a provider and print its routes"
+    )
+    run_check.add_argument("target")
+    run_check.set_defaults(func=check)
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except OSError as exc:
+        if isinstance(exc, socket.error) and exc.errno == 98:
+            print(
+                f"aptools: port {args.port} is in use; pick another with --port",
+                file=sys.stderr,
+            )
+            return 2
+        raise
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
