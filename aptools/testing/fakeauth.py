@@ -84,6 +84,8 @@ class FakeGlobusAuth:
         self.client_id = client_id or str(uuid.uuid4())
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.calls: collections.Counter[str] = collections.Counter()
+        #: Seconds every call waits before answering, to mimic a distant service.
+        self.latency = 0.0
         self._tokens: dict[str, _Token] = {}
         self._identities: dict[str, FakeIdentity] = {}
         self._groups: dict[str, set[str]] = {}
@@ -240,6 +242,8 @@ class FakeGlobusAuth:
         }.get(route, "unknown")
         with self._lock:
             self.calls[name] += 1
+        if self.latency:
+            time.sleep(self.latency)
         if self._hanging.is_set():
             self._released.wait(timeout=60)
         if self._failure is not None:

@@ -1,0 +1,36 @@
+"""aptools serving the echo provider; the store comes from APTOOLS_STORE."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aptools import ActionRequest, Caller, Provider
+
+from .common import INPUT_SCHEMA, PREFIX, SCOPE, TITLE
+
+NAME = "aptools"
+
+
+def build(store: str) -> Provider:
+    """The echo provider on ``store`` (a store URL)."""
+    made = Provider(
+        title=TITLE,
+        scope=SCOPE,
+        admin_contact="bench@example.org",
+        input_schema=INPUT_SCHEMA,
+        prefix=PREFIX,
+        synchronous=True,
+        store=store,
+    )
+
+    @made.run
+    def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
+        return {"you_said": request.body["input_string"]}
+
+    return made
+
+
+provider = build(os.environ.get("APTOOLS_STORE") or "memory:")
+app = provider.wsgi()
+asgi = provider.asgi()

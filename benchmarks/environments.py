@@ -1,0 +1,141 @@
+"""The processes and virtualenvs the contenders run in."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK_VENV = ROOT / "benchmarks" / ".venv-flask"
+
+
+def flask_python() -> str:
+    """The Flask toolkit's virtualenv, made on first use."""
+    python = FLASK_VENV / "bin" / "python"
+    if not python.exists():
+        print("making the Flask toolkit's virtualenv in", FLASK_VENV, file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(FLASK_VENV)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-r",
+                str(ROOT / "benchmarks" / "requirements-flask.txt"),
+            ],
+            check=True,
+        )
+    return str(python)
+
+
+def python_for(contender: str) -> str:
+    return flask_python() if contender == "flask-toolkit" else sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(core: int | None) -> list[str]:
+    """A taskset prefix pinning to ``core`` (nothing with one core)."""
+    if core is None or (os.cpu_count() or 1) < 2:
+        return []
+    return ["taskset", "-c", str(core)]
+
+
+MODULES = {
+    "floor": "benchmarks.contenders.floor",
+    "aptools": "benchmarks.contenders.aptools_app",
+    "flask-toolkit": "benchmarks.contenders.flask_toolkit",
+}
+
+
+class Server:
+    """A contender under gunicorn (wsgi) or uvicorn (asgi), pinned to a core."""
+
+    def __init__(
+        self,
+        contender: str,
+        face: str,
+        workers: int,
+        env: dict[str, str],
+        core: int | None,
+    ) -> None:
+        self.contender = contender
+        self.face = face
+        self.workers = workers
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/skeleton"
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.core = core
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        python = python_for(self.contender)
+        module = MODULES[self.contender]
+        if self.face == "wsgi":
+            return [
+                python,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(self.workers),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                f"{module}:app",
+            ]
+        return [
+            python,
+            "-m",
+            "uvicorn",
+            "--workers",
+            str(self.workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            f"{module}:asgi",
+        ]
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(
+            pin(self.core) + self.command(),
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.base + "/", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"{self.contender} ({self.face}) did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
