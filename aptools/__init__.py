@@ -37,7 +37,14 @@ from aptools.models import (
     parse_duration,
 )
 from aptools.provider import Provider, ProviderConfigError
-from aptools.store import MemoryStore, Reservation, SQLiteStore, Store, open_store
+from aptools.store import (
+    MemoryStore,
+    Reservation,
+    SQLiteStore,
+    Store,
+    Stored,
+    open_store,
+)
 
 __version__ = "0.1.0"
 
@@ -72,6 +79,7 @@ __all__ = [
     "SQLiteStore",
     "StatusName",
     "Store",
+    "Stored",
     "Unauthorized",
     "UnprocessableEntity",
     "open_store",

@@ -8,6 +8,7 @@ worked out before the first request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -49,7 +50,7 @@ from aptools.models import (
     isoformat,
     parse_duration,
 )
-from aptools.store import Store
+from aptools.store import Store, Stored
 
 log = logging.getLogger("aptools")
 
@@ -183,24 +184,48 @@ def _may(action: Action, caller: Caller, roles: tuple[str, ...]) -> Op[bool]:
 
 def load(
     spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]
-) -> Op[Action]:
+) -> Op[Stored]:
     """The stored action if the caller may act on it in ``roles``, else 404."""
-    action: Action | None = yield spec.store_effect(
+    stored: Stored | None = yield spec.store_effect(
         spec.store.get, action_id, time.time()
     )
-    if action is None or not (yield from _may(action, caller, roles)):
+    if stored is None:
         raise NotFound(_UNKNOWN)
-    return action
+    # PERF: the creator needs no decoding; others are checked on the full action.
+    if stored.creator_id not in caller.identities and not (
+        yield from _may(stored.action(), caller, roles)
+    ):
+        raise NotFound(_UNKNOWN)
+    return stored
 
 
 # -- handler results -----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _retention(release_after: str) -> float:
+    return parse_duration(release_after)
 
 
 def _expiry(action: Action) -> float | None:
     if action.status not in TERMINAL:
         return None
     done = datetime.fromisoformat(action.completion_time or action.start_time)
-    return done.timestamp() + parse_duration(action.release_after)
+    return done.timestamp() + _retention(action.release_after)
+
+
+def save(spec: Spec, action: Action) -> Op[Stored]:
+    """Store a changed, already stored action; 404 if it went meanwhile."""
+    stored: Stored | None = yield spec.store_effect(
+        spec.store.update,
+        action.action_id,
+        Stored.of(action),
+        _expiry(action),
+        time.time(),
+    )
+    if stored is None:
+        raise NotFound(_UNKNOWN)
+    return stored
 
 
 def apply(action: Action, result: Any, *, empty_is_success: bool = False) -> Action:
@@ -251,24 +276,17 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
-def refresh(
-    spec: Spec, name: str, action: Action, caller: Caller, *extra: Any
-) -> Op[Action]:
+def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]:
     """Let handler ``name`` update a non-terminal action; store what changed."""
-    before = _json(action.to_doc())
+    action = stored.action()
     try:
-        result = yield spec.handlers[name](action, caller, *extra)
+        result = yield spec.handlers[name](action, caller)
         apply(action, result)
     except ActionFailed as failed:
         _fail(action, failed)
-    if _json(action.to_doc()) == before:
-        return action
-    stored: Action | None = yield spec.store_effect(
-        spec.store.update, action, _expiry(action), time.time()
-    )
-    if stored is None:
-        raise NotFound(_UNKNOWN)
-    return stored
+    if _json(action.to_doc()) == stored.doc:
+        return stored
+    return (yield from save(spec, action))
 
 
 # -- operations ----------------------------------------------------------------
@@ -360,7 +378,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         if reservation.outcome == "new":
             break
         if reservation.outcome == "existing":
-            return 200, _json(reservation.action.to_public())
+            return 200, reservation.stored.public
         if reservation.outcome == "conflict":
             raise Conflict(
                 "This request_id was already used by you for a different request."
@@ -401,61 +419,59 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         # Free the request key so that a retry of the same request can run.
         yield spec.store_effect(spec.store.abandon, request.action_id)
         raise
-    yield spec.store_effect(spec.store.finish, action, _expiry(action))
+    stored = Stored.of(action)
+    yield spec.store_effect(spec.store.finish, stored, action, _expiry(action))
     if now >= spec.housekeeping.next_purge:
         spec.housekeeping.next_purge = now + spec.purge_interval
         yield spec.store_effect(spec.store.purge, now)
-    return 202, _json(action.to_public())
+    return 202, stored.public
 
 
 def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
-    action = yield from load(spec, caller, action_id, MONITOR)
-    if "status" in spec.handlers and not action.is_terminal:
-        action = yield from refresh(spec, "status", action, caller)
-    return 200, _json(action.to_public())
+    stored = yield from load(spec, caller, action_id, MONITOR)
+    if "status" in spec.handlers and stored.status not in TERMINAL:
+        stored = yield from refresh(spec, "status", stored, caller)
+    return 200, stored.public
 
 
 def cancel(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
-    action = yield from load(spec, caller, action_id, MANAGE)
-    if action.is_terminal:
-        return 200, _json(action.to_public())
+    stored = yield from load(spec, caller, action_id, MANAGE)
+    if stored.status in TERMINAL:
+        return 200, stored.public
     if "cancel" in spec.handlers:
-        action = yield from refresh(spec, "cancel", action, caller)
-        return 200, _json(action.to_public())
+        stored = yield from refresh(spec, "cancel", stored, caller)
+        return 200, stored.public
+    action = stored.action()
     action.status, action.display_status = FAILED, CANCELED
     _finish_fields(action)
-    stored: Action | None = yield spec.store_effect(
-        spec.store.update, action, _expiry(action), time.time()
-    )
-    if stored is None:
-        raise NotFound(_UNKNOWN)
-    return 200, _json(stored.to_public())
+    stored = yield from save(spec, action)
+    return 200, stored.public
 
 
 def release(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
-    action = yield from load(spec, caller, action_id, MANAGE)
-    if not action.is_terminal and "status" in spec.handlers:
-        action = yield from refresh(spec, "status", action, caller)
-    if not action.is_terminal:
+    stored = yield from load(spec, caller, action_id, MANAGE)
+    if stored.status not in TERMINAL and "status" in spec.handlers:
+        stored = yield from refresh(spec, "status", stored, caller)
+    if stored.status not in TERMINAL:
         raise Conflict(
             "The action has not finished; cancel it or wait for it to end "
             "before releasing it."
         )
     if "release" in spec.handlers:
-        yield spec.handlers["release"](action, caller)
+        yield spec.handlers["release"](stored.action(), caller)
     yield spec.store_effect(spec.store.delete, action_id)
-    return 200, _json(action.to_public())
+    return 200, stored.public
 
 
 def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
-    action = yield from load(spec, caller, action_id, MANAGE)
-    if not action.is_terminal:
-        action = yield from refresh(spec, "resume", action, caller)
-    return 200, _json(action.to_public())
+    stored = yield from load(spec, caller, action_id, MANAGE)
+    if stored.status not in TERMINAL:
+        stored = yield from refresh(spec, "resume", stored, caller)
+    return 200, stored.public
 
 
 def _flag(req: Request, name: str) -> bool:
@@ -487,8 +503,8 @@ def log_query(req: Request) -> LogQuery:
 def action_log(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
     query = log_query(req)
-    action = yield from load(spec, caller, action_id, MONITOR)
-    result = yield spec.handlers["log"](action, caller, query)
+    stored = yield from load(spec, caller, action_id, MONITOR)
+    result = yield spec.handlers["log"](stored.action(), caller, query)
     page = (
         result if isinstance(result, LogPage) else LogPage(entries=list(result or ()))
     )
@@ -549,16 +565,17 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     for item in result or ():
         if not isinstance(item, Action) or item.action_id not in visible:
             continue
-        if _json(item.to_doc()) != before[item.action_id]:
-            _finish_fields(item)
-            stored = yield spec.store_effect(
-                spec.store.update, item, _expiry(item), time.time()
-            )
-            if stored is None:
-                continue
-            item = stored
-        answer.append(item.to_public())
-    return 200, _json(answer)
+        if _json(item.to_doc()) == before[item.action_id]:
+            answer.append(_json(item.to_public()))
+            continue
+        _finish_fields(item)
+        try:
+            stored = yield from save(spec, item)
+        except NotFound:
+            continue
+        answer.append(stored.public)
+    # The stored documents are JSON already: join them rather than re-encode.
+    return 200, b"[" + b",".join(answer) + b"]"
 
 
 def options_root(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:

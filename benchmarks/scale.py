@@ -11,9 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from aptools import Action, MemoryStore, SQLiteStore
+from aptools import Action, MemoryStore, SQLiteStore, Stored
 from aptools.models import isoformat
 
 from .inprocess import Contender
@@ -32,6 +30,13 @@ def _action(n: int, creator: str, now: float) -> Action:
     )
 
 
+_INSERT = (
+    "INSERT INTO aptools_actions (action_id, creator_id, request_id, fingerprint,"
+    " reserved_at, pending, status, expires_at, public, doc)"
+    " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+)
+
+
 def populate(path: Path, count: int, creator: str) -> list[str]:
     """Fill a SQLite store with ``count`` finished actions in bulk."""
     SQLiteStore(path).close()
@@ -43,6 +48,7 @@ def populate(path: Path, count: int, creator: str) -> list[str]:
     batch = []
     for n in range(count):
         action = _action(n, creator, now)
+        stored = Stored.of(action)
         ids.append(action.action_id)
         batch.append(
             (
@@ -51,27 +57,17 @@ def populate(path: Path, count: int, creator: str) -> list[str]:
                 action.request_id,
                 "pre",
                 now,
-                0,
                 action.status,
                 now + 86400 * 30,
-                orjson.dumps(action.to_doc()),
+                stored.public,
+                stored.doc,
             )
         )
         if len(batch) == 10_000:
-            db.executemany(
-                "INSERT INTO aptools_actions (action_id, creator_id, request_id,"
-                " fingerprint, reserved_at, pending, status, expires_at, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch,
-            )
+            db.executemany(_INSERT, batch)
             batch.clear()
     if batch:
-        db.executemany(
-            "INSERT INTO aptools_actions (action_id, creator_id, request_id,"
-            " fingerprint, reserved_at, pending, status, expires_at, doc)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            batch,
-        )
+        db.executemany(_INSERT, batch)
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -119,7 +115,7 @@ def memory_bytes_per_action(count: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     for action in actions:
         store.reserve(creator, action.request_id, "f" * 64, action.action_id, now, 300)
-        store.finish(action, now + 86400)
+        store.finish(Stored.of(action), action, now + 86400)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return round((after - before) / count, 1)

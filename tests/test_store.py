@@ -7,9 +7,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
-from aptools import Action, MemoryStore, SQLiteStore, Store, open_store
+from aptools import Action, MemoryStore, SQLiteStore, Store, Stored, open_store
 from aptools.models import isoformat
 
 NOW = 1_900_000_000.0
@@ -46,7 +47,7 @@ def put(store: Store, act: Action, expires_at: float | None = None) -> None:
         ).outcome
         == "new"
     )
-    store.finish(act, expires_at)
+    store.finish(Stored.of(act), act, expires_at)
 
 
 def test_reserve_outcomes(store: Store) -> None:
@@ -54,17 +55,19 @@ def test_reserve_outcomes(store: Store) -> None:
     assert store.reserve(ALICE, "r", "fp1", "a2", NOW, 60).outcome == "pending"
     assert store.reserve(ALICE, "r", "fp2", "a2", NOW, 60).outcome == "conflict"
     assert store.get("a1", NOW) is None  # pending actions are invisible
-    store.finish(action("a1", request_id="r"), None)
+    done = action("a1", request_id="r")
+    store.finish(Stored.of(done), done, None)
     found = store.reserve(ALICE, "r", "fp1", "a3", NOW, 60)
-    assert found.outcome == "existing" and found.action is not None
-    assert found.action.action_id == "a1"
+    assert found.outcome == "existing" and found.stored is not None
+    assert found.stored.action().action_id == "a1"
     assert store.reserve(BOB, "r", "fp2", "b1", NOW, 60).outcome == "new"
 
 
 def test_stale_reservation_is_taken_over(store: Store) -> None:
     assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
     assert store.reserve(ALICE, "r", "fp", "a2", NOW + 61, 60).outcome == "new"
-    store.finish(action("a2", request_id="r"), None)
+    done = action("a2", request_id="r")
+    store.finish(Stored.of(done), done, None)
     assert store.get("a2", NOW) is not None
 
 
@@ -78,18 +81,22 @@ def test_copies_are_private(store: Store) -> None:
     put(store, action("a1", details={"n": 1}))
     got = store.get("a1", NOW)
     assert got is not None
-    got.details["n"] = 2
+    copy = got.action()
+    copy.details["n"] = 2
     again = store.get("a1", NOW)
-    assert again is not None and again.details == {"n": 1}
+    assert again is not None and again.action().details == {"n": 1}
+    assert orjson.loads(again.public)["details"] == {"n": 1}
 
 
 def test_terminal_actions_never_change(store: Store) -> None:
     put(store, action("a1"))
-    done = store.update(action("a1", "SUCCEEDED", details={"r": 1}), NOW + 100, NOW)
+    finished = Stored.of(action("a1", "SUCCEEDED", details={"r": 1}))
+    done = store.update("a1", finished, NOW + 100, NOW)
     assert done is not None and done.status == "SUCCEEDED"
-    back = store.update(action("a1", "ACTIVE"), None, NOW)
-    assert back is not None and back.status == "SUCCEEDED" and back.details == {"r": 1}
-    assert store.update(action("missing"), None, NOW) is None
+    back = store.update("a1", Stored.of(action("a1", "ACTIVE")), None, NOW)
+    assert back is not None and back.status == "SUCCEEDED"
+    assert back.action().details == {"r": 1}
+    assert store.update("missing", Stored.of(action("missing")), None, NOW) is None
 
 
 def test_expiry_and_purge(store: Store) -> None:
@@ -136,7 +143,7 @@ def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     first.close()
     second = open_store(f"sqlite:///{tmp_path}/s.db")
     got = second.get("a1", NOW)
-    assert got is not None and got.details == {"kept": True}
+    assert got is not None and got.action().details == {"kept": True}
     second.close()
 
 

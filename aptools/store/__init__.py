@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-from aptools.store.base import Reservation, Store
+from aptools.store.base import Reservation, Store, Stored
 from aptools.store.memory import MemoryStore
 from aptools.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Reservation", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "Reservation", "SQLiteStore", "Store", "Stored", "open_store"]
 
 DEFAULT_URL = "sqlite:///aptools-actions.db"
 

@@ -12,11 +12,44 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import orjson
+
 from aptools.models import Action
 
-__all__ = ["Reservation", "Store"]
+__all__ = ["Reservation", "Store", "Stored"]
 
 ROLES: Final = ("creator_id", "monitor_by", "manage_by")
+
+
+@dataclass(slots=True, frozen=True)
+class Stored:
+    """An action as a store holds it: already serialized.
+
+    ``public`` is the status document callers receive and ``doc`` everything
+    (see :meth:`Action.to_doc`); :meth:`action` decodes the latter. Answering
+    a status request needs no JSON work at all.
+    """
+
+    status: str
+    creator_id: str
+    public: bytes
+    doc: bytes
+
+    @classmethod
+    def of(cls, action: Action) -> Stored:
+        # PERF: serialized once per write; reads hand the bytes straight out.
+        # The copies trim orjson's spare buffer space, which a long-lived
+        # in-memory record would otherwise keep.
+        return cls(
+            action.status,
+            action.creator_id,
+            memoryview(orjson.dumps(action.to_public())).tobytes(),
+            memoryview(orjson.dumps(action.to_doc())).tobytes(),
+        )
+
+    def action(self) -> Action:
+        """A private, decoded copy of the action."""
+        return Action.from_doc(orjson.loads(self.doc))
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,13 +60,13 @@ class Reservation:
 
     - ``"new"``: the key was free and is now held for ``action_id``; run the
       handler, then :meth:`Store.finish` or :meth:`Store.abandon`.
-    - ``"existing"``: the same request finished before; ``action`` is its action.
+    - ``"existing"``: the same request finished before; ``stored`` is its action.
     - ``"pending"``: the same request is being handled right now elsewhere.
     - ``"conflict"``: the key was used for a different request document.
     """
 
     outcome: Literal["new", "existing", "pending", "conflict"]
-    action: Action | None = None
+    stored: Stored | None = None
 
 
 class Store(abc.ABC):
@@ -65,21 +98,24 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def finish(self, action: Action, expires_at: float | None) -> None:
-        """Store the first state of a reserved action and release the hold."""
+    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+        """Store the first state of a reserved action and release the hold.
+
+        ``stored`` is ``Stored.of(action)``; ``action`` gives the principals.
+        """
 
     @abc.abstractmethod
     def abandon(self, action_id: str) -> None:
         """Drop a reservation whose handler failed, freeing its request key."""
 
     @abc.abstractmethod
-    def get(self, action_id: str, now: float) -> Action | None:
+    def get(self, action_id: str, now: float) -> Stored | None:
         """The action, or ``None`` if unknown, pending, released or expired."""
 
     @abc.abstractmethod
     def update(
-        self, action: Action, expires_at: float | None, now: float
-    ) -> Action | None:
+        self, action_id: str, stored: Stored, expires_at: float | None, now: float
+    ) -> Stored | None:
         """Save a new state and return what is stored afterwards.
 
         A terminal action never changes: if the stored one is terminal the

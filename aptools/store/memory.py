@@ -6,10 +6,8 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-import orjson
-
 from aptools.models import TERMINAL, Action
-from aptools.store.base import Reservation, Store
+from aptools.store.base import Reservation, Store, Stored
 
 __all__ = ["MemoryStore"]
 
@@ -20,11 +18,11 @@ class _Row:
     request_id: str
     fingerprint: str
     reserved_at: float
-    pending: bool = True
-    status: str = ""
+    # None while reserved; records are immutable, so readers need no lock.
+    stored: Stored | None = None
     expires_at: float | None = None
-    # Serialized, so a handler mutating its copy never touches the store.
-    doc: bytes = b""
+    monitor_by: tuple[str, ...] = ()
+    manage_by: tuple[str, ...] = ()
 
     def live(self, now: float) -> bool:
         return self.expires_at is None or self.expires_at > now
@@ -57,8 +55,8 @@ class MemoryStore(Store):
             if row is not None and row.live(now):
                 if row.fingerprint != fingerprint:
                     return Reservation("conflict")
-                if not row.pending:
-                    return Reservation("existing", _load(row.doc))
+                if row.stored is not None:
+                    return Reservation("existing", row.stored)
                 if now - row.reserved_at < lease:
                     return Reservation("pending")
             if held is not None:
@@ -67,40 +65,36 @@ class MemoryStore(Store):
             self._keys[key] = action_id
             return Reservation("new")
 
-    def finish(self, action: Action, expires_at: float | None) -> None:
+    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
             row = self._rows.get(action.action_id)
             if row is None:
                 return
-            # Readers take no lock: the document is in place before the row
-            # stops being pending.
-            row.doc = orjson.dumps(action.to_doc())
-            row.status = action.status
             row.expires_at = expires_at
-            row.pending = False
+            row.monitor_by = tuple(action.monitor_by)
+            row.manage_by = tuple(action.manage_by)
+            row.stored = stored
 
     def abandon(self, action_id: str) -> None:
         self.delete(action_id)
 
-    def get(self, action_id: str, now: float) -> Action | None:
+    def get(self, action_id: str, now: float) -> Stored | None:
         row = self._rows.get(action_id)
-        if row is None or row.pending or not row.live(now):
+        if row is None or not row.live(now):
             return None
-        return _load(row.doc)
+        return row.stored
 
     def update(
-        self, action: Action, expires_at: float | None, now: float
-    ) -> Action | None:
+        self, action_id: str, stored: Stored, expires_at: float | None, now: float
+    ) -> Stored | None:
         with self._lock:
-            row = self._rows.get(action.action_id)
-            if row is None or row.pending or not row.live(now):
+            row = self._rows.get(action_id)
+            if row is None or row.stored is None or not row.live(now):
                 return None
-            if row.status in TERMINAL:
-                return _load(row.doc)
-            row.status = action.status
-            row.expires_at = expires_at
-            row.doc = orjson.dumps(action.to_doc())
-            return _load(row.doc)
+            if row.stored.status not in TERMINAL:
+                row.expires_at = expires_at
+                row.stored = stored
+            return row.stored
 
     def delete(self, action_id: str) -> None:
         with self._lock:
@@ -117,16 +111,14 @@ class MemoryStore(Store):
         now: float,
     ) -> list[Action]:
         with self._lock:
-            rows = [
-                row
-                for row in self._rows.values()
-                if not row.pending and row.status in statuses and row.live(now)
-            ]
+            rows = list(self._rows.values())
         found = []
         for row in rows:
-            action = _load(row.doc)
-            if _holds(action, principals):
-                found.append(action)
+            stored = row.stored
+            if stored is None or stored.status not in statuses or not row.live(now):
+                continue
+            if _holds(row, principals):
+                found.append(stored.action())
         return found
 
     def purge(self, now: float) -> int:
@@ -140,15 +132,11 @@ class MemoryStore(Store):
         return len(self._rows)
 
 
-def _load(doc: bytes) -> Action:
-    return Action.from_doc(orjson.loads(doc))
-
-
-def _holds(action: Action, principals: Mapping[str, Collection[str]]) -> bool:
+def _holds(row: _Row, principals: Mapping[str, Collection[str]]) -> bool:
     for role, wanted in principals.items():
         if role == "creator_id":
-            if action.creator_id in wanted:
+            if row.creator_id in wanted:
                 return True
-        elif any(p in wanted for p in getattr(action, role)):
+        elif any(p in wanted for p in getattr(row, role)):
             return True
     return False

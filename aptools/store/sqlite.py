@@ -1,7 +1,8 @@
 """The default store: one SQLite file in WAL mode.
 
 It survives restarts and is shared safely by several worker processes on one
-host: every write that decides something runs in an ``IMMEDIATE`` transaction.
+host: the request key is claimed by a single ``INSERT`` that the unique index
+makes atomic, and every read-decide-write runs in an ``IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import orjson
-
 from aptools.models import TERMINAL, Action
-from aptools.store.base import ROLES, Reservation, Store
+from aptools.store.base import ROLES, Reservation, Store, Stored
 
 __all__ = ["SQLiteStore"]
 
@@ -30,6 +29,7 @@ CREATE TABLE IF NOT EXISTS aptools_actions (
     pending     INTEGER NOT NULL DEFAULT 1,
     status      TEXT NOT NULL DEFAULT '',
     expires_at  REAL,
+    public      BLOB,
     doc         BLOB,
     UNIQUE (creator_id, request_id)
 );
@@ -45,6 +45,16 @@ CREATE INDEX IF NOT EXISTS aptools_principals_action
     ON aptools_principals (action_id);
 """
 _TERMINAL = tuple(sorted(TERMINAL))
+_LIVE = "pending = 0 AND (expires_at IS NULL OR expires_at > ?)"
+# Only constants are formatted into these statements.
+_GET = (
+    "SELECT status, creator_id, public, doc FROM aptools_actions"  # noqa: S608
+    f" WHERE action_id = ? AND {_LIVE}"
+)
+_UPDATE = (
+    "UPDATE aptools_actions SET status = ?, expires_at = ?, public = ?, doc = ?"  # noqa: S608
+    f" WHERE action_id = ? AND status NOT IN (?, ?) AND {_LIVE}"
+)
 
 
 class SQLiteStore(Store):
@@ -104,89 +114,88 @@ class SQLiteStore(Store):
         now: float,
         lease: float,
     ) -> Reservation:
+        claim = (action_id, creator_id, request_id, fingerprint, now)
+        insert = (
+            "INSERT INTO aptools_actions"
+            " (action_id, creator_id, request_id, fingerprint, reserved_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        try:
+            # PERF: the common case, a new request, is one statement.
+            self._db().execute(insert, claim)
+            return Reservation("new")
+        except sqlite3.IntegrityError:
+            pass
         with self._write() as db:
             row = db.execute(
-                "SELECT action_id, fingerprint, pending, reserved_at, expires_at, doc"
+                "SELECT action_id, fingerprint, pending, reserved_at, expires_at,"
+                " status, creator_id, public, doc"
                 " FROM aptools_actions WHERE creator_id = ? AND request_id = ?",
                 (creator_id, request_id),
             ).fetchone()
             if row is not None:
-                held, held_print, pending, reserved_at, expires_at, doc = row
+                held, held_print, pending, reserved_at, expires_at = row[:5]
                 if expires_at is None or expires_at > now:
                     if held_print != fingerprint:
                         return Reservation("conflict")
                     if not pending:
-                        return Reservation("existing", _load(doc))
+                        return Reservation("existing", Stored(*row[5:]))
                     if now - reserved_at < lease:
                         return Reservation("pending")
                 _delete(db, held)
-            db.execute(
-                "INSERT INTO aptools_actions"
-                " (action_id, creator_id, request_id, fingerprint, reserved_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (action_id, creator_id, request_id, fingerprint, now),
-            )
+            db.execute(insert, claim)
         return Reservation("new")
 
-    def finish(self, action: Action, expires_at: float | None) -> None:
-        principals = [(action.creator_id, "creator_id", action.action_id)]
-        principals += [(p, "monitor_by", action.action_id) for p in action.monitor_by]
-        principals += [(p, "manage_by", action.action_id) for p in action.manage_by]
+    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+        values = (
+            stored.status,
+            expires_at,
+            stored.public,
+            stored.doc,
+            action.action_id,
+        )
+        update = (
+            "UPDATE aptools_actions SET pending = 0, status = ?, expires_at = ?,"
+            " public = ?, doc = ? WHERE action_id = ?"
+        )
+        shared = [(p, "monitor_by", action.action_id) for p in action.monitor_by]
+        shared += [(p, "manage_by", action.action_id) for p in action.manage_by]
+        if not shared:
+            self._db().execute(update, values)
+            return
         with self._write() as db:
-            db.execute(
-                "UPDATE aptools_actions SET pending = 0, status = ?, expires_at = ?,"
-                " doc = ? WHERE action_id = ?",
-                (
-                    action.status,
-                    expires_at,
-                    orjson.dumps(action.to_doc()),
-                    action.action_id,
-                ),
-            )
+            db.execute(update, values)
             db.executemany(
-                "INSERT OR IGNORE INTO aptools_principals VALUES (?, ?, ?)", principals
+                "INSERT OR IGNORE INTO aptools_principals VALUES (?, ?, ?)", shared
             )
 
     def abandon(self, action_id: str) -> None:
         self.delete(action_id)
 
-    def get(self, action_id: str, now: float) -> Action | None:
-        row = (
-            self._db()
-            .execute(
-                "SELECT doc FROM aptools_actions WHERE action_id = ? AND pending = 0"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (action_id, now),
-            )
-            .fetchone()
-        )
-        return None if row is None else _load(row[0])
+    def get(self, action_id: str, now: float) -> Stored | None:
+        row = self._db().execute(_GET, (action_id, now)).fetchone()
+        return None if row is None else Stored(*row)
 
     def update(
-        self, action: Action, expires_at: float | None, now: float
-    ) -> Action | None:
-        with self._write() as db:
-            changed = db.execute(
-                "UPDATE aptools_actions SET status = ?, expires_at = ?, doc = ?"
-                " WHERE action_id = ? AND pending = 0 AND status NOT IN (?, ?)"
-                " AND (expires_at IS NULL OR expires_at > ?)",
+        self, action_id: str, stored: Stored, expires_at: float | None, now: float
+    ) -> Stored | None:
+        changed = (
+            self._db()
+            .execute(
+                _UPDATE,
                 (
-                    action.status,
+                    stored.status,
                     expires_at,
-                    orjson.dumps(action.to_doc()),
-                    action.action_id,
+                    stored.public,
+                    stored.doc,
+                    action_id,
                     *_TERMINAL,
                     now,
                 ),
-            ).rowcount
-            if changed:
-                return Action.from_doc(action.to_doc())
-            row = db.execute(
-                "SELECT doc FROM aptools_actions WHERE action_id = ? AND pending = 0"
-                " AND (expires_at IS NULL OR expires_at > ?)",
-                (action.action_id, now),
-            ).fetchone()
-        return None if row is None else _load(row[0])
+            )
+            .rowcount
+        )
+        return stored if changed else self.get(action_id, now)
 
     def delete(self, action_id: str) -> None:
         with self._write() as db:
@@ -204,22 +213,28 @@ class SQLiteStore(Store):
             if role not in ROLES or not wanted:
                 continue
             marks = ",".join("?" * len(wanted))
-            clauses.append(f"(p.role = ? AND p.principal IN ({marks}))")
-            params.append(role)
+            if role == "creator_id":
+                clauses.append(f"a.creator_id IN ({marks})")
+            else:
+                clauses.append(
+                    "a.action_id IN (SELECT p.action_id FROM aptools_principals p"  # noqa: S608
+                    f" WHERE p.role = ? AND p.principal IN ({marks}))"
+                )
+                params.append(role)
             params.extend(wanted)
         if not clauses or not statuses:
             return []
         status_marks = ",".join("?" * len(statuses))
         sql = (
-            "SELECT a.doc FROM aptools_actions a WHERE a.pending = 0"  # noqa: S608
+            "SELECT a.status, a.creator_id, a.public, a.doc"  # noqa: S608
+            " FROM aptools_actions a WHERE a.pending = 0"
             f" AND a.status IN ({status_marks})"
             " AND (a.expires_at IS NULL OR a.expires_at > ?)"
-            " AND a.action_id IN (SELECT p.action_id FROM aptools_principals p"
-            f" WHERE {' OR '.join(clauses)})"
+            f" AND ({' OR '.join(clauses)})"
             " ORDER BY a.reserved_at"
         )
         rows = self._db().execute(sql, [*statuses, now, *params]).fetchall()
-        return [_load(doc) for (doc,) in rows]
+        return [Stored(*row).action() for row in rows]
 
     def purge(self, now: float) -> int:
         with self._write() as db:
@@ -244,7 +259,3 @@ class SQLiteStore(Store):
 def _delete(db: sqlite3.Connection, action_id: str) -> None:
     db.execute("DELETE FROM aptools_actions WHERE action_id = ?", (action_id,))
     db.execute("DELETE FROM aptools_principals WHERE action_id = ?", (action_id,))
-
-
-def _load(doc: bytes) -> Action:
-    return Action.from_doc(orjson.loads(doc))
