@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,12 +139,22 @@ def _bearer(req: Request) -> str:
 
 
 def authenticate(spec: Spec, req: Request) -> Op[Caller]:
+    """The caller of ``req``: from the cache, else introspected."""
     token = _bearer(req)
     key = Authenticator.key(token)
     caller = spec.auth.cached(key)
     if caller is None:
         caller = yield Authenticate(spec.auth, key, token)
     return caller
+
+
+def cached_caller(spec: Spec, req: Request) -> Caller | None:
+    """The caller of ``req`` if its token is cached.
+
+    PERF: hot operations try this before ``yield from authenticate(...)``,
+    which costs a generator even when nothing needs to be awaited.
+    """
+    return spec.auth.cached(Authenticator.key(_bearer(req)))
 
 
 def _in_groups(caller: Caller, groups: Collection[str]) -> Op[bool]:
@@ -186,9 +196,12 @@ def load(
     spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]
 ) -> Op[Stored]:
     """The stored action if the caller may act on it in ``roles``, else 404."""
-    stored: Stored | None = yield spec.store_effect(
-        spec.store.get, action_id, time.time()
-    )
+    stored: Stored | None
+    if spec.store.io_bound:
+        stored = yield spec.store_effect(spec.store.get, action_id, time.time())
+    else:
+        # PERF: a local store answers in place, without an effect round trip.
+        stored = spec.store.get(action_id, time.time())
     if stored is None:
         raise NotFound(_UNKNOWN)
     # PERF: the creator needs no decoding; others are checked on the full action.
@@ -269,11 +282,21 @@ def _finish_fields(action: Action) -> None:
     if action.display_status is not None and len(action.display_status) > 64:
         action.display_status = action.display_status[:64]
     if action.status in TERMINAL and action.completion_time is None:
-        action.completion_time = isoformat(max(time.time(), _ts(action.start_time)))
+        # Same-format UTC timestamps order as text: completion never precedes
+        # the start, even if the clock stepped back.
+        action.completion_time = max(isoformat(time.time()), action.start_time)
 
 
-def _ts(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp() if text else 0.0
+def new_action_id() -> str:
+    """A random (version 4) UUID as text.
+
+    PERF: twice as fast as ``str(uuid.uuid4())``, with the same randomness.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]:
@@ -339,14 +362,14 @@ def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
 
 
 def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
-    caller = yield from authenticate(spec, req)
+    caller = cached_caller(spec, req) or (yield from authenticate(spec, req))
     yield from require(spec.runnable, caller)
     document = yield from _read_document(spec, req)
     spec.validate(document)
     now = time.time()
     deadline = _deadline(spec, document.get("deadline"), now)
     request = ActionRequest(
-        action_id=str(uuid.uuid4()),
+        action_id=new_action_id(),
         request_id=document["request_id"],
         body=document["body"],
         label=document.get("label"),
@@ -428,7 +451,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
 
 
 def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
-    caller = yield from authenticate(spec, req)
+    caller = cached_caller(spec, req) or (yield from authenticate(spec, req))
     stored = yield from load(spec, caller, action_id, MONITOR)
     if "status" in spec.handlers and stored.status not in TERMINAL:
         stored = yield from refresh(spec, "status", stored, caller)

@@ -61,7 +61,7 @@ def parse_duration(text: str) -> float:
 
 def isoformat(timestamp: float) -> str:
     """RFC 3339 text for a POSIX timestamp, in UTC."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(slots=True, kw_only=True)
