@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from aptools.models import (
     isoformat,
     parse_duration,
 )
-from aptools.store import Store, Stored
+from aptools.store import Reservation, Store, Stored
 
 log = logging.getLogger("aptools")
 
@@ -287,15 +288,31 @@ def _finish_fields(action: Action) -> None:
         action.completion_time = max(isoformat(time.time()), action.start_time)
 
 
-def new_action_id() -> str:
-    """A random (version 4) UUID as text.
+_entropy = threading.local()
 
-    PERF: twice as fast as ``str(uuid.uuid4())``, with the same randomness.
+
+def _fresh_entropy() -> None:
+    _entropy.at = 4096
+
+
+# A forked worker must not hand out its parent's unused randomness.
+os.register_at_fork(after_in_child=_fresh_entropy)
+
+
+def new_action_id() -> str:
+    """A random (version 4) UUID as text, from the OS's random source.
+
+    PERF: reads randomness 4 KiB at a time (one system call per 256 ids) and
+    formats it by hand: several times faster than ``str(uuid.uuid4())``.
     """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
+    at: int = getattr(_entropy, "at", 4096)
+    if at >= 4096:
+        _entropy.pool, at = os.urandom(4096), 0
+    _entropy.at = at + 16
+    raw = _entropy.pool[at : at + 16]
     h = raw.hex()
+    # The version (4) and variant (10xx) bits of RFC 4122.
+    h = f"{h[:12]}4{h[13:16]}{'89ab'[raw[8] >> 6]}{h[17:]}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -389,8 +406,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     give_up = time.monotonic() + spec.pending_wait
     pause = 0.005
     while True:
-        reservation = yield spec.store_effect(
-            spec.store.reserve,
+        claim = (
             caller.identity_urn,
             request.request_id,
             fingerprint,
@@ -398,9 +414,15 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
             now,
             spec.lease,
         )
+        # PERF: a local store answers in place, without an effect round trip.
+        reservation: Reservation = (
+            (yield Blocking(spec.store.reserve, *claim))
+            if spec.store.io_bound
+            else spec.store.reserve(*claim)
+        )
         if reservation.outcome == "new":
             break
-        if reservation.outcome == "existing":
+        if reservation.stored is not None:  # the same request, finished before
             return 200, reservation.stored.public
         if reservation.outcome == "conflict":
             raise Conflict(
@@ -443,7 +465,11 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         yield spec.store_effect(spec.store.abandon, request.action_id)
         raise
     stored = Stored.of(action)
-    yield spec.store_effect(spec.store.finish, stored, action, _expiry(action))
+    done = (stored, action, _expiry(action))
+    if spec.store.io_bound:
+        yield Blocking(spec.store.finish, *done)
+    else:
+        spec.store.finish(*done)
     if now >= spec.housekeeping.next_purge:
         spec.housekeeping.next_purge = now + spec.purge_interval
         yield spec.store_effect(spec.store.purge, now)

@@ -59,9 +59,26 @@ def parse_duration(text: str) -> float:
     return total
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def isoformat(timestamp: float) -> str:
-    """RFC 3339 text for a POSIX timestamp, in UTC."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
+    """RFC 3339 text for a POSIX timestamp, in UTC, to the microsecond.
+
+    >>> isoformat(0.5)
+    '1970-01-01T00:00:00.500000+00:00'
+    """
+    global _second
+    whole = int(timestamp // 1)
+    micros = round((timestamp - whole) * 1e6)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    cached_whole, prefix = _second
+    if cached_whole != whole:
+        # PERF: formatting the date and time once a second, not per call.
+        prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, prefix)
+    return f"{prefix}.{micros:06d}+00:00"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                     auth,
                     bench.token,
                     server_env,
-                    seconds=10 if full else 2,
+                    seconds=5 if full else 2,
                     configs=configs,
                     repeats=3 if full else 1,
                 )

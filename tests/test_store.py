@@ -182,3 +182,21 @@ def test_open_store_urls(tmp_path: Path) -> None:
     for bad in ("postgres://db", "sqlite:///", "file.db"):
         with pytest.raises(ValueError):
             open_store(bad)
+
+
+def test_action_ids_differ_across_forks() -> None:
+    import os as _os
+
+    from aptools.core import new_action_id
+
+    new_action_id()  # the parent has a pool of randomness now
+    read, write = _os.pipe()
+    pid = _os.fork()
+    if pid == 0:  # the child writes the id it would hand out next
+        _os.write(write, new_action_id().encode())
+        _os._exit(0)
+    _os.waitpid(pid, 0)
+    child = _os.read(read, 64).decode()
+    _os.close(read)
+    _os.close(write)
+    assert child != new_action_id()
