@@ -36,6 +36,7 @@ from aptools.models import (
     StatusName,
     parse_duration,
 )
+from aptools.observe import RequestInfo
 from aptools.provider import Provider, ProviderConfigError
 from aptools.store import (
     MemoryStore,
@@ -74,6 +75,7 @@ __all__ = [
     "PayloadTooLarge",
     "Provider",
     "ProviderConfigError",
+    "RequestInfo",
     "RequestValidationError",
     "Reservation",
     "SQLiteStore",

@@ -13,64 +13,21 @@ import falcon.asgi
 import orjson
 
 from aptools import core
-from aptools.effects import Op, drive, drive_async
+from aptools.effects import drive, drive_async
 from aptools.errors import ActionProviderError
+from aptools.observe import Observer
+from aptools.routes import Operation, route_table
 
-__all__ = ["build_asgi", "build_wsgi", "route_table"]
+__all__ = ["build_asgi", "build_wsgi"]
 
 log = logging.getLogger("aptools")
 
 JSON: Final = "application/json"
-Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
-Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str]]]]
 
-_CORS_GET: Final = {"Access-Control-Allow-Origin": "*"}
-_CORS_OPTIONS: Final = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Expose-Headers": "*",
-}
-_NONE: Final[Mapping[str, str]] = {}
 _DESCRIPTIONS: Final = {
     404: "Nothing is served at this path.",
     405: "This path does not take this method; see the Allow header.",
 }
-
-
-def route_table(spec: core.Spec, prefix: str) -> list[Route]:
-    """Every route of both API versions that this provider serves."""
-    has = spec.handlers.__contains__
-    one: dict[str, dict[str, tuple[Operation, Mapping[str, str]]]] = {
-        "/": {
-            "GET": (core.introspect, _CORS_GET),
-            "OPTIONS": (core.options_root, _CORS_OPTIONS),
-        },
-        "/run": {"POST": (core.run, _NONE)},
-        "/actions": {"POST": (core.run, _NONE)},
-        "/{action_id}/status": {"GET": (core.status, _NONE)},
-        "/actions/{action_id}": {
-            "GET": (core.status, _NONE),
-            "DELETE": (core.release, _NONE),
-        },
-    }
-    if has("enumerate"):
-        one["/actions"]["GET"] = (core.enumerate_actions, _NONE)
-    verbs: list[tuple[str, str, Operation]] = [
-        ("cancel", "POST", core.cancel),
-        ("release", "POST", core.release),
-    ]
-    if has("log"):
-        verbs.append(("log", "GET", core.action_log))
-    if has("resume"):
-        verbs.append(("resume", "POST", core.resume))
-    for name, method, op in verbs:
-        one[f"/{{action_id}}/{name}"] = {method: (op, _NONE)}
-        one[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE)}
-    base = prefix.rstrip("/")
-    return [
-        ((base + path) if path != "/" else (base or "/"), methods)
-        for path, methods in one.items()
-    ]
 
 
 def render_error(resp: Any, exc: falcon.HTTPError) -> None:
@@ -97,11 +54,15 @@ def _configure(
 ) -> None:
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(_serialize_error)
-    for path, methods in route_table(spec, prefix):
+    operations = {}
+    for path, methods in route_table(spec.handlers, prefix):
         resource = _Resource()
-        for method, (op, headers) in methods.items():
+        for method, (op, headers, name) in methods.items():
             setattr(resource, f"on_{method.lower()}", make(spec, op, headers))
+            operations[(path, method)] = name
         app.add_route(path, resource)
+    if spec.access_log or spec.hooks:
+        app.add_middleware(Observer(operations, spec.hooks))
 
 
 class _Resource:
@@ -114,6 +75,8 @@ def _wsgi_responder(
     def responder(
         req: falcon.Request, resp: falcon.Response, action_id: str | None = None
     ) -> None:
+        if action_id is not None:
+            req.context.action_id = action_id
         resp.status, resp.data = drive(op(spec, req, action_id))
         if resp.data:
             resp.content_type = JSON
@@ -131,6 +94,8 @@ def _asgi_responder(
         resp: falcon.asgi.Response,
         action_id: str | None = None,
     ) -> None:
+        if action_id is not None:
+            req.context.action_id = action_id
         resp.status, resp.data = await drive_async(op(spec, req, action_id))
         if resp.data:
             resp.content_type = JSON

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import ipaddress
 import json
 import os
 import shlex
 import socket
+import sqlite3
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 from socketserver import ThreadingMixIn
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from aptools.provider import Provider
+from aptools.provider import Provider, ProviderConfigError
 
-__all__ = ["load_provider", "main"]
+__all__ = ["asgi_app", "load_provider", "main", "wsgi_app"]
 
 # Fixed, so that tokens printed once keep working after a restart of `dev`.
 DEV_RUNNER: Final = ("3b0e6a5e-5c6e-4f3b-9d4a-6d2f2f9c1a01", "dev-token-alice")
@@ -167,20 +171,163 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def check(args: argparse.Namespace) -> int:
-    """Build a provider and print what it serves."""
-    from aptools.apps import route_table
-
-    os.environ.setdefault("APTOOLS_CLIENT_ID", "check")
-    os.environ.setdefault("APTOOLS_CLIENT_SECRET", "check")
+def _offline(target: str) -> Provider:
+    """Load and compile a provider without needing credentials or a store."""
+    os.environ.setdefault("APTOOLS_CLIENT_ID", "offline")
+    os.environ.setdefault("APTOOLS_CLIENT_SECRET", "offline")
     os.environ.setdefault("APTOOLS_STORE", "memory:")
-    provider = load_provider(args.target)
-    spec = provider.compile()
-    print(json.dumps(provider.description, indent=2))
+    provider = load_provider(target)
+    provider.compile()
+    return provider
+
+
+def check(args: argparse.Namespace) -> int:
+    """Build a provider and print its description, routes and input schema."""
+    from aptools.routes import route_table
+
+    provider = _offline(args.target)
+    about = provider.description
+    schema = about.pop("input_schema")
+    print(json.dumps(about, indent=2))
     print("\nroutes:")
-    for path, methods in route_table(spec, provider.prefix):
+    for path, methods in route_table(provider.handlers, provider.prefix):
         print(f"  {' '.join(sorted(methods)):<14} {path}")
+    print("\ninput schema:")
+    print(json.dumps(schema, indent=2))
     return 0
+
+
+def openapi(args: argparse.Namespace) -> int:
+    """Print the provider's OpenAPI document."""
+    print(json.dumps(_offline(args.target).openapi(), indent=2))
+    return 0
+
+
+def _served() -> Provider:
+    provider = load_provider(os.environ["APTOOLS_TARGET"])
+    return provider
+
+
+def wsgi_app() -> Any:
+    """The WSGI app ``aptools serve`` hands to gunicorn (a factory)."""
+    app = _served().wsgi()
+    # PERF: objects made while loading never need collecting; freezing them
+    # keeps the collector's full passes short in this process we own.
+    gc.freeze()
+    return app
+
+
+def asgi_app() -> Any:
+    """The ASGI app ``aptools serve`` hands to uvicorn (a factory)."""
+    app = _served().asgi()
+    gc.freeze()  # PERF: as in wsgi_app
+    return app
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Check the configuration, then serve with gunicorn or uvicorn."""
+    try:
+        provider = load_provider(args.target)
+        store = provider.compile().store
+        store.get("aptools-serve-check", 0.0)
+    except (ProviderConfigError, ValueError, OSError, sqlite3.Error) as exc:
+        print(f"aptools serve: {exc}", file=sys.stderr)
+        return 1
+    env = {**os.environ, "APTOOLS_TARGET": args.target}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [os.getcwd(), env.get("PYTHONPATH")])
+    )
+    if args.asgi:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "aptools.cli:asgi_app",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+        ]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"{args.host}:{args.port}",
+            "aptools.cli:wsgi_app()",
+        ]
+    print(
+        f"aptools serve: {provider.title} on http://{args.host}:{args.port}"
+        f"{provider.prefix} ({'uvicorn' if args.asgi else 'gunicorn'}, "
+        f"{args.workers} worker{'s' if args.workers > 1 else ''})",
+        flush=True,
+    )
+    os.execve(sys.executable, command, env)  # noqa: S606 - becomes the server
+    return 0  # not reached
+
+
+def call(args: argparse.Namespace) -> int:
+    """A small client: run, status, cancel, release or log an action."""
+    import requests
+
+    base = args.url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.token}"}
+
+    def answer(response: requests.Response) -> Any:
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = {"code": "NotJSON", "description": response.text[:200]}
+        if response.status_code >= 400:
+            print(json.dumps(doc, indent=2), file=sys.stderr)
+            raise SystemExit(1)
+        return doc
+
+    if args.operation == "run":
+        body = _read_body(args.body)
+        document = {"request_id": args.request_id or str(uuid.uuid4()), "body": body}
+        doc = answer(
+            requests.post(f"{base}/run", json=document, headers=headers, timeout=60)
+        )
+        pause = 0.5
+        while args.wait and doc["status"] not in ("SUCCEEDED", "FAILED"):
+            shown = doc.get("display_status") or ""
+            print(f"  {doc['status']} {shown}".rstrip(), file=sys.stderr, flush=True)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 10.0)
+            doc = answer(
+                requests.get(
+                    f"{base}/{doc['action_id']}/status", headers=headers, timeout=60
+                )
+            )
+    else:
+        if not args.action_id:
+            print(f"aptools call: {args.operation} needs an ACTION_ID", file=sys.stderr)
+            return 2
+        method = "GET" if args.operation in ("status", "log") else "POST"
+        url = f"{base}/{args.action_id}/{args.operation}"
+        doc = answer(requests.request(method, url, headers=headers, timeout=60))
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def _read_body(text: str | None) -> Any:
+    if text is None:
+        return {}
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"aptools call: --body is not JSON: {exc}") from None
 
 
 def _port(text: str) -> int:
@@ -205,13 +352,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_dev.set_defaults(func=dev)
     run_check = commands.add_parser(
-        "check", help="build a provider and print its routes"
+        "check", help="build a provider; print its description, routes and schema"
     )
-    run_check.add_argument("target")
+    run_check.add_argument("target", help="MODULE or MODULE:ATTR")
     run_check.set_defaults(func=check)
+    run_openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    run_openapi.add_argument("target", help="MODULE or MODULE:ATTR")
+    run_openapi.set_defaults(func=openapi)
+    run_serve = commands.add_parser(
+        "serve", help="serve with gunicorn or uvicorn against the real Globus Auth"
+    )
+    run_serve.add_argument("target", help="MODULE or MODULE:ATTR")
+    face = run_serve.add_mutually_exclusive_group()
+    face.add_argument(
+        "--wsgi", dest="asgi", action="store_false", help="gunicorn (default)"
+    )
+    face.add_argument("--asgi", dest="asgi", action="store_true", help="uvicorn")
+    run_serve.add_argument("--host", default="127.0.0.1")
+    run_serve.add_argument("--port", type=_port, default=8000)
+    run_serve.add_argument("--workers", type=int, default=1)
+    run_serve.set_defaults(func=serve)
+    run_call = commands.add_parser("call", help="call a provider: run, status, ...")
+    run_call.add_argument(
+        "url", help="the provider's base URL, e.g. http://host/skeleton"
+    )
+    run_call.add_argument(
+        "operation", choices=["run", "status", "cancel", "release", "log"]
+    )
+    run_call.add_argument("action_id", nargs="?", help="for all but run")
+    run_call.add_argument("--token", required=True, help="a Globus Auth access token")
+    run_call.add_argument("--body", help="run's body: JSON, or @file")
+    run_call.add_argument("--request-id", help="run's request_id (default: random)")
+    run_call.add_argument(
+        "--wait", action="store_true", help="run: poll until the action has finished"
+    )
+    run_call.set_defaults(func=call)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
+    except (ProviderConfigError, ImportError) as exc:
+        print(f"aptools {args.command}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if isinstance(exc, socket.error) and exc.errno == 98:
             print(

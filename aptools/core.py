@@ -104,6 +104,7 @@ class Spec:
     """A provider compiled for serving; shared by the WSGI and ASGI apps."""
 
     description: bytes
+    openapi: bytes
     visible: Access
     runnable: Access
     auth: Authenticator
@@ -118,6 +119,8 @@ class Spec:
     lease: float = 300.0
     pending_wait: float = 30.0
     purge_interval: float = 60.0
+    access_log: bool = True
+    hooks: tuple[Callable[..., None], ...] = ()
     housekeeping: Housekeeping = field(default_factory=Housekeeping)
 
 
@@ -146,6 +149,7 @@ def authenticate(spec: Spec, req: Request) -> Op[Caller]:
     caller = spec.auth.cached(key)
     if caller is None:
         caller = yield Authenticate(spec.auth, key, token)
+    req.context.caller = caller
     return caller
 
 
@@ -155,7 +159,9 @@ def cached_caller(spec: Spec, req: Request) -> Caller | None:
     PERF: hot operations try this before ``yield from authenticate(...)``,
     which costs a generator even when nothing needs to be awaited.
     """
-    return spec.auth.cached(Authenticator.key(_bearer(req)))
+    caller = spec.auth.cached(Authenticator.key(_bearer(req)))
+    req.context.caller = caller
+    return caller
 
 
 def _in_groups(caller: Caller, groups: Collection[str]) -> Op[bool]:
@@ -339,6 +345,14 @@ def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     return 200, spec.description
 
 
+def openapi(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    """The provider's OpenAPI document, visible to whom the description is."""
+    if not spec.visible.everyone:
+        caller = yield from authenticate(spec, req)
+        yield from require(spec.visible, caller)
+    return 200, spec.openapi
+
+
 def _read_document(spec: Spec, req: Request) -> Op[Any]:
     length = req.content_length
     if length is not None and length > spec.max_body:
@@ -423,6 +437,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         if reservation.outcome == "new":
             break
         if reservation.stored is not None:  # the same request, finished before
+            req.context.action_id = reservation.stored.action().action_id
             return 200, reservation.stored.public
         if reservation.outcome == "conflict":
             raise Conflict(
@@ -470,6 +485,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         yield Blocking(spec.store.finish, *done)
     else:
         spec.store.finish(*done)
+    req.context.action_id = action.action_id
     if now >= spec.housekeeping.next_purge:
         spec.housekeeping.next_purge = now + spec.purge_interval
         yield spec.store_effect(spec.store.purge, now)

@@ -15,6 +15,7 @@ from aptools import core
 from aptools.auth import Authenticator
 from aptools.effects import Await, Blocking, Call
 from aptools.models import DURATION_PATTERN, parse_duration
+from aptools.observe import RequestInfo
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
 from aptools.store import Store, open_store
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Provider", "ProviderConfigError"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+H = TypeVar("H", bound=Callable[["RequestInfo"], None])
 
 HANDLER_NAMES: Final = (
     "run",
@@ -98,6 +100,7 @@ class Provider:
         token_cache_ttl: float = 60.0,
         token_cache_size: int = 10_000,
         auth_timeout: float = 2.0,
+        access_log: bool = True,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -157,6 +160,8 @@ class Provider:
         self._echo_input = echo_input
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
         self._handlers: dict[str, Callable[..., Any]] = {}
+        self._access_log = access_log
+        self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
         self._validator = _compile(schema, echo_input)
@@ -176,6 +181,23 @@ class Provider:
         if not callable(fn):
             raise ProviderConfigError(f"the {name} handler must be callable")
         self._handlers[name] = fn
+        return fn
+
+    def after_request(self, fn: H) -> H:
+        """Register a hook called with a :class:`RequestInfo` after every request.
+
+        For metrics and the like; it runs on the request's thread (or event
+        loop), so keep it quick. Exceptions it raises are logged and ignored::
+
+            @provider.after_request
+            def count(info: RequestInfo) -> None:
+                REQUESTS.labels(info.operation, info.status).inc()
+        """
+        if self._spec is not None:
+            raise ProviderConfigError(
+                "cannot add a request hook: the app was already built"
+            )
+        self._hooks.append(fn)
         return fn
 
     def run(self, fn: F) -> F:
@@ -274,6 +296,7 @@ class Provider:
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
+            openapi=orjson.dumps(self.openapi()),
             visible=core.Access.of(self._about["visible_to"], "public"),
             runnable=core.Access.of(
                 self._about["runnable_by"], "all_authenticated_users"
@@ -287,8 +310,27 @@ class Provider:
             max_body=self._max_body,
             release_after=self._release_after,
             max_deadline=parse_duration(self._about["maximum_deadline"]),
+            access_log=self._access_log,
+            hooks=tuple(self._hooks),
         )
         return self._spec
+
+    def openapi(self) -> dict[str, Any]:
+        """The provider's OpenAPI 3.1 document (also served at
+        ``{prefix}/openapi.json``)."""
+        from aptools.openapi import openapi_document
+        from aptools.routes import route_table
+
+        routes = route_table(self._handlers, self.prefix)
+        return openapi_document(
+            self.description,
+            [(path, list(methods)) for path, methods in routes],
+            {
+                (path, method): name
+                for path, methods in routes
+                for method, (_op, _headers, name) in methods.items()
+            },
+        )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
         """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""

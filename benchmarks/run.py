@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             results["inprocess"] = inprocess(
                 env, rounds=15 if full else 5, n=2000 if full else 300
             )
+            save(results)
         with tempfile.TemporaryDirectory() as tmp:
             server_env = {**env, "APTOOLS_STORE": f"sqlite:///{tmp}/http.db"}
             if "http" not in args.skip:
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                     configs=configs,
                     repeats=3 if full else 1,
                 )
+                save(results)
             if "coldauth" not in args.skip:
                 print("cold authentication…", file=sys.stderr)
                 results["coldauth_latency_ms"] = 50
@@ -299,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                     ],
                     latency=0.05,
                 )
+                save(results)
         if "scale" not in args.skip:
             print("scale…", file=sys.stderr)
             sizes = [1_000, 100_000, 1_000_000] if full else [1_000, 10_000]
@@ -312,18 +315,25 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "memory_bytes_per_action": scale.memory_bytes_per_action(10_000),
             }
+            save(results)
         if "startup" not in args.skip:
             print("start-up…", file=sys.stderr)
             results["startup"] = startup.startup(repeats=11 if full else 5)
     finally:
         auth.stop()
     results["seconds"] = round(time.monotonic() - started, 1)
+    text = save(results)
+    print(text)
+    return 0
+
+
+def save(results: dict[str, Any]) -> str:
+    """Write what has been measured so far; a failed section loses only itself."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     text = report(results)
     (RESULTS / "latest.md").write_text(text)
-    print(text)
-    return 0
+    return text
 
 
 if __name__ == "__main__":

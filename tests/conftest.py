@@ -116,8 +116,11 @@ def make(auth: FakeGlobusAuth, flavour: str) -> MakeClient:
             "prefix": "/test",
             "store": MemoryStore(),
         }
+        hooks = kw.pop("after_request", ())
         settings.update(kw)
         provider = Provider(**settings)
+        for hook in hooks:
+            provider.after_request(hook)
         handlers.setdefault(
             "run", lambda request, caller: {"you_said": request.body["input_string"]}
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from aptools.testing import FakeGlobusAuth
+
 from .servers import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -113,3 +115,132 @@ def test_check_prints_routes(tmp_path: Path) -> None:
     assert '"title": "Countdown"' in done.stdout
     assert "GET            /countdown/actions/{action_id}/log" in done.stdout
     assert "DELETE GET     /countdown/actions/{action_id}" in done.stdout
+
+
+def _env(auth: FakeGlobusAuth | None = None, **extra: str) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **extra}
+    if auth is not None:
+        env.update(auth.env())
+        env["WATCHASAY_SCOPE"] = env["COUNTDOWN_SCOPE"] = auth.scope
+    return env
+
+
+def test_check_fails_loudly(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(
+        "from aptools import Provider\n"
+        "provider = Provider(title='x', scope='s', admin_contact='a',"
+        " input_schema={'type': 'object'})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "aptools.cli", "check", "broken"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(),
+    )
+    assert done.returncode == 1
+    assert "no run handler" in done.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "aptools.cli", "check", "no_such_module"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(),
+    )
+    assert missing.returncode == 1 and "no_such_module" in missing.stderr
+
+
+def test_serve_checks_configuration_first(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aptools.cli", "serve", "examples.watchasay.app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(APTOOLS_CLIENT_ID="some-client"),
+    )
+    assert done.returncode == 1
+    assert "APTOOLS_CLIENT_SECRET" in done.stderr
+
+
+@pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
+def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None:
+    import requests
+
+    port = free_port()
+    env = _env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/serve.db")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aptools.cli",
+            "serve",
+            "examples.countdown.app",
+            face,
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/countdown"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        alice = auth.identity("alice@example.org")
+        call = [sys.executable, "-m", "aptools.cli", "call", base]
+        done = subprocess.run(
+            [
+                *call,
+                "run",
+                "--token",
+                alice.token,
+                "--body",
+                '{"seconds": 1}',
+                "--wait",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        final = json.loads(done.stdout)
+        assert final["status"] == "SUCCEEDED"
+        assert "ACTIVE" in done.stderr  # progress was shown while waiting
+        released = subprocess.run(
+            [*call, "release", final["action_id"], "--token", alice.token],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert (
+            released.returncode == 0
+            and json.loads(released.stdout)["status"] == "SUCCEEDED"
+        )
+        gone = subprocess.run(
+            [*call, "status", final["action_id"], "--token", alice.token],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert gone.returncode == 1 and "NotFound" in gone.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -1,4 +1,4 @@
-"""The examples, in process, on both flavours."""
+"""The examples, tested as a provider author would: with the public testing kit."""
 
 from __future__ import annotations
 
@@ -9,75 +9,86 @@ from types import ModuleType
 
 import pytest
 
-from aptools.testing import FakeGlobusAuth, FakeIdentity
-
-from .conftest import Client
+from aptools.testing import FakeGlobusAuth, ProviderClient
 
 
-def load(
-    name: str, auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch
-) -> ModuleType:
-    monkeypatch.setenv("WATCHASAY_SCOPE", auth.scope)
-    monkeypatch.setenv("COUNTDOWN_SCOPE", auth.scope)
+def fresh(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import an example anew, so that it builds against this test's Globus Auth."""
     monkeypatch.setenv("APTOOLS_STORE", "memory:")
-    sys.modules.pop(name, None)
+    monkeypatch.delitem(sys.modules, name, raising=False)
     return importlib.import_module(name)
 
 
-def client_for(module: ModuleType, flavour: str) -> Client:
-    app = module.app if flavour == "wsgi" else module.asgi
-    return Client(app, module.provider.prefix)
-
-
+@pytest.mark.parametrize("api", ["1.0", "1.1"])
 def test_watchasay(
-    auth: FakeGlobusAuth,
-    alice: FakeIdentity,
-    flavour: str,
+    fake_globus_auth: FakeGlobusAuth,
     monkeypatch: pytest.MonkeyPatch,
+    flavour: str,
+    api: str,
 ) -> None:
-    module = load("examples.watchasay.app", auth, monkeypatch)
-    client = client_for(module, flavour)
-    about = client.call("GET", "/").json
+    example = fresh("examples.watchasay.app", monkeypatch)
+    fake_globus_auth.scope = example.provider.scope
+    alice = fake_globus_auth.identity("alice@example.org")
+    client = ProviderClient(example.provider, flavour=flavour, api=api)
+
+    about = client.introspect().json
     assert about["synchronous"] is True and about["visible_to"] == ["public"]
-    assert about["runnable_by"] == ["all_authenticated_users"]
-    assert module.provider.prefix == "/skeleton"
-    result = client.run(alice, {"input_string": "hi"})
-    assert result.status_code == 202
-    assert result.json["status"] == "SUCCEEDED"
-    assert result.json["details"] == {"you_said": "hi"}
-    extra = client.run(alice, {"input_string": "hi", "other": 1}, request_id="r2")
-    assert extra.status_code == 400
+    ran = client.run({"input_string": "hi"}, as_=alice)
+    assert ran.status_code == 202
+    assert ran.json["status"] == "SUCCEEDED"
+    assert ran.json["details"] == {"you_said": "hi"}
+    assert client.run({"input_string": "hi", "x": 1}, as_=alice).status_code == 400
+    assert client.release(ran.json["action_id"], as_=alice).status_code == 200
 
 
 def test_countdown(
-    auth: FakeGlobusAuth,
-    alice: FakeIdentity,
-    flavour: str,
-    monkeypatch: pytest.MonkeyPatch,
+    fake_globus_auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch, flavour: str
 ) -> None:
-    module = load("examples.countdown.app", auth, monkeypatch)
-    client = client_for(module, flavour)
-    assert client.call("GET", "/").json["log_supported"] is True
-    assert client.run(alice, {"seconds": 61}).status_code == 400
-    assert client.run(alice, {"seconds": -1}).status_code == 400
-    started = client.run(alice, {"seconds": 0.3})
+    example = fresh("examples.countdown.app", monkeypatch)
+    fake_globus_auth.scope = example.provider.scope
+    alice = fake_globus_auth.identity("alice@example.org")
+    bob = fake_globus_auth.identity("bob@example.org")
+    client = ProviderClient(example.provider, flavour=flavour)
+
+    assert client.introspect().json["log_supported"] is True
+    assert client.run({"seconds": 61}, as_=alice).status_code == 400
+    assert client.run({"seconds": -1}, as_=alice).status_code == 400
+    started = client.run({"seconds": 0.3}, as_=alice)
     assert started.status_code == 202 and started.json["status"] == "ACTIVE"
     action_id = started.json["action_id"]
-    assert client.call("POST", f"/{action_id}/release", alice).status_code == 409
-    active = client.call("GET", "/actions", alice).json
-    assert [a["action_id"] for a in active] == [action_id]
-    time.sleep(0.35)
-    assert (
-        client.call("GET", f"/{action_id}/status", alice).json["status"] == "SUCCEEDED"
-    )
-    assert client.call("GET", "/actions", alice).json == []
-    log = client.call(
-        "GET", f"/actions/{action_id}/log", alice, params={"reverse_order": "true"}
-    )
-    assert [e["code"] for e in log.json["entries"]] == ["FINISHED", "STARTED"]
-    assert client.call("DELETE", f"/actions/{action_id}", alice).status_code == 200
+    assert client.status(action_id, as_=bob).status_code == 404
+    assert client.release(action_id, as_=alice).status_code == 409
+    assert [a["action_id"] for a in client.enumerate(as_=alice).json] == [action_id]
+    assert client.enumerate(as_=bob).json == []
 
-    canceled = client.run(alice, {"seconds": 30}, request_id="r2").json["action_id"]
-    doc = client.call("POST", f"/{canceled}/cancel", alice).json
-    assert doc["status"] == "FAILED" and doc["display_status"] == "Canceled"
-    assert client.call("GET", f"/{canceled}/status", alice).json["status"] == "FAILED"
+    time.sleep(0.35)
+    done = client.wait(action_id, as_=alice, timeout=5)
+    assert done.json["status"] == "SUCCEEDED"
+    assert client.enumerate(as_=alice).json == []
+    log = client.log(action_id, as_=alice, reverse_order=True)
+    assert [e["code"] for e in log.json["entries"]] == ["FINISHED", "STARTED"]
+    assert client.release(action_id, as_=alice).status_code == 200
+
+    long = client.run({"seconds": 30}, as_=alice).json["action_id"]
+    canceled = client.cancel(long, as_=alice).json
+    assert canceled["status"] == "FAILED" and canceled["display_status"] == "Canceled"
+    assert client.status(long, as_=alice).json["status"] == "FAILED"
+
+
+def test_client_over_http_and_failure_switches(
+    fake_globus_auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .servers import Server
+
+    monkeypatch.setenv("WATCHASAY_SCOPE", fake_globus_auth.scope)
+    alice = fake_globus_auth.identity("alice@example.org")
+    with Server(
+        "uvicorn", "examples.watchasay.app", "/skeleton", fake_globus_auth, "memory:"
+    ) as server:
+        client = ProviderClient(server.url)
+        ran = client.run({"input_string": "over http"}, as_=alice)
+        assert ran.status_code == 202
+        assert ran.json["details"] == {"you_said": "over http"}
+        fake_globus_auth.fail(500)
+        stranger = fake_globus_auth.identity("new@example.org")
+        assert client.status(ran.json["action_id"], as_=stranger).status_code == 503

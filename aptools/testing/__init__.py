@@ -1,9 +1,14 @@
-"""Testing kit for providers: a fake Globus Auth + Groups server on loopback.
+"""Testing kit for providers and their authors.
 
-See :class:`FakeGlobusAuth`. The pytest plugin (registered automatically when
-aptools is installed) adds the ``fake_globus_auth`` fixture.
+- :class:`FakeGlobusAuth`: a Globus Auth + Groups server on loopback that the
+  real globus-sdk talks to: identities, tokens, scopes, groups, failures.
+- :class:`ProviderClient`: calls a provider as a named identity, in process
+  (WSGI or ASGI) or over HTTP.
+- The pytest plugin (registered automatically when aptools is installed)
+  adds the ``fake_globus_auth`` fixture.
 """
 
+from aptools.testing.client import ProviderClient, Reply
 from aptools.testing.fakeauth import FakeGlobusAuth, FakeIdentity
 
-__all__ = ["FakeGlobusAuth", "FakeIdentity"]
+__all__ = ["FakeGlobusAuth", "FakeIdentity", "ProviderClient", "Reply"]

@@ -1,0 +1,316 @@
+"""An OpenAPI 3.1 document generated from a provider itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aptools.models import DURATION_PATTERN
+from aptools.schema import PRINCIPAL_PATTERN
+
+__all__ = ["openapi_document"]
+
+_REF: Final = "#/components/schemas/"
+_STATUS_VALUES: Final = ["ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _rebase(node: Any, base: str) -> Any:
+    """Point the input schema's local ``$ref``s at its place in the document."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#"):
+                out[key] = base + value[1:]
+            else:
+                out[key] = _rebase(value, base)
+        return out
+    if isinstance(node, list):
+        return [_rebase(item, base) for item in node]
+    return node
+
+
+def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
+    principal = {"type": "string", "pattern": PRINCIPAL_PATTERN}
+    principals = {"type": "array", "items": principal, "uniqueItems": True}
+    duration = {"type": "string", "pattern": DURATION_PATTERN}
+    text64 = {"type": "string", "minLength": 1, "maxLength": 64}
+    body = {
+        key: value
+        for key, value in _rebase(dict(input_schema), _REF + "RunBody").items()
+        if key != "$schema"
+    }
+    return {
+        "RunBody": body,
+        "ActionRequest": {
+            "type": "object",
+            "required": ["request_id", "body"],
+            "properties": {
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "body": _ref("RunBody"),
+                "label": text64,
+                "monitor_by": principals,
+                "manage_by": principals,
+                "allowed_clients": {"type": "array", "items": {"type": "string"}},
+                "deadline": {"type": "string", "format": "date-time"},
+                "release_after": duration,
+            },
+        },
+        "ActionStatus": {
+            "type": "object",
+            "required": ["action_id", "status", "creator_id", "details"],
+            "properties": {
+                "action_id": {"type": "string"},
+                "status": {"type": "string", "enum": _STATUS_VALUES},
+                "creator_id": principal,
+                "label": text64,
+                "monitor_by": principals,
+                "manage_by": principals,
+                "start_time": {"type": "string", "format": "date-time"},
+                "completion_time": {"type": "string", "format": "date-time"},
+                "release_after": duration,
+                "display_status": text64,
+                "details": {"type": "object"},
+            },
+        },
+        "ActionStatusList": {"type": "array", "items": _ref("ActionStatus")},
+        "LogPage": {
+            "type": "object",
+            "required": ["entries", "limit", "has_next_page"],
+            "properties": {
+                "entries": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["time", "code", "description"],
+                        "properties": {
+                            "time": {"type": "string"},
+                            "code": {"type": "string"},
+                            "description": {"type": "string"},
+                            "details": {"type": "object"},
+                        },
+                    },
+                },
+                "limit": {"type": "integer"},
+                "has_next_page": {"type": "boolean"},
+                "marker": {"type": "string"},
+            },
+        },
+        "ProviderDescription": {
+            "type": "object",
+            "required": [
+                "types",
+                "api_version",
+                "globus_auth_scope",
+                "title",
+                "admin_contact",
+                "synchronous",
+                "log_supported",
+                "runnable_by",
+            ],
+            "properties": {
+                "types": {"type": "array", "items": {"type": "string"}},
+                "api_version": {"type": "string"},
+                "globus_auth_scope": {"type": "string"},
+                "title": {"type": "string"},
+                "subtitle": {"type": "string"},
+                "description": {"type": "string"},
+                "keywords": {"type": "array", "items": {"type": "string"}},
+                "visible_to": {"type": "array", "items": {"type": "string"}},
+                "runnable_by": {"type": "array", "items": {"type": "string"}},
+                "administered_by": {"type": "array", "items": {"type": "string"}},
+                "admin_contact": {"type": "string"},
+                "synchronous": {"type": "boolean"},
+                "log_supported": {"type": "boolean"},
+                "maximum_deadline": {"type": "string"},
+                "input_schema": {"type": "object"},
+                "event_types": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["code", "description"],
+            "properties": {
+                "code": {"type": "string"},
+                "description": {"type": "string"},
+            },
+        },
+    }
+
+
+_ERRORS: Final = {
+    "400": "The request is malformed or breaks the schema.",
+    "401": "No valid bearer token for this provider's scope.",
+    "403": "Authenticated, but not allowed.",
+    "404": "No such action, or not visible to the caller.",
+    "405": "The path does not take this method.",
+    "409": "Conflicts with the action's state or an earlier request.",
+    "413": "The request body is too large.",
+    "422": "The request cannot be carried out.",
+    "500": "The provider failed.",
+    "502": "Globus Auth answered with an error.",
+    "503": "Globus Auth could not be reached.",
+}
+
+
+def _answers(ok: dict[str, tuple[str, str]], errors: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for code, (text, schema) in ok.items():
+        out[code] = {
+            "description": text,
+            "content": {"application/json": {"schema": _ref(schema)}},
+        }
+    for code in errors:
+        out[code] = {
+            "description": _ERRORS[code],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    return out
+
+
+_PLAIN: Final = ["401", "404", "405", "500", "502", "503"]
+
+
+def openapi_document(
+    description: Mapping[str, Any],
+    routes: list[tuple[str, list[str]]],
+    operations: Mapping[tuple[str, str], str],
+) -> dict[str, Any]:
+    """The document for a provider.
+
+    ``routes`` lists each path and its methods; ``operations`` names the
+    operation behind each ``(path, method)``.
+    """
+    scope = description["globus_auth_scope"]
+    secured = [{"globus_auth": [scope]}]
+    action_id = {
+        "name": "action_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    paths: dict[str, Any] = {}
+    for path, methods in routes:
+        item: dict[str, Any] = {}
+        if "{action_id}" in path:
+            item["parameters"] = [action_id]
+        for method in methods:
+            name = operations[(path, method)]
+            item[method.lower()] = _operation(name, path, description, secured)
+        paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": description["title"],
+            "version": description["api_version"],
+            "description": description.get("description")
+            or description.get("subtitle")
+            or "A Globus Action Provider.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(description.get("input_schema", {})),
+            "securitySchemes": {
+                "globus_auth": {
+                    "type": "oauth2",
+                    "description": "A Globus Auth access token for the scope.",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": "https://auth.globus.org/v2/oauth2/authorize",
+                            "tokenUrl": "https://auth.globus.org/v2/oauth2/token",
+                            "scopes": {scope: "Use this Action Provider"},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+def _operation(
+    name: str, path: str, description: Mapping[str, Any], secured: list[Any]
+) -> dict[str, Any]:
+    public = "public" in description.get("visible_to", [])
+    op: dict[str, Any] = {"operationId": f"{name}_{_slug(path)}", "tags": [name]}
+    if name in ("introspect", "openapi"):
+        op["summary"] = (
+            "Describe this provider"
+            if name == "introspect"
+            else "This OpenAPI document"
+        )
+        op["security"] = [{}] if public else secured
+        schema = "ProviderDescription" if name == "introspect" else "Error"
+        answers = _answers(
+            {"200": ("The description.", schema)},
+            [] if public else ["401", "403", "502", "503"],
+        )
+        if name == "openapi":
+            answers["200"] = {
+                "description": "The OpenAPI document.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        answers["500"] = _answers({}, ["500"])["500"]
+        op["responses"] = answers
+        return op
+    if name == "options":
+        op["summary"] = "CORS preflight"
+        op["security"] = [{}]
+        op["responses"] = {"204": {"description": "CORS headers."}}
+        return op
+    op["security"] = secured
+    if name == "run":
+        op["summary"] = "Start an action"
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("ActionRequest")}},
+        }
+        op["responses"] = _answers(
+            {
+                "202": ("A new action.", "ActionStatus"),
+                "200": ("The action of an identical earlier request.", "ActionStatus"),
+            },
+            ["400", "401", "403", "405", "409", "413", "422", "500", "502", "503"],
+        )
+    elif name == "enumerate":
+        op["summary"] = "List the caller's actions"
+        op["parameters"] = [
+            {"name": "status", "in": "query", "schema": {"type": "string"}},
+            {"name": "roles", "in": "query", "schema": {"type": "string"}},
+        ]
+        op["responses"] = _answers(
+            {"200": ("Matching actions.", "ActionStatusList")},
+            ["400", "401", "405", "500", "502", "503"],
+        )
+    elif name == "log":
+        op["summary"] = "An action's log"
+        op["parameters"] = [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
+            {"name": "marker", "in": "query", "schema": {"type": "string"}},
+            {"name": "pagination_token", "in": "query", "schema": {"type": "string"}},
+            {"name": "reverse_order", "in": "query", "schema": {"type": "boolean"}},
+        ]
+        op["responses"] = _answers(
+            {"200": ("A page of log entries.", "LogPage")}, ["400", *_PLAIN]
+        )
+    else:
+        op["summary"] = {
+            "status": "An action's status",
+            "cancel": "Ask an action to stop",
+            "release": "Forget a finished action",
+            "resume": "Resume an inactive action",
+        }[name]
+        errors = [*_PLAIN, "409"] if name in ("release", "resume", "cancel") else _PLAIN
+        op["responses"] = _answers({"200": ("The action.", "ActionStatus")}, errors)
+    return op
+
+
+def _slug(path: str) -> str:
+    parts = [p.strip("{}") for p in path.split("/") if p]
+    return "_".join(parts) or "root"

@@ -1,0 +1,59 @@
+"""The route table: which operation answers which path and method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
+
+from aptools import core
+from aptools.effects import Op
+
+__all__ = ["Operation", "Route", "route_table"]
+
+Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
+#: path -> method -> (operation, constant headers, operation name)
+Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str], str]]]
+
+_CORS_GET: Final = {"Access-Control-Allow-Origin": "*"}
+_CORS_OPTIONS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Expose-Headers": "*",
+}
+_NONE: Final[Mapping[str, str]] = {}
+
+
+def route_table(handlers: Collection[str], prefix: str) -> list[Route]:
+    """Every route of both API versions that a provider with ``handlers`` serves."""
+    table: dict[str, dict[str, tuple[Operation, Mapping[str, str], str]]] = {
+        "/": {
+            "GET": (core.introspect, _CORS_GET, "introspect"),
+            "OPTIONS": (core.options_root, _CORS_OPTIONS, "options"),
+        },
+        "/openapi.json": {"GET": (core.openapi, _CORS_GET, "openapi")},
+        "/run": {"POST": (core.run, _NONE, "run")},
+        "/actions": {"POST": (core.run, _NONE, "run")},
+        "/{action_id}/status": {"GET": (core.status, _NONE, "status")},
+        "/actions/{action_id}": {
+            "GET": (core.status, _NONE, "status"),
+            "DELETE": (core.release, _NONE, "release"),
+        },
+    }
+    if "enumerate" in handlers:
+        table["/actions"]["GET"] = (core.enumerate_actions, _NONE, "enumerate")
+    verbs: list[tuple[str, str, Operation]] = [
+        ("cancel", "POST", core.cancel),
+        ("release", "POST", core.release),
+    ]
+    if "log" in handlers:
+        verbs.append(("log", "GET", core.action_log))
+    if "resume" in handlers:
+        verbs.append(("resume", "POST", core.resume))
+    for name, method, op in verbs:
+        table[f"/{{action_id}}/{name}"] = {method: (op, _NONE, name)}
+        table[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE, name)}
+    base = prefix.rstrip("/")
+    return [
+        ((base + path) if path != "/" else (base or "/"), methods)
+        for path, methods in table.items()
+    ]
