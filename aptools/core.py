@@ -35,6 +35,7 @@ from aptools.errors import (
     PayloadTooLarge,
     RequestValidationError,
     Unauthorized,
+    UnprocessableEntity,
 )
 from aptools.models import (
     FAILED,
@@ -385,7 +386,8 @@ def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
             "$.deadline: must carry a time zone offset (rule 'format')"
         )
     if deadline.timestamp() > now + spec.max_deadline:
-        raise RequestValidationError(
+        # Well formed, but more than this provider promises: 422, not 400.
+        raise UnprocessableEntity(
             "$.deadline: is later than this provider's maximum_deadline "
             "(rule 'maximum_deadline')"
         )
@@ -590,9 +592,9 @@ def _words(
     req: Request, name: str, allowed: Collection[str], default: str
 ) -> frozenset[str]:
     raw = req.get_param_as_list(name) or [default]
-    words = frozenset(w.strip() for item in raw for w in item.split(",") if w.strip())
-    unknown = [w for w in words if w not in allowed]
-    if unknown or not words:
+    listed = [word for item in raw for word in item.split(",")]
+    words = frozenset(listed)
+    if not listed or any(word not in allowed for word in listed):
         raise BadRequest(
             f"Query parameter {name!r} takes values from {sorted(allowed)}."
         )

@@ -201,6 +201,7 @@ def openapi_document(
             name = operations[(path, method)]
             item[method.lower()] = _operation(name, path, description, secured)
         paths[path] = item
+    _link_runs(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -277,8 +278,18 @@ def _operation(
     elif name == "enumerate":
         op["summary"] = "List the caller's actions"
         op["parameters"] = [
-            {"name": "status", "in": "query", "schema": {"type": "string"}},
-            {"name": "roles", "in": "query", "schema": {"type": "string"}},
+            {
+                "name": "status",
+                "in": "query",
+                "description": "Comma-separated statuses (default: active).",
+                "schema": {"type": "string", "pattern": _listed(_STATUS_WORDS)},
+            },
+            {
+                "name": "roles",
+                "in": "query",
+                "description": "Comma-separated roles (default: creator_id).",
+                "schema": {"type": "string", "pattern": _listed(_ROLES)},
+            },
         ]
         op["responses"] = _answers(
             {"200": ("Matching actions.", "ActionStatusList")},
@@ -309,6 +320,38 @@ def _operation(
         errors = [*_PLAIN, "409"] if name in ("release", "resume", "cancel") else _PLAIN
         op["responses"] = _answers({"200": ("The action.", "ActionStatus")}, errors)
     return op
+
+
+def _link_runs(paths: dict[str, Any]) -> None:
+    """Link run's answers to every operation on the action it made."""
+    targets = {
+        op["operationId"]: op["operationId"]
+        for path, item in paths.items()
+        if "{action_id}" in path
+        for method, op in item.items()
+        if method != "parameters"
+    }
+    links = {
+        target: {
+            "operationId": target,
+            "parameters": {"action_id": "$response.body#/action_id"},
+        }
+        for target in targets
+    }
+    for item in paths.values():
+        run = item.get("post")
+        if run is not None and run["tags"] == ["run"]:
+            for code in ("200", "202"):
+                run["responses"][code]["links"] = links
+
+
+_STATUS_WORDS: Final = [*_STATUS_VALUES, *(v.lower() for v in _STATUS_VALUES)]
+_ROLES: Final = ["creator_id", "monitor_by", "manage_by"]
+
+
+def _listed(words: list[str]) -> str:
+    one = "(" + "|".join(words) + ")"
+    return f"^{one}(,{one})*$"
 
 
 def _slug(path: str) -> str:

@@ -204,7 +204,8 @@ def test_deadline_beyond_maximum_is_rejected(
     _, client = make(maximum_deadline="PT1H")
     late = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     result = client.run(alice, GOOD, deadline=late)
-    assert result.status_code == 400
+    assert result.status_code == 422
+    assert result.json["code"] == "UnprocessableEntity"
     assert result.json["description"].startswith("$.deadline:")
     soon = (
         (datetime.now(UTC) + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")

@@ -13,7 +13,7 @@ import pytest
 
 from aptools.testing import FakeGlobusAuth
 
-from .servers import Server
+from .servers import ROOT, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,8 @@ def test_schemathesis_finds_nothing(served: Server, auth: FakeGlobusAuth) -> Non
     done = subprocess.run(
         [
             cli,
+            "--config-file",
+            str(ROOT / "schemathesis.toml"),
             "run",
             served.url + "/openapi.json",
             "--header",
