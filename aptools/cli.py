@@ -7,6 +7,7 @@ import gc
 import importlib
 import ipaddress
 import json
+import logging
 import os
 import shlex
 import socket
@@ -63,7 +64,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 class _DevRequestHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"  {self.command} {self.path.split('?')[0]} -> {args[1]}\n")
+        return  # the aptools.access log says it better
 
 
 def dev(args: argparse.Namespace) -> int:
@@ -79,6 +80,7 @@ def dev(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _log_requests()
     fake = FakeGlobusAuth().start()
     os.environ.update(fake.env())
     os.environ.setdefault("APTOOLS_STORE", DEV_STORE)
@@ -203,9 +205,19 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_requests() -> None:
+    """Send warnings and the access log to stderr, unless logging is set up."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    logging.getLogger("aptools.access").setLevel(logging.INFO)
+
+
 def _served() -> Provider:
-    provider = load_provider(os.environ["APTOOLS_TARGET"])
-    return provider
+    _log_requests()
+    return load_provider(os.environ["APTOOLS_TARGET"])
 
 
 def wsgi_app() -> Any:

@@ -68,6 +68,10 @@ class Provider:
         app = provider.wsgi()    # gunicorn module:app
         asgi = provider.asgi()   # uvicorn module:asgi
 
+    Each request is logged on ``aptools.access`` at INFO (see
+    :class:`RequestInfo`) when that logger is enabled as the app is built;
+    ``access_log=False`` turns it off for good.
+
     The client id and secret of the provider's Globus Auth client come from
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a

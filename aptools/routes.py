@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from aptools import core
+from aptools import operations as ops
 from aptools.effects import Op
 
 __all__ = ["Operation", "Route", "route_table"]
@@ -27,28 +28,28 @@ def route_table(handlers: Collection[str], prefix: str) -> list[Route]:
     """Every route of both API versions that a provider with ``handlers`` serves."""
     table: dict[str, dict[str, tuple[Operation, Mapping[str, str], str]]] = {
         "/": {
-            "GET": (core.introspect, _CORS_GET, "introspect"),
-            "OPTIONS": (core.options_root, _CORS_OPTIONS, "options"),
+            "GET": (ops.introspect, _CORS_GET, "introspect"),
+            "OPTIONS": (ops.options_root, _CORS_OPTIONS, "options"),
         },
-        "/openapi.json": {"GET": (core.openapi, _CORS_GET, "openapi")},
-        "/run": {"POST": (core.run, _NONE, "run")},
-        "/actions": {"POST": (core.run, _NONE, "run")},
-        "/{action_id}/status": {"GET": (core.status, _NONE, "status")},
+        "/openapi.json": {"GET": (ops.openapi, _CORS_GET, "openapi")},
+        "/run": {"POST": (ops.run, _NONE, "run")},
+        "/actions": {"POST": (ops.run, _NONE, "run")},
+        "/{action_id}/status": {"GET": (ops.status, _NONE, "status")},
         "/actions/{action_id}": {
-            "GET": (core.status, _NONE, "status"),
-            "DELETE": (core.release, _NONE, "release"),
+            "GET": (ops.status, _NONE, "status"),
+            "DELETE": (ops.release, _NONE, "release"),
         },
     }
     if "enumerate" in handlers:
-        table["/actions"]["GET"] = (core.enumerate_actions, _NONE, "enumerate")
+        table["/actions"]["GET"] = (ops.enumerate_actions, _NONE, "enumerate")
     verbs: list[tuple[str, str, Operation]] = [
-        ("cancel", "POST", core.cancel),
-        ("release", "POST", core.release),
+        ("cancel", "POST", ops.cancel),
+        ("release", "POST", ops.release),
     ]
     if "log" in handlers:
-        verbs.append(("log", "GET", core.action_log))
+        verbs.append(("log", "GET", ops.action_log))
     if "resume" in handlers:
-        verbs.append(("resume", "POST", core.resume))
+        verbs.append(("resume", "POST", ops.resume))
     for name, method, op in verbs:
         table[f"/{{action_id}}/{name}"] = {method: (op, _NONE, name)}
         table[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE, name)}

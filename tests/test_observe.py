@@ -17,11 +17,11 @@ GOOD = {"input_string": "hello"}
 def test_one_structured_line_per_request(
     make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, client = make()
-    with caplog.at_level(logging.INFO, logger="aptools.access"):
-        ran = client.run(alice, GOOD)
-        client.call("GET", f"/actions/{ran.json['action_id']}", alice)
-        client.call("GET", "/nowhere/at/all")
+    caplog.set_level(logging.INFO, logger="aptools.access")
+    _, client = make()  # built with the access log enabled
+    ran = client.run(alice, GOOD)
+    client.call("GET", f"/actions/{ran.json['action_id']}", alice)
+    client.call("GET", "/nowhere/at/all")
     records = [r for r in caplog.records if r.name == "aptools.access"]
     assert len(records) == 3
     run, status, lost = (r.aptools for r in records)  # type: ignore[attr-defined]
@@ -40,9 +40,18 @@ def test_one_structured_line_per_request(
 def test_access_log_can_be_turned_off(
     make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aptools.access")
     _, client = make(access_log=False)
-    with caplog.at_level(logging.INFO, logger="aptools.access"):
-        client.run(alice, GOOD)
+    client.run(alice, GOOD)
+    assert not [r for r in caplog.records if r.name == "aptools.access"]
+
+
+def test_access_log_costs_nothing_unless_enabled(
+    make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, quiet = make()  # built while aptools.access is not enabled for INFO
+    caplog.set_level(logging.INFO, logger="aptools.access")
+    quiet.run(alice, GOOD)
     assert not [r for r in caplog.records if r.name == "aptools.access"]
 
 
