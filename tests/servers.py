@@ -122,3 +122,17 @@ class Server:
         return requests.request(
             method, self.url + path, headers=headers, timeout=30, **kw
         )
+
+
+def aptools_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``aptools`` command in a clean environment; never raises."""
+    return subprocess.run(
+        [sys.executable, "-m", "aptools.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )

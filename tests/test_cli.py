@@ -13,7 +13,7 @@ import pytest
 
 from aptools.testing import FakeGlobusAuth
 
-from .servers import ROOT, free_port
+from .servers import ROOT, aptools_cli, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -82,36 +82,16 @@ def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
 
 
 def test_dev_refuses_other_addresses(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aptools.cli",
-            "dev",
-            "examples.watchasay.app",
-            "--host",
-            "0.0.0.0",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    done = aptools_cli(
+        "dev", "examples.watchasay.app", "--host", "0.0.0.0", cwd=tmp_path, timeout=30
     )
     assert done.returncode == 2
     assert "development" in done.stderr and "0.0.0.0" in done.stderr
 
 
 def test_check_prints_routes(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "aptools.cli", "check", "examples.countdown.app"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
+    done = aptools_cli("check", "examples.countdown.app", cwd=tmp_path, timeout=30)
+    assert done.returncode == 0, done.stderr
     assert '"title": "Countdown"' in done.stdout
     assert "GET            /countdown/actions/{action_id}/log" in done.stdout
     assert "DELETE GET     /countdown/actions/{action_id}" in done.stdout
@@ -131,35 +111,22 @@ def test_check_fails_loudly(tmp_path: Path) -> None:
         "provider = Provider(title='x', scope='s', admin_contact='a',"
         " input_schema={'type': 'object'})\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "aptools.cli", "check", "broken"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(),
-    )
+    done = aptools_cli("check", "broken", cwd=tmp_path, env=_env(), timeout=30)
     assert done.returncode == 1
     assert "no run handler" in done.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "aptools.cli", "check", "no_such_module"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=_env(),
+    missing = aptools_cli(
+        "check", "no_such_module", cwd=tmp_path, env=_env(), timeout=30
     )
     assert missing.returncode == 1 and "no_such_module" in missing.stderr
 
 
 def test_serve_checks_configuration_first(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "aptools.cli", "serve", "examples.watchasay.app"],
+    done = aptools_cli(
+        "serve",
+        "examples.watchasay.app",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
         env=_env(APTOOLS_CLIENT_ID="some-client"),
+        timeout=30,
     )
     assert done.returncode == 1
     assert "APTOOLS_CLIENT_SECRET" in done.stderr
@@ -199,46 +166,29 @@ def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None
             except requests.ConnectionError:
                 time.sleep(0.1)
         alice = auth.identity("alice@example.org")
-        call = [sys.executable, "-m", "aptools.cli", "call", base]
-        done = subprocess.run(
-            [
-                *call,
-                "run",
-                "--token",
-                alice.token,
-                "--body",
-                '{"seconds": 1}',
-                "--wait",
-            ],
+        token = ["--token", alice.token]
+        done = aptools_cli(
+            "call",
+            base,
+            "run",
+            *token,
+            "--body",
+            '{"seconds": 1}',
+            "--wait",
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
             env=env,
         )
         assert done.returncode == 0, done.stderr
         final = json.loads(done.stdout)
         assert final["status"] == "SUCCEEDED"
         assert "ACTIVE" in done.stderr  # progress was shown while waiting
-        released = subprocess.run(
-            [*call, "release", final["action_id"], "--token", alice.token],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
+        released = aptools_cli(
+            "call", base, "release", final["action_id"], *token, cwd=tmp_path, env=env
         )
-        assert (
-            released.returncode == 0
-            and json.loads(released.stdout)["status"] == "SUCCEEDED"
-        )
-        gone = subprocess.run(
-            [*call, "status", final["action_id"], "--token", alice.token],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
+        assert released.returncode == 0
+        assert json.loads(released.stdout)["status"] == "SUCCEEDED"
+        gone = aptools_cli(
+            "call", base, "status", final["action_id"], *token, cwd=tmp_path, env=env
         )
         assert gone.returncode == 1 and "NotFound" in gone.stderr
     finally:

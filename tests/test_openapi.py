@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ from openapi_spec_validator import validate
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .conftest import ECHO_SCHEMA, MakeClient
-from .servers import ROOT
+from .servers import aptools_cli
 
 
 def test_served_document_is_valid_and_specific(
@@ -66,15 +64,8 @@ def test_input_schema_references_are_rebased(make: MakeClient) -> None:
 
 
 def test_openapi_command_prints_the_document(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "aptools.cli", "openapi", "examples.countdown.app"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
+    done = aptools_cli("openapi", "examples.countdown.app", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     validate(doc)
     assert "/countdown/actions/{action_id}/log" in doc["paths"]
