@@ -68,6 +68,11 @@ class Provider:
         app = provider.wsgi()    # gunicorn module:app
         asgi = provider.asgi()   # uvicorn module:asgi
 
+    Under ASGI, plain ``def`` handlers run in a worker thread so that blocking
+    code never stalls the event loop; ``offload_sync_handlers=False`` runs them
+    on the loop instead, which is faster for handlers that never block (or
+    write them as ``async def``).
+
     Each request is logged on ``aptools.access`` at INFO (see
     :class:`RequestInfo`) when that logger is enabled as the app is built;
     ``access_log=False`` turns it off for good.
@@ -105,6 +110,7 @@ class Provider:
         token_cache_size: int = 10_000,
         auth_timeout: float = 2.0,
         access_log: bool = True,
+        offload_sync_handlers: bool = True,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -165,6 +171,7 @@ class Provider:
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._access_log = access_log
+        self._offload = offload_sync_handlers
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
@@ -293,8 +300,11 @@ class Provider:
         store = (
             self._store if isinstance(self._store, Store) else open_store(self._store)
         )
+        # Under ASGI a plain def handler runs in a worker thread unless the
+        # author vouches that it never blocks (under WSGI both run in place).
+        plain = Blocking if self._offload else Call
         handlers = {
-            name: core.Handler(fn, Await if _is_async(fn) else Blocking)
+            name: core.Handler(fn, Await if _is_async(fn) else plain)
             for name, fn in self._handlers.items()
         }
         self._spec = core.Spec(

@@ -450,3 +450,21 @@ def test_blocking_sync_handler_does_not_block_the_event_loop(
     asyncio.run(main())
     assert finished["slow"] >= 0.5
     assert finished["quick"] < 0.3
+
+
+@pytest.mark.parametrize("offload", [True, False])
+def test_sync_handlers_offloaded_under_asgi_unless_told_not_to(
+    make: MakeClient, alice: FakeIdentity, flavour: str, offload: bool
+) -> None:
+    threads: list[int] = []
+
+    def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        return {}
+
+    _, client = make(run=run, offload_sync_handlers=offload)
+    assert client.run(alice, GOOD).status_code == 202
+    # Under WSGI handlers always run in the request's thread; under ASGI the
+    # test client drives the app in this thread, so "in place" means here.
+    in_place = flavour == "wsgi" or not offload
+    assert (threads == [threading.get_ident()]) is in_place
