@@ -61,19 +61,21 @@ from aptools.models import (
 from aptools.store import Reservation, Stored
 
 
-def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+def _described(spec: Spec, req: Request, document: bytes) -> Op[Reply]:
+    """A document about the provider, for whom ``visible_to`` allows."""
     if not spec.visible.everyone:
         caller = yield from authenticate(spec, req)
         yield from require(spec.visible, caller)
-    return 200, spec.description
+    return 200, document
+
+
+def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    return (yield from _described(spec, req, spec.description))
 
 
 def openapi(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     """The provider's OpenAPI document, visible to whom the description is."""
-    if not spec.visible.everyone:
-        caller = yield from authenticate(spec, req)
-        yield from require(spec.visible, caller)
-    return 200, spec.openapi
+    return (yield from _described(spec, req, spec.openapi))
 
 
 def _read_document(spec: Spec, req: Request) -> Op[Any]:
