@@ -31,7 +31,6 @@ GROUP_URN: Final = "urn:globus:groups:id:"
 GROUPS_SCOPE: Final = (
     "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
 )
-GROUPS_RESOURCE_SERVER: Final = "groups.api.globus.org"
 
 
 class Caller:

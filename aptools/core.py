@@ -225,12 +225,15 @@ def expiry(action: Action) -> float | None:
     return done.timestamp() + _retention(action.release_after)
 
 
-def save(spec: Spec, action: Action) -> Op[Stored]:
-    """Store a changed, already stored action; 404 if it went meanwhile."""
+def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
+    """Store a changed, already stored action; 404 if it went meanwhile.
+
+    ``fresh`` is ``Stored.of(action)`` when the caller has it already.
+    """
     stored: Stored | None = yield spec.store_effect(
         spec.store.update,
         action.action_id,
-        Stored.of(action),
+        fresh or Stored.of(action),
         expiry(action),
         time.time(),
     )
@@ -321,9 +324,10 @@ def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]
         apply(action, result)
     except ActionFailed as failed:
         fail(action, failed)
-    if to_json(action.to_doc()) == stored.doc:
+    fresh = Stored.of(action)
+    if fresh.doc == stored.doc:
         return stored
-    return (yield from save(spec, action))
+    return (yield from save(spec, action, fresh))
 
 
 def crash_reply(req: falcon.Request, exc: BaseException) -> InternalError:

@@ -174,22 +174,6 @@ class ActionRequest:
     release_after: str = "P30D"
 
 
-# The keys of the stored document that callers see, in answer order.
-PUBLIC_KEYS: Final = (
-    "action_id",
-    "status",
-    "creator_id",
-    "label",
-    "monitor_by",
-    "manage_by",
-    "start_time",
-    "completion_time",
-    "release_after",
-    "display_status",
-    "details",
-)
-
-
 @dataclass(slots=True, kw_only=True)
 class Action:
     """An action as the provider stores it; handlers receive a private copy.

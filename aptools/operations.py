@@ -163,7 +163,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         if reservation.outcome == "new":
             break
         if reservation.stored is not None:  # the same request, finished before
-            req.context.action_id = reservation.stored.action().action_id
+            req.context.action_id = reservation.stored.action_id
             return 200, reservation.stored.public
         if reservation.outcome == "conflict":
             raise Conflict(
@@ -347,21 +347,21 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     found: list[Action] = yield spec.store_effect(
         spec.store.list, principals, statuses, time.time()
     )
-    visible = {a.action_id for a in found}
     before = {a.action_id: to_json(a.to_doc()) for a in found}
     result = yield spec.handlers["enumerate"](
         EnumerateQuery(statuses=statuses, roles=roles, actions=found), caller
     )
     answer = []
     for item in result or ():
-        if not isinstance(item, Action) or item.action_id not in visible:
-            continue
-        if to_json(item.to_doc()) == before[item.action_id]:
-            answer.append(to_json(item.to_public()))
+        if not isinstance(item, Action) or item.action_id not in before:
             continue
         finish_fields(item)
+        fresh = Stored.of(item)
+        if fresh.doc == before[item.action_id]:
+            answer.append(fresh.public)
+            continue
         try:
-            stored = yield from save(spec, item)
+            stored = yield from save(spec, item, fresh)
         except NotFound:
             continue
         answer.append(stored.public)

@@ -28,15 +28,6 @@ __all__ = ["Provider", "ProviderConfigError"]
 F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H", bound=Callable[["RequestInfo"], None])
 
-HANDLER_NAMES: Final = (
-    "run",
-    "status",
-    "cancel",
-    "release",
-    "log",
-    "enumerate",
-    "resume",
-)
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
 DEFAULT_MAX_BODY: Final = 1024 * 1024

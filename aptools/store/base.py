@@ -30,6 +30,7 @@ class Stored(NamedTuple):
     store builds one from a database row at the cost of a tuple.)
     """
 
+    action_id: str
     status: str
     creator_id: str
     public: bytes
@@ -41,6 +42,7 @@ class Stored(NamedTuple):
         # The copies trim orjson's spare buffer space, which a long-lived
         # in-memory record would otherwise keep.
         return cls(
+            action.action_id,
             action.status,
             action.creator_id,
             memoryview(orjson.dumps(action.to_public())).tobytes(),

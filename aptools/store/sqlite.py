@@ -48,7 +48,7 @@ _TERMINAL = tuple(sorted(TERMINAL))
 _LIVE = "pending = 0 AND (expires_at IS NULL OR expires_at > ?)"
 # Only constants are formatted into these statements.
 _GET = (
-    "SELECT status, creator_id, public, doc FROM aptools_actions"  # noqa: S608
+    "SELECT action_id, status, creator_id, public, doc FROM aptools_actions"  # noqa: S608
     f" WHERE action_id = ? AND {_LIVE}"
 )
 _UPDATE = (
@@ -151,7 +151,7 @@ class SQLiteStore(Store):
                     if held_print != fingerprint:
                         return Reservation("conflict")
                     if not pending:
-                        return Reservation("existing", Stored(*row[5:]))
+                        return Reservation("existing", Stored(row[0], *row[5:]))
                     if now - reserved_at < lease:
                         return Reservation("pending")
                 _delete(db, held)
@@ -238,7 +238,7 @@ class SQLiteStore(Store):
             return []
         status_marks = ",".join("?" * len(statuses))
         sql = (
-            "SELECT a.status, a.creator_id, a.public, a.doc"  # noqa: S608
+            "SELECT a.action_id, a.status, a.creator_id, a.public, a.doc"  # noqa: S608
             " FROM aptools_actions a WHERE a.pending = 0"
             f" AND a.status IN ({status_marks})"
             " AND (a.expires_at IS NULL OR a.expires_at > ?)"
