@@ -94,6 +94,7 @@ class Server:
                 f"127.0.0.1:{self.port}",
                 "--log-level",
                 "warning",
+                "--no-control-socket",
                 f"{module}:app",
             ]
         return [

@@ -57,6 +57,9 @@ class Server:
                 f"127.0.0.1:{self.port}",
                 "--graceful-timeout",
                 "2",
+                # Each test server alone: no control socket shared at a fixed
+                # path with the servers of other tests.
+                "--no-control-socket",
                 f"{self.module}:app",
             ]
         return [
