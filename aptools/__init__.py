@@ -5,7 +5,7 @@ Everything a provider author needs is importable from here::
     from aptools import Provider, ActionStatus, ActionFailed
 """
 
-from aptools.auth import Caller
+from aptools.auth import Caller, SharedIntrospections
 from aptools.errors import (
     ActionFailed,
     ActionProviderError,
@@ -79,6 +79,7 @@ __all__ = [
     "RequestValidationError",
     "Reservation",
     "SQLiteStore",
+    "SharedIntrospections",
     "StatusName",
     "Store",
     "Stored",

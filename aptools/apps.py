@@ -79,8 +79,10 @@ def _wsgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        resp.status, resp.data = drive(op(spec, req, action_id))
-        if resp.data:
+        answer = op(spec, req, action_id)
+        status, data = answer if isinstance(answer, tuple) else drive(answer)
+        resp.status, resp.data = status, data
+        if data:
             resp.content_type = JSON
         if headers:
             resp.set_headers(headers)
@@ -98,8 +100,12 @@ def _asgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        resp.status, resp.data = await drive_async(op(spec, req, action_id))
-        if resp.data:
+        answer = op(spec, req, action_id)
+        status, data = (
+            answer if isinstance(answer, tuple) else await drive_async(answer)
+        )
+        resp.status, resp.data = status, data
+        if data:
             resp.content_type = JSON
         if headers:
             resp.set_headers(headers)

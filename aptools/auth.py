@@ -2,7 +2,9 @@
 
 Introspection goes through the real globus-sdk. Results are cached under a
 hash of the token for a bounded time, and however many requests carry a new
-token at once, only one introspection of it is in flight.
+token at once, only one introspection of it is in flight. With a store that
+can share them (the SQLite store), the worker processes of one host share
+results too: one introspection per token, however many workers see it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Final
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aptools.errors import AuthServiceError, AuthServiceUnavailable, Unauthorized
 
 if TYPE_CHECKING:
     import globus_sdk
 
-__all__ = ["Authenticator", "Caller"]
+__all__ = ["Authenticator", "Caller", "SharedIntrospections"]
 
 log = logging.getLogger("aptools.auth")
 
@@ -128,6 +131,28 @@ class Caller:
 _Outcome = Caller | Unauthorized
 
 
+class SharedIntrospections(Protocol):
+    """Introspection results shared by the worker processes of one host.
+
+    Keys are hashes of tokens (never tokens); records are JSON objects. A
+    store offers one from :meth:`~aptools.Store.introspections`. Failures of
+    the shared place must not fail a request: ``get`` then answers ``None``
+    and ``put`` does nothing.
+    """
+
+    def hold(self, key: bytes, wait: float) -> AbstractContextManager[None]:
+        """Keep other processes from introspecting ``key`` for the block.
+
+        Waits at most ``wait`` seconds for another holder, then goes on.
+        """
+
+    def get(self, key: bytes, now: float) -> tuple[float, dict[str, Any]] | None:
+        """The record for ``key`` and when it expires, unless expired."""
+
+    def put(self, key: bytes, expires_at: float, record: dict[str, Any]) -> None:
+        """Keep ``record`` for ``key`` until ``expires_at`` (a POSIX time)."""
+
+
 class Authenticator:
     """Turns bearer tokens into callers, via Globus Auth token introspection."""
 
@@ -140,8 +165,10 @@ class Authenticator:
         cache_ttl: float = 60.0,
         cache_size: int = 10_000,
         timeout: float = 2.0,
+        shared: SharedIntrospections | None = None,
     ) -> None:
         self._client_id = client_id
+        self._shared = shared
         self._secret = client_secret
         self.scope = scope
         self._ttl = cache_ttl
@@ -208,18 +235,55 @@ class Authenticator:
 
     def _resolve(self, key: bytes, token: str, future: Future[Caller]) -> None:
         try:
-            caller, ttl = self._introspect(token)
-        except Unauthorized as exc:
-            self._remember(key, exc, self._ttl)
-            future.set_exception(exc)
+            if self._shared is None:
+                outcome, ttl = self._outcome(token)
+            else:
+                outcome, ttl = self._shared_outcome(self._shared, key, token)
         except BaseException as exc:
             future.set_exception(exc)
         else:
-            self._remember(key, caller, ttl)
-            future.set_result(caller)
+            self._remember(key, outcome, ttl)
+            if isinstance(outcome, Unauthorized):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
+
+    def _outcome(self, token: str) -> tuple[_Outcome, float]:
+        """Introspect: a caller, or the reason the token is refused."""
+        try:
+            return self._introspect(token)
+        except Unauthorized as exc:
+            return exc, self._ttl
+
+    def _shared_outcome(
+        self, shared: SharedIntrospections, key: bytes, token: str
+    ) -> tuple[_Outcome, float]:
+        # Long enough for another process's introspection, retry included.
+        with shared.hold(key, wait=2 * self._timeout + 1):
+            found = shared.get(key, time.time())
+            if found is not None:
+                expires_at, record = found
+                return self._from_record(record, token), expires_at - time.time()
+            outcome, ttl = self._outcome(token)
+            if ttl > 0:
+                shared.put(key, time.time() + ttl, _record(outcome))
+            return outcome, ttl
+
+    def _from_record(self, record: dict[str, Any], token: str) -> _Outcome:
+        if "refused" in record:
+            return Unauthorized(str(record["refused"]))
+        return Caller(
+            identity_id=record["sub"],
+            identities=frozenset(record["identities"]),
+            username=record["username"],
+            client_id=record["client_id"],
+            scopes=frozenset(record["scopes"]),
+            token=token,
+            auth=self,
+        )
 
     def _remember(self, key: bytes, outcome: _Outcome, ttl: float) -> None:
         if ttl <= 0:
@@ -309,6 +373,19 @@ class Authenticator:
         with _auth_errors("list the caller's groups"):
             found = groups.get_my_groups(statuses="active")
         return frozenset(GROUP_URN + str(group["id"]) for group in found)
+
+
+def _record(outcome: _Outcome) -> dict[str, Any]:
+    """What another process needs to rebuild ``outcome`` (no token)."""
+    if isinstance(outcome, Unauthorized):
+        return {"refused": outcome.description}
+    return {
+        "sub": outcome.identity_id,
+        "identities": sorted(outcome.identities),
+        "username": outcome.username,
+        "client_id": outcome.client_id,
+        "scopes": sorted(outcome.scopes),
+    }
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 
 import falcon
@@ -41,6 +40,7 @@ from aptools.models import (
     ActionStatus,
     isoformat,
     parse_duration,
+    timestamp_of,
 )
 from aptools.store import Store, Stored
 
@@ -128,7 +128,7 @@ def _bearer(req: Request) -> str:
         raise Unauthorized("An Authorization: Bearer <token> header is required.")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    if (scheme != "Bearer" and scheme.lower() != "bearer") or not token:
         raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
     return token
 
@@ -200,6 +200,14 @@ def load(
     else:
         # PERF: a local store answers in place, without an effect round trip.
         stored = spec.store.get(action_id, time.time())
+    return (yield from permitted(caller, stored, roles))
+
+
+def permitted(
+    caller: Caller, stored: Stored | None, roles: tuple[str, ...]
+) -> Op[Stored]:
+    """``stored`` if the caller may act on it in ``roles``; 404 if not, or if
+    there is no such action (the two answers are the same on purpose)."""
     if stored is None:
         raise NotFound(UNKNOWN)
     # PERF: the creator needs no decoding; others are checked on the full action.
@@ -221,8 +229,8 @@ def _retention(release_after: str) -> float:
 def expiry(action: Action) -> float | None:
     if action.status not in TERMINAL:
         return None
-    done = datetime.fromisoformat(action.completion_time or action.start_time)
-    return done.timestamp() + _retention(action.release_after)
+    done = timestamp_of(action.completion_time or action.start_time)
+    return done + _retention(action.release_after)
 
 
 def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
@@ -244,7 +252,9 @@ def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
 
 def apply(action: Action, result: Any, *, empty_is_success: bool = False) -> Action:
     """Fold a handler's answer into the action (in place) and return it."""
-    if result is None:
+    if type(result) is dict:  # PERF: the common answer, checked first
+        action.status, action.details = SUCCEEDED, dict(result)
+    elif result is None:
         if empty_is_success:
             action.status, action.details = SUCCEEDED, {}
     elif isinstance(result, ActionStatus):
@@ -325,7 +335,7 @@ def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]
     except ActionFailed as failed:
         fail(action, failed)
     fresh = Stored.of(action)
-    if fresh.doc == stored.doc:
+    if fresh.same(stored):
         return stored
     return (yield from save(spec, action, fresh))
 

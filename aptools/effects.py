@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
 
 import falcon
 import falcon.asgi
@@ -28,6 +30,8 @@ __all__ = [
     "Op",
     "ReadBody",
     "Sleep",
+    "ThreadPool",
+    "blocking_in",
     "drive",
     "drive_async",
 ]
@@ -65,13 +69,48 @@ class Call(Effect):
 
 
 class Blocking(Call):
-    """A call that may block: made in a worker thread under ASGI."""
+    """A call that may block: made in a worker thread under ASGI.
+
+    The thread comes from asyncio's default executor, or from the pool of a
+    subclass made by :func:`blocking_in`.
+    """
 
     __slots__ = ()
+    threads: ClassVar[ThreadPool | None] = None
 
     async def run_async(self) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.fn, *self.args))
+        pool = None if self.threads is None else self.threads.executor()
+        return await loop.run_in_executor(pool, functools.partial(self.fn, *self.args))
+
+
+class ThreadPool:
+    """A pool of ``size`` threads, started in each process on first use.
+
+    (A pool made before a fork would hand the child threads it does not have.)
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        pid = os.getpid()
+        if self._pool is None or self._pid != pid:
+            with self._lock:
+                if self._pool is None or self._pid != pid:
+                    self._pool = ThreadPoolExecutor(
+                        self.size, thread_name_prefix="aptools-handler"
+                    )
+                    self._pid = pid
+        return self._pool
+
+
+def blocking_in(threads: ThreadPool) -> type[Blocking]:
+    """:class:`Blocking`, run in ``threads`` under ASGI."""
+    return type("Blocking", (Blocking,), {"__slots__": (), "threads": threads})
 
 
 _local = threading.local()

@@ -81,6 +81,26 @@ def isoformat(timestamp: float) -> str:
     return f"{prefix}.{micros:06d}+00:00"
 
 
+def timestamp_of(text: str) -> float:
+    """The POSIX timestamp of RFC 3339 text (the inverse of :func:`isoformat`).
+
+    >>> timestamp_of("1970-01-01T00:00:00.500000+00:00")
+    0.5
+    """
+    whole, prefix = _second
+    # PERF: text made by isoformat() this second is read without parsing.
+    if (
+        whole >= 0
+        and len(text) == 32
+        and text.startswith(prefix)
+        and text[19] == "."
+        and text.endswith("+00:00")
+        and text[20:26].isdigit()
+    ):
+        return whole + int(text[20:26]) / 1e6
+    return datetime.fromisoformat(text).timestamp()
+
+
 @dataclass(slots=True, kw_only=True)
 class ActionStatus:
     """What a handler returns to take full control of an action's state.
@@ -225,29 +245,18 @@ class Action:
             doc["display_status"] = self.display_status
         return doc
 
-    def to_doc(self) -> dict[str, Any]:
-        """Everything stored, for a store to serialize."""
+    def to_private(self) -> dict[str, Any]:
+        """What a store keeps beyond :meth:`to_public`."""
         return {
-            "action_id": self.action_id,
-            "status": self.status,
-            "creator_id": self.creator_id,
-            "details": self.details,
             "request_id": self.request_id,
             "body": self.body,
-            "label": self.label,
-            "monitor_by": self.monitor_by,
-            "manage_by": self.manage_by,
-            "start_time": self.start_time,
-            "completion_time": self.completion_time,
-            "release_after": self.release_after,
-            "display_status": self.display_status,
             "deadline": self.deadline,
             "state": self.state,
         }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Action:
-        """The inverse of :meth:`to_doc`."""
+        """An action from :meth:`to_public` merged with :meth:`to_private`."""
         return cls(**doc)
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from aptools import core
 from aptools.auth import Authenticator
-from aptools.effects import Await, Blocking, Call
+from aptools.effects import Await, Blocking, Call, ThreadPool, blocking_in
 from aptools.models import DURATION_PATTERN, parse_duration
 from aptools.observe import RequestInfo
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
@@ -62,7 +62,10 @@ class Provider:
     Under ASGI, plain ``def`` handlers run in a worker thread so that blocking
     code never stalls the event loop; ``offload_sync_handlers=False`` runs them
     on the loop instead, which is faster for handlers that never block (or
-    write them as ``async def``).
+    write them as ``async def``). The threads are asyncio's default executor's
+    (``min(32, CPUs + 4)`` of them, shared with anything else the process
+    offloads) unless ``handler_threads`` gives the handlers a pool of their own
+    of that size: as many handler calls as that can block at once per process.
 
     Each request is logged on ``aptools.access`` at INFO (see
     :class:`RequestInfo`) when that logger is enabled as the app is built;
@@ -102,6 +105,7 @@ class Provider:
         auth_timeout: float = 2.0,
         access_log: bool = True,
         offload_sync_handlers: bool = True,
+        handler_threads: int | None = None,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -127,6 +131,14 @@ class Provider:
                 )
         if max_body_size < 1:
             raise ProviderConfigError("max_body_size must be positive")
+        if handler_threads is not None and (
+            isinstance(handler_threads, bool)
+            or not isinstance(handler_threads, int)
+            or handler_threads < 1
+        ):
+            raise ProviderConfigError(
+                f"handler_threads must be a positive whole number: {handler_threads!r}"
+            )
         try:
             schema = load_schema(input_schema)
         except ValueError as exc:
@@ -163,6 +175,7 @@ class Provider:
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._access_log = access_log
         self._offload = offload_sync_handlers
+        self._handler_threads = handler_threads
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
@@ -279,6 +292,9 @@ class Provider:
                 "no Globus Auth client secret: pass client_secret= or set "
                 "APTOOLS_CLIENT_SECRET"
             )
+        store = (
+            self._store if isinstance(self._store, Store) else open_store(self._store)
+        )
         ttl, size, timeout = self._cache
         auth = Authenticator(
             client_id=client_id,
@@ -287,13 +303,16 @@ class Provider:
             cache_ttl=ttl,
             cache_size=size,
             timeout=timeout,
-        )
-        store = (
-            self._store if isinstance(self._store, Store) else open_store(self._store)
+            shared=store.introspections(),
         )
         # Under ASGI a plain def handler runs in a worker thread unless the
         # author vouches that it never blocks (under WSGI both run in place).
-        plain = Blocking if self._offload else Call
+        offload = (
+            Blocking
+            if self._handler_threads is None
+            else blocking_in(ThreadPool(self._handler_threads))
+        )
+        plain = offload if self._offload else Call
         handlers = {
             name: core.Handler(fn, Await if _is_async(fn) else plain)
             for name, fn in self._handlers.items()

@@ -11,7 +11,8 @@ from aptools.effects import Op
 
 __all__ = ["Operation", "Route", "route_table"]
 
-Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
+# An operation answers at once (a reply) or as a generator over effects.
+Operation = Callable[[core.Spec, Any, Any], Op[core.Reply] | core.Reply]
 #: path -> method -> (operation, constant headers, operation name)
 Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str], str]]]
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from aptools.cli import tcp_listener
+
 ROOT = Path(__file__).resolve().parent.parent
 FLASK_VENV = ROOT / "benchmarks" / ".venv-flask"
 
@@ -56,8 +58,12 @@ def pin(core: int | None) -> list[str]:
 MODULES = {
     "floor": "benchmarks.contenders.floor",
     "aptools": "benchmarks.contenders.aptools_app",
+    "aptools-memory": "benchmarks.contenders.aptools_app",
     "flask-toolkit": "benchmarks.contenders.flask_toolkit",
 }
+# Contenders that differ from another only by their environment. (``aptools``
+# takes its store from the runner: SQLite.)
+ENVIRONMENTS = {"aptools-memory": {"APTOOLS_STORE": "memory:"}}
 
 
 class Server:
@@ -76,9 +82,22 @@ class Server:
         self.workers = workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/skeleton"
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.env = {
+            **os.environ,
+            **env,
+            **ENVIRONMENTS.get(contender, {}),
+            "PYTHONPATH": str(ROOT),
+        }
         self.core = core
         self.proc: subprocess.Popen[bytes] | None = None
+        # uvicorn's own --workers socket leaves Nagle's algorithm on (about
+        # 40 ms a response); served as `aptools serve` serves, from a
+        # listening socket made here, for every contender alike.
+        self.listener = (
+            tcp_listener("127.0.0.1", self.port)
+            if face == "asgi" and workers > 1
+            else None
+        )
 
     def command(self) -> list[str]:
         python = python_for(self.contender)
@@ -97,16 +116,17 @@ class Server:
                 "--no-control-socket",
                 f"{module}:app",
             ]
+        if self.listener is not None:
+            where = ["--fd", str(self.listener.fileno())]
+        else:
+            where = ["--host", "127.0.0.1", "--port", str(self.port)]
         return [
             python,
             "-m",
             "uvicorn",
             "--workers",
             str(self.workers),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
+            *where,
             "--log-level",
             "warning",
             "--no-access-log",
@@ -120,6 +140,7 @@ class Server:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=() if self.listener is None else (self.listener.fileno(),),
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -132,6 +153,8 @@ class Server:
         raise RuntimeError(f"{self.contender} ({self.face}) did not start")
 
     def __exit__(self, *exc: object) -> None:
+        if self.listener is not None:
+            self.listener.close()
         if self.proc is not None:
             self.proc.terminate()
             try:

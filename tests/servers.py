@@ -25,12 +25,19 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn (WSGI, 2 workers) or uvicorn (ASGI) serving an example."""
+    """gunicorn (WSGI, 2 workers) or uvicorn (ASGI, 1 worker) serving an example."""
 
     def __init__(
-        self, kind: str, module: str, prefix: str, auth: FakeGlobusAuth, store: str
+        self,
+        kind: str,
+        module: str,
+        prefix: str,
+        auth: FakeGlobusAuth,
+        store: str,
+        workers: int | None = None,
     ) -> None:
         self.kind = kind
+        self.workers = workers or (2 if kind == "gunicorn" else 1)
         self.module = module
         self.prefix = prefix
         self.port = free_port()
@@ -52,7 +59,7 @@ class Server:
                 "-m",
                 "gunicorn",
                 "--workers",
-                "2",
+                str(self.workers),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--graceful-timeout",
@@ -72,6 +79,8 @@ class Server:
             str(self.port),
             "--log-level",
             "warning",
+            "--workers",
+            str(self.workers),
             f"{self.module}:asgi",
         ]
 
@@ -87,7 +96,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{self.kind} exited: {self.proc.stderr.read().decode()[-2000:]}"
+                    f"{self.kind} exited: {self.proc.stderr.read().decode()[-20000:]}"
                 )  # type: ignore[union-attr]
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
@@ -132,8 +141,20 @@ class Server:
             # protocol's operations are safe to repeat, so do what any client
             # would: try once more, and say so in the test's output.
             print(f"{self.kind}: {method} {path}: {exc}; retrying once")
-            return requests.request(
-                method, self.url + path, headers=headers, timeout=30, **kw
+            try:
+                return requests.request(
+                    method, self.url + path, headers=headers, timeout=30, **kw
+                )
+            except requests.ConnectionError:
+                self.explain()
+                raise
+
+    def explain(self) -> None:
+        """Raise with the server's own account if it has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            said = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            raise RuntimeError(
+                f"{self.kind} exited ({self.proc.returncode}): {said[-20000:]}"
             )
 
 

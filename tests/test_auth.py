@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import falcon.testing
 import pytest
 
-from aptools import ActionRequest, Caller
+from aptools import ActionRequest, Caller, SQLiteStore
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .conftest import MakeClient
@@ -269,3 +272,53 @@ def test_caller_in_handler_and_dependent_tokens(
     }
     assert auth.calls["dependent_token"] == before + 2  # transfer once, groups once
     assert alice.token not in repr(seen[0])
+
+
+def test_workers_sharing_a_sqlite_store_share_introspections(
+    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, tmp_path: Path
+) -> None:
+    # Two providers on one file stand for two worker processes: each has its
+    # own cache, and the second finds the first one's introspection on file.
+    _, first = make(store=SQLiteStore(tmp_path / "a.db"))
+    _, second = make(store=SQLiteStore(tmp_path / "a.db"))
+    token = auth.token(alice)
+    before = auth.calls["introspect"]
+    assert first.run(token, GOOD, request_id="one").status_code == 202
+    assert second.run(token, GOOD, request_id="two").status_code == 202
+    assert auth.calls["introspect"] == before + 1
+    # Refusals are shared as well, with their reason.
+    assert first.run("never-issued", GOOD).status_code == 401
+    refused = second.run("never-issued", GOOD)
+    assert refused.status_code == 401 and "not active" in refused.json["description"]
+    assert auth.calls["introspect"] == before + 2
+    # A separate file shares nothing.
+    _, elsewhere = make(store=SQLiteStore(tmp_path / "b.db"))
+    assert elsewhere.run(token, GOOD, request_id="three").status_code == 202
+    assert auth.calls["introspect"] == before + 3
+
+
+def test_shared_introspections_expire(
+    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, tmp_path: Path
+) -> None:
+    _, first = make(store=SQLiteStore(tmp_path / "a.db"), token_cache_ttl=0.3)
+    _, second = make(store=SQLiteStore(tmp_path / "a.db"), token_cache_ttl=0.3)
+    token = auth.token(alice)
+    before = auth.calls["introspect"]
+    assert first.run(token, GOOD, request_id="one").status_code == 202
+    time.sleep(0.5)
+    assert second.run(token, GOOD, request_id="two").status_code == 202
+    assert auth.calls["introspect"] == before + 2
+
+
+def test_shared_introspections_never_hold_the_token(
+    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, tmp_path: Path
+) -> None:
+    _, client = make(store=SQLiteStore(tmp_path / "a.db"))
+    token = auth.token(alice)
+    assert client.run(token, GOOD).status_code == 202
+    with sqlite3.connect(tmp_path / "a.db") as db:
+        rows = db.execute("SELECT key, record FROM aptools_introspections").fetchall()
+    assert len(rows) == 1
+    key, record = rows[0]
+    assert token.encode() not in key and token.encode() not in record
+    assert json.loads(record)["sub"] == alice.id

@@ -137,7 +137,7 @@ def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None
     import requests
 
     port = free_port()
-    env = _env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/serve.db")
+    env = _env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/serve.db", HOME=str(tmp_path))
     server = subprocess.Popen(
         [
             sys.executable,
@@ -165,6 +165,14 @@ def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None
                     break
             except requests.ConnectionError:
                 time.sleep(0.1)
+        if face == "--wsgi":
+            # Its own control socket: a second server would not take this one's.
+            control = tmp_path / ".gunicorn" / f"aptools-{port}.ctl"
+            waited = time.monotonic() + 10  # opened after the workers boot
+            while not control.exists() and time.monotonic() < waited:
+                time.sleep(0.05)
+            assert control.exists()
+            assert not (tmp_path / ".gunicorn" / "gunicorn.ctl").exists()
         alice = auth.identity("alice@example.org")
         token = ["--token", alice.token]
         done = aptools_cli(
@@ -194,3 +202,48 @@ def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_tcp_listener_hands_nodelay_to_every_connection() -> None:
+    # aptools serve --asgi --workers N gives uvicorn this socket (--fd): the
+    # connections it accepts must not wait on Nagle's algorithm.
+    import socket
+
+    from aptools.cli import tcp_listener
+
+    bound = tcp_listener("127.0.0.1", 0)
+    try:
+        assert bound.get_inheritable()
+        bound.listen()
+        with socket.create_connection(bound.getsockname(), timeout=5):
+            accepted, _ = bound.accept()
+            with accepted:
+                nodelay = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                assert nodelay != 0
+    finally:
+        bound.close()
+
+
+def test_serve_says_when_the_port_is_taken(
+    tmp_path: Path, auth: FakeGlobusAuth
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = aptools_cli(
+            "serve",
+            "examples.watchasay.app",
+            "--asgi",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            cwd=tmp_path,
+            env=_env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db"),
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

@@ -110,6 +110,35 @@ def test_fifty_concurrent_identical_runs_make_one_action(
     assert len({r.json()["action_id"] for r in results}) == 1
 
 
+def test_workers_introspect_a_new_token_once(
+    kind: str, auth: FakeGlobusAuth, alice: FakeIdentity, db: str
+) -> None:
+    # Two worker processes, 50 concurrent requests with a token neither has
+    # seen, Globus Auth slow to answer: both workers get requests while the
+    # first introspection is under way, and only one reaches Globus Auth.
+    with Server(kind, "examples.watchasay.app", "/skeleton", auth, db, workers=2) as s:
+        token = auth.token(alice)
+        before = auth.calls["introspect"]
+        auth.latency = 0.5
+        try:
+            with ThreadPoolExecutor(50) as pool:
+                results = list(
+                    pool.map(
+                        lambda n: s.call(
+                            "POST",
+                            "/run",
+                            token,
+                            json={"request_id": f"w{n}", "body": {"input_string": "x"}},
+                        ),
+                        range(50),
+                    )
+                )
+        finally:
+            auth.latency = 0.0
+        assert [r.status_code for r in results] == [202] * 50
+        assert auth.calls["introspect"] == before + 1
+
+
 def test_countdown_lifecycle_and_restart(
     countdown: Server, alice: FakeIdentity, bob: FakeIdentity
 ) -> None:

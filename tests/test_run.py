@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
-from aptools import ActionFailed, ActionRequest, ActionStatus, Caller
+from aptools import (
+    ActionFailed,
+    ActionRequest,
+    ActionStatus,
+    Caller,
+    MemoryStore,
+    Provider,
+    ProviderConfigError,
+)
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
-from .conftest import MakeClient
+from .conftest import ECHO_SCHEMA, MakeClient
 
 GOOD = {"input_string": "hello"}
 
@@ -401,22 +410,25 @@ def test_no_group_lookup_when_no_group_is_listed(
     assert auth.calls["my_groups"] + auth.calls["dependent_token"] == before
 
 
+def _bare_provider(auth: FakeGlobusAuth, **settings: Any) -> Provider:
+    """A provider on the echo schema and a memory store, for a test to drive
+    through its own client."""
+    return Provider(
+        title="Test provider",
+        scope=auth.scope,
+        admin_contact="a@example.org",
+        input_schema=ECHO_SCHEMA,
+        store=MemoryStore(),
+        **settings,
+    )
+
+
 def test_blocking_sync_handler_does_not_block_the_event_loop(
     auth: FakeGlobusAuth, alice: FakeIdentity
 ) -> None:
     import falcon.testing
 
-    from aptools import MemoryStore, Provider
-
-    from .conftest import ECHO_SCHEMA
-
-    provider = Provider(
-        title="Slow",
-        scope=auth.scope,
-        admin_contact="a@example.org",
-        input_schema=ECHO_SCHEMA,
-        store=MemoryStore(),
-    )
+    provider = _bare_provider(auth)
     other_request_answered = threading.Event()
 
     @provider.run
@@ -466,3 +478,70 @@ def test_sync_handlers_offloaded_under_asgi_unless_told_not_to(
     # test client drives the app in this thread, so "in place" means here.
     in_place = flavour == "wsgi" or not offload
     assert (threads == [threading.get_ident()]) is in_place
+
+
+@pytest.mark.parametrize("limit", [None, 2])
+def test_handler_threads_bound_how_many_handlers_block_at_once(
+    auth: FakeGlobusAuth, alice: FakeIdentity, flavour: str, limit: int | None
+) -> None:
+    import falcon.testing
+
+    provider = _bare_provider(auth, handler_threads=limit)
+    guard = threading.Lock()
+    inside = [0, 0]  # now, most
+    everyone_in = threading.Event()
+
+    @provider.run
+    def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
+        with guard:
+            inside[0] += 1
+            inside[1] = max(inside[1], inside[0])
+            if inside[0] == 5:
+                everyone_in.set()
+        # Blocks until all five calls are in, or for half a second if the pool
+        # is too small for that.
+        everyone_in.wait(timeout=0.5)
+        with guard:
+            inside[0] -= 1
+        return {}
+
+    headers = {"Authorization": f"Bearer {alice.token}"}
+
+    def body(n: int) -> dict[str, Any]:
+        return {"request_id": f"b{n}", "body": GOOD}
+
+    if flavour == "wsgi":
+        client = falcon.testing.TestClient(provider.wsgi())
+        with ThreadPoolExecutor(5) as pool:
+            codes = list(
+                pool.map(
+                    lambda n: (
+                        client.simulate_post(
+                            "/run", headers=headers, json=body(n)
+                        ).status_code
+                    ),
+                    range(5),
+                )
+            )
+    else:
+
+        async def main() -> list[int]:
+            async with falcon.testing.ASGIConductor(provider.asgi()) as conductor:
+                answers = await asyncio.gather(
+                    *(
+                        conductor.simulate_post("/run", headers=headers, json=body(n))
+                        for n in range(5)
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        codes = asyncio.run(main())
+    assert codes == [202] * 5
+    # Under WSGI handlers run in the server's threads: the pool plays no part.
+    assert inside[1] == (2 if limit and flavour == "asgi" else 5)
+
+
+def test_handler_threads_must_be_a_positive_whole_number(auth: FakeGlobusAuth) -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ProviderConfigError, match="handler_threads"):
+            _bare_provider(auth, handler_threads=bad)

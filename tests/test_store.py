@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -147,13 +149,19 @@ def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     second.close()
 
 
-def _race(path: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _race(
+    path: str,
+    n: int,
+    queue: multiprocessing.Queue,  # type: ignore[type-arg]
+    done: Any,
+) -> None:
     store = SQLiteStore(path)
     outcomes = [
         store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome
         for i in range(40)
     ]
     queue.put(outcomes)
+    done.wait(60)  # hold every claim until all have tried
     store.close()
 
 
@@ -162,16 +170,116 @@ def test_sqlite_reserve_is_atomic_across_processes(tmp_path: Path) -> None:
     SQLiteStore(path).close()
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_race, args=(path, n, queue)) for n in range(4)]
+    done = ctx.Event()
+    workers = [ctx.Process(target=_race, args=(path, n, queue, done)) for n in range(4)]
     for w in workers:
         w.start()
-    results = [queue.get(timeout=60) for _ in workers]
-    for w in workers:
-        w.join(timeout=60)
+    try:
+        results = [queue.get(timeout=60) for _ in workers]
+    finally:
+        done.set()
+        for w in workers:
+            w.join(timeout=60)
     for i in range(40):
         column = [r[i] for r in results]
         assert column.count("new") == 1, column
         assert column.count("pending") == 3
+
+
+def _open_new_files(
+    folder: str,
+    count: int,
+    together: Any,
+    queue: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    failures = []
+    for i in range(count):
+        together.wait(60)
+        try:
+            store = SQLiteStore(os.path.join(folder, f"{i}.db"))
+            store.reserve(ALICE, "r", "fp", f"a{os.getpid()}", time.time(), 60)
+            store.close()
+        except Exception as exc:  # reported to the test
+            failures.append(f"{i}: {exc!r}")
+    queue.put(failures)
+
+
+def test_sqlite_processes_may_open_a_new_file_at_once(tmp_path: Path) -> None:
+    # As gunicorn's workers do on a first start: each opens the store, so
+    # each may be the one creating the file, switching it to WAL and making
+    # its tables, while the others do the same.
+    ctx = multiprocessing.get_context("spawn")
+    together = ctx.Barrier(4)
+    queue = ctx.Queue()
+    openers = [
+        ctx.Process(target=_open_new_files, args=(str(tmp_path), 150, together, queue))
+        for _ in range(4)
+    ]
+    for p in openers:
+        p.start()
+    try:
+        failures = [f for _ in openers for f in queue.get(timeout=120)]
+    finally:
+        for p in openers:
+            p.join(timeout=60)
+    assert failures == []
+
+
+def _hold(path: str, request_id: str, finish: bool, ready: Any, go: Any) -> None:
+    store = SQLiteStore(path)
+    assert store.reserve(ALICE, request_id, "fp", "held", NOW, 60).outcome == "new"
+    ready.set()
+    go.wait(60)
+    if finish:
+        done = action("held", "SUCCEEDED", request_id=request_id)
+        store.finish(Stored.of(done), done, None)
+        store.close()
+        return
+    os._exit(1)  # dies holding the claim, as a crashed worker would
+
+
+@pytest.mark.parametrize("finish", [True, False], ids=["finished", "crashed"])
+def test_sqlite_claim_lives_as_long_as_its_holder(tmp_path: Path, finish: bool) -> None:
+    path = str(tmp_path / "held.db")
+    store = SQLiteStore(path)
+    ctx = multiprocessing.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(path, "r", finish, ready, go))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        # Held by a live process, however old: no lease to wait out.
+        assert store.reserve(ALICE, "r", "fp", "mine", NOW + 10**6, 60).outcome == (
+            "pending"
+        )
+    finally:
+        go.set()
+        holder.join(timeout=60)
+    after = store.reserve(ALICE, "r", "fp", "mine", NOW, 60)
+    if finish:
+        assert after.outcome == "existing" and after.stored is not None
+        assert after.stored.action_id == "held"
+    else:
+        assert holder.exitcode == 1
+        assert after.outcome == "new"  # the dead holder's key is free at once
+        assert store.get("held", NOW) is None
+    store.close()
+
+
+def test_sqlite_stores_of_one_file_in_one_process_share_claims(
+    tmp_path: Path,
+) -> None:
+    first = SQLiteStore(tmp_path / "s.db")
+    second = SQLiteStore(tmp_path / "s.db")
+    assert first.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
+    assert second.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "pending"
+    second.close()  # closing one store does not drop the other's claims
+    assert first.reserve(ALICE, "r", "fp", "a3", NOW, 60).outcome == "pending"
+    done = action("a1", request_id="r")
+    first.finish(Stored.of(done), done, None)
+    again = first.reserve(ALICE, "r", "fp", "a4", NOW, 60)
+    assert again.outcome == "existing"
+    first.close()
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

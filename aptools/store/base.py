@@ -10,11 +10,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 import orjson
 
 from aptools.models import Action
+
+if TYPE_CHECKING:
+    from aptools.auth import SharedIntrospections
 
 __all__ = ["Reservation", "Store", "Stored"]
 
@@ -24,10 +27,10 @@ ROLES: Final = ("creator_id", "monitor_by", "manage_by")
 class Stored(NamedTuple):
     """An action as a store holds it: already serialized.
 
-    ``public`` is the status document callers receive and ``doc`` everything
-    (see :meth:`Action.to_doc`); :meth:`action` decodes the latter. Answering
-    a status request needs no JSON work at all. (PERF: a named tuple, so a
-    store builds one from a database row at the cost of a tuple.)
+    ``public`` is the status document callers receive and ``doc`` the rest
+    of the action (see :meth:`Action.to_private`); :meth:`action` decodes the
+    two. Answering a status request needs no JSON work at all. (PERF: a named
+    tuple, so a store builds one from a database row at the cost of a tuple.)
     """
 
     action_id: str
@@ -38,20 +41,34 @@ class Stored(NamedTuple):
 
     @classmethod
     def of(cls, action: Action) -> Stored:
-        # PERF: serialized once per write; reads hand the bytes straight out.
-        # The copies trim orjson's spare buffer space, which a long-lived
-        # in-memory record would otherwise keep.
+        # PERF: serialized once per write, and the stored fields only once;
+        # reads hand the bytes straight out.
         return cls(
             action.action_id,
             action.status,
             action.creator_id,
-            memoryview(orjson.dumps(action.to_public())).tobytes(),
-            memoryview(orjson.dumps(action.to_doc())).tobytes(),
+            orjson.dumps(action.to_public()),
+            orjson.dumps(action.to_private()),
         )
 
     def action(self) -> Action:
         """A private, decoded copy of the action."""
-        return Action.from_doc(orjson.loads(self.doc))
+        return Action.from_doc({**orjson.loads(self.public), **orjson.loads(self.doc)})
+
+    def same(self, other: Stored) -> bool:
+        """True when both hold the same action in the same state."""
+        return self.doc == other.doc and self.public == other.public
+
+    def trimmed(self) -> Stored:
+        """A copy whose documents take no more memory than their length.
+
+        orjson hands out its output in a larger buffer (4 KiB for a small
+        document); a store keeping documents in memory keeps copies instead.
+        """
+        return self._replace(
+            public=memoryview(self.public).tobytes(),
+            doc=memoryview(self.doc).tobytes(),
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,8 +112,10 @@ class Store(abc.ABC):
     ) -> Reservation:
         """Atomically hold ``(creator_id, request_id)`` for a new action.
 
-        A reservation still pending after ``lease`` seconds is taken to belong
-        to a crashed process and is handed to this caller as ``"new"``.
+        A hold still pending after ``lease`` seconds is taken to belong to a
+        crashed or stuck run and is handed to this caller as ``"new"``. (A
+        store that learns of a holder's death directly, as the SQLite store
+        does across processes, may hand the key on sooner.)
         """
 
     @abc.abstractmethod
@@ -142,6 +161,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def purge(self, now: float) -> int:
         """Delete expired actions; return how many went."""
+
+    def introspections(self) -> SharedIntrospections | None:
+        """A place where the worker processes using this store share token
+        introspections, or ``None`` (the default: each process keeps its own).
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""

@@ -73,14 +73,14 @@ class MemoryStore(Store):
             row.expires_at = expires_at
             row.monitor_by = tuple(action.monitor_by)
             row.manage_by = tuple(action.manage_by)
-            row.stored = stored
+            row.stored = stored.trimmed()
 
     def abandon(self, action_id: str) -> None:
         self.delete(action_id)
 
     def get(self, action_id: str, now: float) -> Stored | None:
         row = self._rows.get(action_id)
-        if row is None or not row.live(now):
+        if row is None or (row.expires_at is not None and row.expires_at <= now):
             return None
         return row.stored
 
@@ -93,7 +93,7 @@ class MemoryStore(Store):
                 return None
             if row.stored.status not in TERMINAL:
                 row.expires_at = expires_at
-                row.stored = stored
+                row.stored = stored.trimmed()
             return row.stored
 
     def delete(self, action_id: str) -> None:

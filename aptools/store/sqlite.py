@@ -1,23 +1,37 @@
 """The default store: one SQLite file in WAL mode.
 
 It survives restarts and is shared safely by several worker processes on one
-host: the request key is claimed by a single ``INSERT`` that the unique index
-makes atomic, and every read-decide-write runs in an ``IMMEDIATE`` transaction.
+host. A new action costs one write: while its handler runs, the request key
+is held not in the database but by a lock on one byte of a file beside it
+(``<db>-claims``), chosen by the key. The kernel drops such a lock when its
+process dies, so a crashed run frees its key at once, with no lease to wait
+out. Every read-decide-write runs in an ``IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping
+import time
+import zlib
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
+
+import orjson
 
 from aptools.models import TERMINAL, Action
 from aptools.store.base import ROLES, Reservation, Store, Stored
 
 __all__ = ["SQLiteStore"]
+
+log = logging.getLogger("aptools.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS aptools_actions (
@@ -43,6 +57,11 @@ CREATE TABLE IF NOT EXISTS aptools_principals (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS aptools_principals_action
     ON aptools_principals (action_id);
+CREATE TABLE IF NOT EXISTS aptools_introspections (
+    key        BLOB PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
 """
 _TERMINAL = tuple(sorted(TERMINAL))
 _LIVE = "pending = 0 AND (expires_at IS NULL OR expires_at > ?)"
@@ -69,6 +88,218 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+# What a lock attempt on a byte another process holds fails with.
+_HELD = frozenset({errno.EACCES, errno.EAGAIN})
+
+
+@dataclass(slots=True)
+class _Claim:
+    key: tuple[str, str]
+    slot: int
+    fingerprint: str
+    at: float
+
+
+class _Claims:
+    """Request keys whose run handler is running, held across processes.
+
+    In this process a dict says which key is held for which action; across
+    processes each key holds an exclusive lock on byte ``slot`` of the claims
+    file. Keys sharing a slot (a 32-bit checksum) merely wait for each other.
+    POSIX record locks belong to a process (and closing any descriptor of
+    the file drops them all), so each process keeps one of these per file,
+    counts its holders per slot and locks a slot once.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._fd = (
+            None
+            if path is None
+            else os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        )
+        self.users = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._mutex = threading.Lock()
+        self._by_action: dict[str, _Claim] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._slots: dict[int, int] = {}
+        self._forks = _forks[0]
+
+    def take(
+        self,
+        key: tuple[str, str],
+        fingerprint: str,
+        action_id: str,
+        now: float,
+        lease: float,
+    ) -> Literal["new", "pending", "conflict"]:
+        """Hold ``key`` for ``action_id``, unless another holds it.
+
+        A holder in this process older than ``lease`` is taken to be stuck
+        and loses the key (its :meth:`give` then finds nothing). Of a holder
+        in another process only its existence is known: ``"pending"``.
+        """
+        if self._forks != _forks[0]:
+            # A forked child holds none of its parent's locks.
+            self._reset()
+        with self._mutex:
+            held = self._by_key.get(key)
+            if held is not None:
+                claim = self._by_action[held]
+                if now - claim.at < lease:
+                    return "pending" if claim.fingerprint == fingerprint else "conflict"
+                self._release(held)
+            slot = zlib.crc32(f"{key[0]}\n{key[1]}".encode())
+            if not self._slots.get(slot) and self._fd is not None:
+                try:
+                    fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+                except OSError as exc:
+                    if exc.errno in _HELD:
+                        return "pending"
+                    raise
+            self._slots[slot] = self._slots.get(slot, 0) + 1
+            self._by_key[key] = action_id
+            self._by_action[action_id] = _Claim(key, slot, fingerprint, now)
+            return "new"
+
+    def lock(self, slot: int, wait: float) -> bool:
+        """Hold byte ``slot`` (outside the request keys' range) for this
+        process, waiting at most ``wait`` seconds; ``False`` if it could not."""
+        if self._fd is None:
+            return False
+        give_up = time.monotonic() + wait
+        pause = 0.002
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+                return True
+            except OSError as exc:
+                if exc.errno not in _HELD or time.monotonic() >= give_up:
+                    return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def unlock(self, slot: int) -> None:
+        if self._fd is not None:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, slot)
+
+    def held(self, action_id: str) -> _Claim | None:
+        return self._by_action.get(action_id)
+
+    def give(self, action_id: str) -> _Claim | None:
+        """Let go of ``action_id``'s key; ``None`` if it was not held."""
+        with self._mutex:
+            return self._release(action_id)
+
+    def _release(self, action_id: str) -> _Claim | None:
+        claim = self._by_action.pop(action_id, None)
+        if claim is None:
+            return None
+        del self._by_key[claim.key]
+        left = self._slots[claim.slot] - 1
+        if left:
+            self._slots[claim.slot] = left
+        else:
+            del self._slots[claim.slot]
+            if self._fd is not None:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, claim.slot)
+        return claim
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._by_action.clear()
+            self._by_key.clear()
+            self._slots.clear()
+
+
+# Token introspections lock bytes past the request keys' 32-bit range.
+_TOKEN_SLOTS = 1 << 32
+
+
+class _Introspections:
+    """Token introspections shared by the processes using one SQLite file.
+
+    A process about to introspect a token holds the token's byte of the
+    claims file; the others wait for it, then read its result.
+    """
+
+    def __init__(self, store: SQLiteStore, claims: _Claims) -> None:
+        self._store = store
+        self._claims = claims
+        self._next_purge = 0.0
+
+    @contextmanager
+    def hold(self, key: bytes, wait: float) -> Iterator[None]:
+        slot = _TOKEN_SLOTS + int.from_bytes(key[:4], "big")
+        held = self._claims.lock(slot, wait)
+        try:
+            yield
+        finally:
+            if held:
+                self._claims.unlock(slot)
+
+    def get(self, key: bytes, now: float) -> tuple[float, dict[str, Any]] | None:
+        try:
+            row = (
+                self._store._db()
+                .execute(
+                    "SELECT expires_at, record FROM aptools_introspections"
+                    " WHERE key = ? AND expires_at > ?",
+                    (key, now),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            log.warning("shared introspections unreadable: %s", exc)
+            return None
+        if row is None:
+            return None
+        return float(row[0]), orjson.loads(row[1])
+
+    def put(self, key: bytes, expires_at: float, record: dict[str, Any]) -> None:
+        now = time.time()
+        try:
+            db = self._store._db()
+            db.execute(
+                "INSERT OR REPLACE INTO aptools_introspections VALUES (?, ?, ?)",
+                (key, expires_at, orjson.dumps(record)),
+            )
+            if now >= self._next_purge:
+                self._next_purge = now + 60
+                db.execute(
+                    "DELETE FROM aptools_introspections WHERE expires_at <= ?", (now,)
+                )
+        except sqlite3.Error as exc:
+            log.warning("shared introspections not written: %s", exc)
+
+
+_shared: dict[str, _Claims] = {}
+_shared_mutex = threading.Lock()
+
+
+def _open_claims(path: str) -> _Claims:
+    """This process's claims on ``path``, shared by its stores of that file."""
+    with _shared_mutex:
+        claims = _shared.get(path)
+        if claims is None:
+            claims = _shared[path] = _Claims(path)
+        claims.users += 1
+        return claims
+
+
+def _close_claims(path: str, claims: _Claims) -> None:
+    with _shared_mutex:
+        claims.users -= 1
+        if claims.users <= 0 and _shared.get(path) is claims:
+            del _shared[path]
+            claims.close()
+
+
 class SQLiteStore(Store):
     """Actions in a SQLite database file.
 
@@ -85,9 +316,26 @@ class SQLiteStore(Store):
         self.path = str(path)
         self._timeout = timeout
         self._local = threading.local()
+        self._claims_path: str | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(_SCHEMA)
+            self._claims_path = os.path.realpath(self.path) + "-claims"
+        db = self._db()
+
+        def create() -> None:
+            try:
+                db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        self._settle(create)
+        self._claims = (
+            _Claims(None)
+            if self._claims_path is None
+            else _open_claims(self._claims_path)
+        )
 
     def _db(self) -> sqlite3.Connection:
         local = self._local
@@ -100,11 +348,28 @@ class SQLiteStore(Store):
                 isolation_level=None,
                 check_same_thread=False,
             )
-            db.execute("PRAGMA journal_mode=WAL")
+            self._settle(lambda: db.execute("PRAGMA journal_mode=WAL"))
             db.execute("PRAGMA synchronous=NORMAL")
             local.db = db
             local.forks = _forks[0]
         return db
+
+    def _settle(self, step: Callable[[], object]) -> None:
+        """Run a set-up ``step`` that processes opening a new file at once
+        may collide on. SQLite answers some of those collisions (switching
+        to WAL, a read turning into a write) with "database is locked" at
+        once rather than waiting, so wait here, up to the store's timeout."""
+        give_up = time.monotonic() + self._timeout
+        pause = 0.001
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= give_up:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -126,63 +391,79 @@ class SQLiteStore(Store):
         now: float,
         lease: float,
     ) -> Reservation:
-        claim = (action_id, creator_id, request_id, fingerprint, now)
-        insert = (
-            "INSERT INTO aptools_actions"
-            " (action_id, creator_id, request_id, fingerprint, reserved_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-        )
+        key = (creator_id, request_id)
+        taken = self._claims.take(key, fingerprint, action_id, now, lease)
+        if taken != "new":
+            return Reservation(taken)
         try:
-            # PERF: the common case, a new request, is one statement.
-            self._db().execute(insert, claim)
-            return Reservation("new")
-        except sqlite3.IntegrityError:
-            pass
-        with self._write() as db:
-            row = db.execute(
-                "SELECT action_id, fingerprint, pending, reserved_at, expires_at,"
-                " status, creator_id, public, doc"
-                " FROM aptools_actions WHERE creator_id = ? AND request_id = ?",
-                (creator_id, request_id),
-            ).fetchone()
-            if row is not None:
-                held, held_print, pending, reserved_at, expires_at = row[:5]
-                if expires_at is None or expires_at > now:
-                    if held_print != fingerprint:
-                        return Reservation("conflict")
-                    if not pending:
-                        return Reservation("existing", Stored(row[0], *row[5:]))
-                    if now - reserved_at < lease:
-                        return Reservation("pending")
+            row = (
+                self._db()
+                .execute(
+                    "SELECT action_id, fingerprint, pending, expires_at,"
+                    " status, creator_id, public, doc"
+                    " FROM aptools_actions WHERE creator_id = ? AND request_id = ?",
+                    key,
+                )
+                .fetchone()
+            )
+            if row is None:
+                return Reservation("new")
+            held, held_print, pending, expires_at = row[:4]
+            if not pending and (expires_at is None or expires_at > now):
+                self._claims.give(action_id)
+                if held_print != fingerprint:
+                    return Reservation("conflict")
+                return Reservation("existing", Stored(held, *row[4:]))
+            # Expired, or a claim row left by an earlier version: gone.
+            with self._write() as db:
                 _delete(db, held)
-            db.execute(insert, claim)
+        except BaseException:
+            self._claims.give(action_id)
+            raise
         return Reservation("new")
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+        claim = self._claims.held(action.action_id)
+        if claim is None:  # taken over as stuck; the new holder decides
+            return
+        try:
+            self._insert(claim, stored, action, expires_at)
+        finally:
+            # Only now may another process look for the key and find it.
+            self._claims.give(action.action_id)
+
+    def _insert(
+        self, claim: _Claim, stored: Stored, action: Action, expires_at: float | None
+    ) -> None:
         values = (
+            action.action_id,
+            *claim.key,
+            claim.fingerprint,
+            claim.at,
             stored.status,
             expires_at,
             stored.public,
             stored.doc,
-            action.action_id,
         )
-        update = (
-            "UPDATE aptools_actions SET pending = 0, status = ?, expires_at = ?,"
-            " public = ?, doc = ? WHERE action_id = ?"
+        insert = (
+            "INSERT INTO aptools_actions (action_id, creator_id, request_id,"
+            " fingerprint, reserved_at, pending, status, expires_at, public, doc)"
+            " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
         )
         shared = [(p, "monitor_by", action.action_id) for p in action.monitor_by]
         shared += [(p, "manage_by", action.action_id) for p in action.manage_by]
         if not shared:
-            self._db().execute(update, values)
+            # PERF: the one write of a new action.
+            self._db().execute(insert, values)
             return
         with self._write() as db:
-            db.execute(update, values)
+            db.execute(insert, values)
             db.executemany(
                 "INSERT OR IGNORE INTO aptools_principals VALUES (?, ?, ?)", shared
             )
 
     def abandon(self, action_id: str) -> None:
-        self.delete(action_id)
+        self._claims.give(action_id)
 
     def get(self, action_id: str, now: float) -> Stored | None:
         row = self._db().execute(_GET, (action_id, now)).fetchone()
@@ -261,7 +542,16 @@ class SQLiteStore(Store):
                 _delete(db, action_id)
         return len(gone)
 
+    def introspections(self) -> _Introspections | None:
+        """Token introspections shared through this file (none in memory)."""
+        if self._claims_path is None:
+            return None
+        return _Introspections(self, self._claims)
+
     def close(self) -> None:
+        if self._claims_path is not None:
+            _close_claims(self._claims_path, self._claims)
+            self._claims_path = None
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()

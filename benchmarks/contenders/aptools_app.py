@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -34,3 +35,5 @@ def build(store: str) -> Provider:
 provider = build(os.environ.get("APTOOLS_STORE") or "memory:")
 app = provider.wsgi()
 asgi = provider.asgi()
+# As `aptools serve` does after loading: nothing made so far needs collecting.
+gc.freeze()
