@@ -65,9 +65,13 @@ class Stored(NamedTuple):
         orjson hands out its output in a larger buffer (4 KiB for a small
         document); a store keeping documents in memory keeps copies instead.
         """
-        return self._replace(
-            public=memoryview(self.public).tobytes(),
-            doc=memoryview(self.doc).tobytes(),
+        # PERF: built directly; NamedTuple._replace costs three times more.
+        return Stored(
+            self.action_id,
+            self.status,
+            self.creator_id,
+            memoryview(self.public).tobytes(),
+            memoryview(self.doc).tobytes(),
         )
 
 
@@ -86,6 +90,13 @@ class Reservation:
 
     outcome: Literal["new", "existing", "pending", "conflict"]
     stored: Stored | None = None
+
+
+# PERF: the outcomes that carry no action, made once (a frozen dataclass
+# costs a microsecond to build).
+NEW: Final = Reservation("new")
+PENDING: Final = Reservation("pending")
+CONFLICT: Final = Reservation("conflict")
 
 
 class Store(abc.ABC):

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aptools.models import TERMINAL, Action
-from aptools.store.base import Reservation, Store, Stored
+from aptools.store.base import CONFLICT, NEW, PENDING, Reservation, Store, Stored
 
 __all__ = ["MemoryStore"]
 
@@ -54,16 +54,16 @@ class MemoryStore(Store):
             row = self._rows.get(held) if held is not None else None
             if row is not None and row.live(now):
                 if row.fingerprint != fingerprint:
-                    return Reservation("conflict")
+                    return CONFLICT
                 if row.stored is not None:
                     return Reservation("existing", row.stored)
                 if now - row.reserved_at < lease:
-                    return Reservation("pending")
+                    return PENDING
             if held is not None:
                 self._rows.pop(held, None)
             self._rows[action_id] = _Row(creator_id, request_id, fingerprint, now)
             self._keys[key] = action_id
-            return Reservation("new")
+            return NEW
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:

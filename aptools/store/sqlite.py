@@ -27,7 +27,7 @@ from typing import Any, Literal
 import orjson
 
 from aptools.models import TERMINAL, Action
-from aptools.store.base import ROLES, Reservation, Store, Stored
+from aptools.store.base import CONFLICT, NEW, PENDING, ROLES, Reservation, Store, Stored
 
 __all__ = ["SQLiteStore"]
 
@@ -394,7 +394,7 @@ class SQLiteStore(Store):
         key = (creator_id, request_id)
         taken = self._claims.take(key, fingerprint, action_id, now, lease)
         if taken != "new":
-            return Reservation(taken)
+            return PENDING if taken == "pending" else CONFLICT
         try:
             row = (
                 self._db()
@@ -407,12 +407,12 @@ class SQLiteStore(Store):
                 .fetchone()
             )
             if row is None:
-                return Reservation("new")
+                return NEW
             held, held_print, pending, expires_at = row[:4]
             if not pending and (expires_at is None or expires_at > now):
                 self._claims.give(action_id)
                 if held_print != fingerprint:
-                    return Reservation("conflict")
+                    return CONFLICT
                 return Reservation("existing", Stored(held, *row[4:]))
             # Expired, or a claim row left by an earlier version: gone.
             with self._write() as db:
@@ -420,7 +420,7 @@ class SQLiteStore(Store):
         except BaseException:
             self._claims.give(action_id)
             raise
-        return Reservation("new")
+        return NEW
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         claim = self._claims.held(action.action_id)
