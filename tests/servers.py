@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -51,6 +52,7 @@ class Server:
             "PYTHONPATH": str(ROOT),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.output: IO[bytes] | None = None
 
     def command(self) -> list[str]:
         if self.kind == "gunicorn":
@@ -85,19 +87,22 @@ class Server:
         ]
 
     def start(self) -> Server:
+        # The server's output goes to a file, not a pipe nobody drains while
+        # the test runs (a full pipe would stall the server).
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.output,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.kind} exited: {self.proc.stderr.read().decode()[-20000:]}"
-                )  # type: ignore[union-attr]
+                said = self.said()
+                self.stop()
+                raise RuntimeError(f"{self.kind} exited: {said}")
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
                     return self
@@ -115,9 +120,10 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
         self.proc = None
+        if self.output is not None:
+            self.output.close()
+            self.output = None
 
     def __enter__(self) -> Server:
         return self.start()
@@ -152,10 +158,19 @@ class Server:
     def explain(self) -> None:
         """Raise with the server's own account if it has exited."""
         if self.proc is not None and self.proc.poll() is not None:
-            said = self.proc.stderr.read().decode() if self.proc.stderr else ""
             raise RuntimeError(
-                f"{self.kind} exited ({self.proc.returncode}): {said[-20000:]}"
+                f"{self.kind} exited ({self.proc.returncode}): {self.said()}"
             )
+
+    def said(self) -> str:
+        """The end of what the server wrote to its standard error."""
+        if self.output is None:
+            return ""
+        fd = self.output.fileno()
+        size = os.fstat(fd).st_size
+        # pread leaves the offset the server writes at alone.
+        tail = os.pread(fd, 20000, max(0, size - 20000))
+        return tail.decode(errors="replace")
 
 
 def aptools_cli(
