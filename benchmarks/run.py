@@ -197,13 +197,19 @@ def report(results: dict[str, Any]) -> str:
     if "scale" in results:
         out += [
             "",
-            "## Scale: aptools on SQLite (in-process µs)",
+            "## Scale: aptools on SQLite (in-process µs, median of rounds; the "
+            "sizes alternated round by round)",
             "",
-            "| stored actions | status µs | run µs |",
+            "| stored actions | status µs (min-max) | run µs (min-max) |",
             "|---|---|---|",
         ]
         for row in results["scale"]["sqlite"]:
-            out.append(f"| {row['actions']:,} | {row['status_us']} | {row['run_us']} |")
+            status_low, status_high = row["status_range"]
+            run_low, run_high = row["run_range"]
+            out.append(
+                f"| {row['actions']:,} | {row['status_us']} ({status_low}-"
+                f"{status_high}) | {row['run_us']} ({run_low}-{run_high}) |"
+            )
         out.append(
             f"\nMemory store: {results['scale']['memory_bytes_per_action']} bytes "
             "per action."
@@ -439,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench.token,
                     bench.urn,
                     n=500 if full else 200,
-                    rounds=5 if full else 3,
+                    rounds=9 if full else 5,
                 ),
                 "memory_bytes_per_action": scale.memory_bytes_per_action(10_000),
             }

@@ -77,12 +77,14 @@ def populate(path: Path, count: int, creator: str) -> list[str]:
 def sqlite_scale(
     sizes: list[int], token: str, creator: str, n: int, rounds: int
 ) -> list[dict[str, Any]]:
+    """Status and run at each store size, the sizes alternated round by round
+    so that a slow spell of the machine falls on all of them alike."""
     from .contenders.aptools_app import build
 
-    rows = []
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "scale.db"
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = []
+        for size in sizes:
+            path = Path(tmp) / f"scale-{size}.db"
             started = time.perf_counter()
             ids = populate(path, size, creator)
             filled = time.perf_counter() - started
@@ -90,20 +92,29 @@ def sqlite_scale(
                 f"sqlite-{size}", build(f"sqlite:///{path}").wsgi(), token
             )
             sample = random.sample(ids, min(len(ids), 1000))
-            status, run = [], []
-            for _ in range(rounds):
+            stores.append((size, filled, contender, sample, [], []))
+        for r in range(rounds):
+            for _, _, contender, sample, status, run in (
+                stores if r % 2 == 0 else stores[::-1]
+            ):
                 contender.action_id = random.choice(sample)
                 status.append(contender.measure("status", n))
                 run.append(contender.measure("run", n))
-            rows.append(
-                {
-                    "actions": size,
-                    "fill_seconds": round(filled, 1),
-                    "status_us": round(sorted(status)[len(status) // 2], 1),
-                    "run_us": round(sorted(run)[len(run) // 2], 1),
-                }
-            )
-    return rows
+        return [
+            {
+                "actions": size,
+                "fill_seconds": round(filled, 1),
+                "status_us": _median(status),
+                "status_range": [round(min(status), 1), round(max(status), 1)],
+                "run_us": _median(run),
+                "run_range": [round(min(run), 1), round(max(run), 1)],
+            }
+            for size, filled, _, _, status, run in stores
+        ]
+
+
+def _median(values: list[float]) -> float:
+    return round(sorted(values)[len(values) // 2], 1)
 
 
 def memory_bytes_per_action(count: int) -> float:
