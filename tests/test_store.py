@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,6 +224,23 @@ def test_sqlite_processes_may_open_a_new_file_at_once(tmp_path: Path) -> None:
         for p in openers:
             p.join(timeout=60)
     assert failures == []
+
+
+def test_sqlite_opens_while_another_process_writes(tmp_path: Path) -> None:
+    # A worker (re)started while others write must not wait for them: where
+    # the tables exist, opening the store takes no write lock.
+    path = tmp_path / "busy.db"
+    SQLiteStore(path).close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM aptools_actions")
+    try:
+        store = SQLiteStore(path, timeout=0)  # never waits for a lock
+        assert store.get("a1", NOW) is None
+        store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def _hold(path: str, request_id: str, finish: bool, ready: Any, go: Any) -> None:

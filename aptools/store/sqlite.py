@@ -321,16 +321,9 @@ class SQLiteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._claims_path = os.path.realpath(self.path) + "-claims"
         db = self._db()
-
-        def create() -> None:
-            try:
-                db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-
-        self._settle(create)
+        # Each statement may be repeated: where the tables exist already it
+        # reads, and takes no write lock.
+        self._settle(lambda: db.executescript(_SCHEMA))
         self._claims = (
             _Claims(None)
             if self._claims_path is None
