@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -90,6 +90,36 @@ os.register_at_fork(after_in_child=_forked)
 
 # What a lock attempt on a byte another process holds fails with.
 _HELD = frozenset({errno.EACCES, errno.EAGAIN})
+
+T = TypeVar("T")
+
+
+def _patiently(
+    step: Callable[[], T], busy: Callable[[Exception], bool], wait: float
+) -> T:
+    """``step()``, tried again (pausing longer each time) while it fails in a
+    way ``busy`` says will pass, for up to ``wait`` seconds."""
+    give_up = time.monotonic() + wait
+    pause = 0.001
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if not busy(exc) or time.monotonic() >= give_up:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _held(exc: Exception) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _HELD
+
+
+def _locked(exc: Exception) -> bool:
+    # SQLite answers some collisions of processes opening a new file at once
+    # (switching it to WAL, a read turning into a write) with "database is
+    # locked" at once, without waiting on its busy timeout.
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 @dataclass(slots=True)
@@ -167,19 +197,18 @@ class _Claims:
     def lock(self, slot: int, wait: float) -> bool:
         """Hold byte ``slot`` (outside the request keys' range) for this
         process, waiting at most ``wait`` seconds; ``False`` if it could not."""
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             return False
-        give_up = time.monotonic() + wait
-        pause = 0.002
-        while True:
-            try:
-                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
-                return True
-            except OSError as exc:
-                if exc.errno not in _HELD or time.monotonic() >= give_up:
-                    return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+        try:
+            _patiently(
+                lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot),
+                _held,
+                wait,
+            )
+        except OSError:
+            return False
+        return True
 
     def unlock(self, slot: int) -> None:
         if self._fd is not None:
@@ -323,7 +352,7 @@ class SQLiteStore(Store):
         db = self._db()
         # Each statement may be repeated: where the tables exist already it
         # reads, and takes no write lock.
-        self._settle(lambda: db.executescript(_SCHEMA))
+        _patiently(lambda: db.executescript(_SCHEMA), _locked, self._timeout)
         self._claims = (
             _Claims(None)
             if self._claims_path is None
@@ -341,28 +370,13 @@ class SQLiteStore(Store):
                 isolation_level=None,
                 check_same_thread=False,
             )
-            self._settle(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            _patiently(
+                lambda: db.execute("PRAGMA journal_mode=WAL"), _locked, self._timeout
+            )
             db.execute("PRAGMA synchronous=NORMAL")
             local.db = db
             local.forks = _forks[0]
         return db
-
-    def _settle(self, step: Callable[[], object]) -> None:
-        """Run a set-up ``step`` that processes opening a new file at once
-        may collide on. SQLite answers some of those collisions (switching
-        to WAL, a read turning into a write) with "database is locked" at
-        once rather than waiting, so wait here, up to the store's timeout."""
-        give_up = time.monotonic() + self._timeout
-        pause = 0.001
-        while True:
-            try:
-                step()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= give_up:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
