@@ -21,6 +21,7 @@ from aptools.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from aptools.faces.observe import RequestInfo
 from aptools.models import (
     ACTIVE,
     FAILED,
@@ -36,7 +37,6 @@ from aptools.models import (
     StatusName,
     parse_duration,
 )
-from aptools.observe import RequestInfo
 from aptools.provider import Provider, ProviderConfigError
 from aptools.store import (
     MemoryStore,

@@ -186,7 +186,7 @@ def _offline(target: str) -> Provider:
 
 def check(args: argparse.Namespace) -> int:
     """Build a provider and print its description, routes and input schema."""
-    from aptools.routes import route_table
+    from aptools.protocol.routes import route_table
 
     provider = _offline(args.target)
     about = provider.description

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 __all__ = [
     "ACTIVE",
@@ -25,13 +25,14 @@ __all__ = [
     "parse_duration",
 ]
 
-StatusName = Literal["ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"]
-ACTIVE: Final = "ACTIVE"
-INACTIVE: Final = "INACTIVE"
-SUCCEEDED: Final = "SUCCEEDED"
-FAILED: Final = "FAILED"
-STATUSES: Final = frozenset({ACTIVE, INACTIVE, SUCCEEDED, FAILED})
-TERMINAL: Final = frozenset({SUCCEEDED, FAILED})
+from aptools.vocabulary import (
+    ACTIVE,
+    FAILED,
+    INACTIVE,
+    SUCCEEDED,
+    TERMINAL,
+    StatusName,
+)
 
 # The ISO 8601 duration form of the published interface (``P30D``, ``PT1H30M``).
 DURATION_PATTERN: Final = (

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
-from aptools import core
 from aptools.auth import Authenticator
-from aptools.effects import Await, Blocking, Call, ThreadPool, blocking_in
+from aptools.faces.observe import RequestInfo
 from aptools.models import DURATION_PATTERN, parse_duration
-from aptools.observe import RequestInfo
+from aptools.protocol import spec as core
+from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
 from aptools.store import Store, open_store
 
@@ -342,8 +342,8 @@ class Provider:
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
         ``{prefix}/openapi.json``)."""
-        from aptools.openapi import openapi_document
-        from aptools.routes import route_table
+        from aptools.protocol.openapi import openapi_document
+        from aptools.protocol.routes import route_table
 
         routes = route_table(self._handlers, self.prefix)
         return openapi_document(
@@ -358,13 +358,13 @@ class Provider:
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
         """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""
-        from aptools.apps import build_wsgi
+        from aptools.faces import build_wsgi
 
         return build_wsgi(self.compile(), self.prefix)
 
     def asgi(self) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
         """A Falcon ASGI app, e.g. for ``uvicorn module:asgi``."""
-        from aptools.apps import build_asgi
+        from aptools.faces import build_asgi
 
         return build_asgi(self.compile(), self.prefix)
 

@@ -11,11 +11,10 @@ import fastjsonschema
 
 from aptools.errors import RequestValidationError
 from aptools.models import DURATION_PATTERN
+from aptools.vocabulary import PRINCIPAL_PATTERN
 
 __all__ = ["PRINCIPAL_PATTERN", "compile_request_validator", "load_schema"]
 
-_UUID = "[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}"
-PRINCIPAL_PATTERN: Final = f"^urn:globus:(auth:identity|groups:id):{_UUID}$"
 
 _PRINCIPALS: Final = {
     "type": "array",

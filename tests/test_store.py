@@ -313,7 +313,7 @@ def test_open_store_urls(tmp_path: Path) -> None:
 def test_action_ids_differ_across_forks() -> None:
     import os as _os
 
-    from aptools.core import new_action_id
+    from aptools.protocol.lifecycle import new_action_id
 
     new_action_id()  # the parent has a pool of randomness now
     read, write = _os.pipe()

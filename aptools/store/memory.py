@@ -6,8 +6,9 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from aptools.models import TERMINAL, Action
+from aptools.models import Action
 from aptools.store.base import CONFLICT, NEW, PENDING, Reservation, Store, Stored
+from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
 

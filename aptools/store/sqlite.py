@@ -26,8 +26,9 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from aptools.models import TERMINAL, Action
+from aptools.models import Action
 from aptools.store.base import CONFLICT, NEW, PENDING, ROLES, Reservation, Store, Stored
+from aptools.vocabulary import TERMINAL
 
 __all__ = ["SQLiteStore"]
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from aptools.models import TERMINAL
 from aptools.testing.fakeauth import FakeIdentity
+from aptools.vocabulary import TERMINAL
 
 if TYPE_CHECKING:
     from aptools.provider import Provider

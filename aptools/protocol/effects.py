@@ -1,9 +1,8 @@
 """The protocol core's I/O, described once and performed by either face.
 
-Operations in :mod:`aptools.core` are generators: whenever they need the
-outside world they yield an effect, and a driver performs it — directly under
-WSGI (:func:`drive`), on or off the event loop under ASGI (:func:`drive_async`)
-— and sends the result back. So no operation exists twice.
+Operations are generators: whenever they need the outside world they yield an
+effect, and a driver (:mod:`aptools.faces.drivers`) performs it and sends the
+result back. So no operation exists twice.
 """
 
 from __future__ import annotations
@@ -22,21 +21,9 @@ import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
 
-__all__ = [
-    "Await",
-    "Blocking",
-    "Call",
-    "Effect",
-    "Op",
-    "ReadBody",
-    "Sleep",
-    "ThreadPool",
-    "blocking_in",
-    "drive",
-    "drive_async",
-]
-
 T = TypeVar("T")
+
+
 Op = Generator["Effect", Any, T]
 
 
@@ -187,35 +174,3 @@ class ReadBody(Effect):
         req: Any = self.req
         data: bytes = await req.stream.read(self.limit + 1)
         return data
-
-
-def drive(op: Op[T]) -> T:
-    """Run an operation to its end, performing each effect in place."""
-    send: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = op.send(send) if error is None else op.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        try:
-            send, error = effect.run(), None
-        except Exception as exc:
-            send, error = None, exc
-
-
-async def drive_async(op: Op[T]) -> T:
-    """:func:`drive` for the event loop."""
-    send: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = op.send(send) if error is None else op.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        try:
-            send, error = await effect.run_async(), None
-        except Exception as exc:
-            send, error = None, exc

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
-from aptools import core
-from aptools import operations as ops
-from aptools.effects import Op
+from aptools.protocol import operations as ops
+from aptools.protocol import spec as core
+from aptools.protocol.effects import Op
 
 __all__ = ["Operation", "Route", "route_table"]
 

@@ -1,0 +1,49 @@
+"""The WSGI face (for gunicorn)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from aptools.faces.app import JSON, _configure, _crash
+from aptools.faces.drivers import drive
+from aptools.protocol import spec as core
+from aptools.protocol.routes import Operation
+
+
+def _wsgi_responder(
+    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+) -> Callable[..., None]:
+    def responder(
+        req: falcon.Request, resp: falcon.Response, action_id: str | None = None
+    ) -> None:
+        if action_id is not None:
+            req.context.action_id = action_id
+        answer = op(spec, req, action_id)
+        status, data = answer if isinstance(answer, tuple) else drive(answer)
+        resp.status, resp.data = status, data
+        if data:
+            resp.content_type = JSON
+        if headers:
+            resp.set_headers(headers)
+
+    return responder
+
+
+def build_wsgi(
+    spec: core.Spec, prefix: str
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """A WSGI app (for gunicorn) serving ``spec`` under ``prefix``."""
+    app = falcon.App(media_type=JSON)
+    _configure(app, spec, prefix, _wsgi_responder)
+
+    def on_crash(
+        req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
+    ) -> None:
+        _crash(req, resp, exc)
+
+    app.add_error_handler(Exception, on_crash)
+    return app

@@ -1,0 +1,162 @@
+"""An action's life: how a handler's answer becomes an action, how a
+changed action is saved, when it expires, and new action ids."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import falcon
+
+from aptools.auth import Caller
+from aptools.errors import (
+    ActionFailed,
+    InternalError,
+    NotFound,
+)
+from aptools.models import Action, ActionStatus, isoformat, parse_duration, timestamp_of
+from aptools.protocol.access import UNKNOWN
+from aptools.protocol.effects import Op
+from aptools.protocol.spec import Spec
+from aptools.store import Stored
+from aptools.vocabulary import FAILED, STATUSES, SUCCEEDED, TERMINAL
+
+log = logging.getLogger("aptools")
+
+
+CANCELED: Final = "Canceled"
+
+
+@functools.lru_cache(maxsize=256)
+def _retention(release_after: str) -> float:
+    return parse_duration(release_after)
+
+
+def expiry(action: Action) -> float | None:
+    if action.status not in TERMINAL:
+        return None
+    done = timestamp_of(action.completion_time or action.start_time)
+    return done + _retention(action.release_after)
+
+
+def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
+    """Store a changed, already stored action; 404 if it went meanwhile.
+
+    ``fresh`` is ``Stored.of(action)`` when the caller has it already.
+    """
+    stored: Stored | None = yield spec.store_effect(
+        spec.store.update,
+        action.action_id,
+        fresh or Stored.of(action),
+        expiry(action),
+        time.time(),
+    )
+    if stored is None:
+        raise NotFound(UNKNOWN)
+    return stored
+
+
+def apply(action: Action, result: Any, *, empty_is_success: bool = False) -> Action:
+    """Fold a handler's answer into the action (in place) and return it."""
+    if type(result) is dict:  # PERF: the common answer, checked first
+        action.status, action.details = SUCCEEDED, dict(result)
+    elif result is None:
+        if empty_is_success:
+            action.status, action.details = SUCCEEDED, {}
+    elif isinstance(result, ActionStatus):
+        if result.status not in STATUSES:
+            raise TypeError(f"handler returned unknown status {result.status!r}")
+        action.status = result.status
+        action.details = result.details
+        action.display_status = result.display_status
+        if result.state is not None:
+            action.state = result.state
+    elif isinstance(result, Action):
+        if result is not action:
+            action.status, action.details = result.status, result.details
+            action.display_status, action.state = result.display_status, result.state
+        if action.status not in STATUSES:
+            raise TypeError(f"handler set unknown status {action.status!r}")
+    elif isinstance(result, Mapping):
+        action.status, action.details = SUCCEEDED, dict(result)
+    else:
+        raise TypeError(
+            "a handler must return a dict (the details of a SUCCEEDED action), "
+            f"an ActionStatus, an Action or None, not {type(result).__name__}"
+        )
+    finish_fields(action)
+    return action
+
+
+def fail(action: Action, failed: ActionFailed) -> Action:
+    action.status, action.details = FAILED, failed.details
+    action.display_status = failed.display_status
+    finish_fields(action)
+    return action
+
+
+def finish_fields(action: Action) -> None:
+    if action.display_status is not None and len(action.display_status) > 64:
+        action.display_status = action.display_status[:64]
+    if action.status in TERMINAL and action.completion_time is None:
+        # Same-format UTC timestamps order as text: completion never precedes
+        # the start, even if the clock stepped back.
+        action.completion_time = max(isoformat(time.time()), action.start_time)
+
+
+_entropy = threading.local()
+
+
+def _fresh_entropy() -> None:
+    _entropy.at = 4096
+
+
+# A forked worker must not hand out its parent's unused randomness.
+os.register_at_fork(after_in_child=_fresh_entropy)
+
+
+def new_action_id() -> str:
+    """A random (version 4) UUID as text, from the OS's random source.
+
+    PERF: reads randomness 4 KiB at a time (one system call per 256 ids) and
+    formats it by hand: several times faster than ``str(uuid.uuid4())``.
+    """
+    at: int = getattr(_entropy, "at", 4096)
+    if at >= 4096:
+        _entropy.pool, at = os.urandom(4096), 0
+    _entropy.at = at + 16
+    raw = _entropy.pool[at : at + 16]
+    h = raw.hex()
+    # The version (4) and variant (10xx) bits of RFC 4122.
+    h = f"{h[:12]}4{h[13:16]}{'89ab'[raw[8] >> 6]}{h[17:]}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]:
+    """Let handler ``name`` update a non-terminal action; store what changed."""
+    action = stored.action()
+    try:
+        result = yield spec.handlers[name](action, caller)
+        apply(action, result)
+    except ActionFailed as failed:
+        fail(action, failed)
+    fresh = Stored.of(action)
+    if fresh.same(stored):
+        return stored
+    return (yield from save(spec, action, fresh))
+
+
+def crash_reply(req: falcon.Request, exc: BaseException) -> InternalError:
+    """Log an exception that escaped a handler; the caller sees only a 500."""
+    log.error(
+        "unhandled error on %s %s",
+        req.method,
+        req.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return InternalError()

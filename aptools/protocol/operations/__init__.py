@@ -1,0 +1,21 @@
+"""The operations of the Action Provider Interface, one module each."""
+
+from aptools.protocol.operations.describe import introspect, openapi, options_root
+from aptools.protocol.operations.enumerate import enumerate_actions
+from aptools.protocol.operations.log import action_log
+from aptools.protocol.operations.manage import cancel, release, resume
+from aptools.protocol.operations.run import run
+from aptools.protocol.operations.status import status
+
+__all__ = [
+    "action_log",
+    "cancel",
+    "enumerate_actions",
+    "introspect",
+    "openapi",
+    "options_root",
+    "release",
+    "resume",
+    "run",
+    "status",
+]

@@ -1,0 +1,32 @@
+"""introspect, openapi and OPTIONS: documents about the provider."""
+
+from __future__ import annotations
+
+from aptools.protocol.access import (
+    authenticate,
+    require,
+)
+from aptools.protocol.effects import Op
+from aptools.protocol.spec import Reply, Request, Spec
+
+
+def _described(spec: Spec, req: Request, document: bytes) -> Op[Reply]:
+    """A document about the provider, for whom ``visible_to`` allows."""
+    if not spec.visible.everyone:
+        caller = yield from authenticate(spec, req)
+        yield from require(spec.visible, caller)
+    return 200, document
+
+
+def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    return (yield from _described(spec, req, spec.description))
+
+
+def openapi(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    """The provider's OpenAPI document, visible to whom the description is."""
+    return (yield from _described(spec, req, spec.openapi))
+
+
+def options_root(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    return 204, b""
+    yield  # a generator, like every operation

@@ -1,0 +1,87 @@
+"""The compiled provider: :class:`Spec` and its parts.
+
+A :class:`~aptools.Provider` compiles to one :class:`Spec`: everything a
+request needs that could be worked out before the first request. Both faces
+read it; nothing in it changes while requests are served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from aptools.auth import Authenticator
+from aptools.protocol.effects import Effect
+from aptools.store import Store
+from aptools.vocabulary import GROUP_URN
+
+Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
+
+
+Reply = tuple[int, bytes]
+
+
+@dataclass(slots=True, frozen=True)
+class Access:
+    """A provider-level principal list, split for quick checks."""
+
+    everyone: bool
+    identities: frozenset[str]
+    groups: frozenset[str]
+
+    @classmethod
+    def of(cls, principals: Iterable[str], everyone_word: str) -> Access:
+        items = frozenset(principals)
+        return cls(
+            everyone=everyone_word in items,
+            identities=frozenset(p for p in items if not p.startswith(GROUP_URN)),
+            groups=frozenset(p for p in items if p.startswith(GROUP_URN)),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Handler:
+    """A registered function and how to call it."""
+
+    fn: Callable[..., Any]
+    effect: Callable[..., Effect]
+
+    def __call__(self, *args: Any) -> Effect:
+        return self.effect(self.fn, *args)
+
+
+@dataclass(slots=True)
+class Housekeeping:
+    next_purge: float = 0.0
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Spec:
+    """A provider compiled for serving; shared by the WSGI and ASGI apps."""
+
+    description: bytes
+    openapi: bytes
+    visible: Access
+    runnable: Access
+    auth: Authenticator
+    store: Store
+    store_effect: Callable[..., Effect]
+    validate: Callable[[Any], Any]
+    handlers: Mapping[str, Handler]
+    synchronous: bool
+    max_body: int
+    release_after: str
+    max_deadline: float
+    lease: float = 300.0
+    pending_wait: float = 30.0
+    purge_interval: float = 60.0
+    access_log: bool = True
+    hooks: tuple[Callable[..., None], ...] = ()
+    housekeeping: Housekeeping = field(default_factory=Housekeeping)
+
+
+def to_json(doc: Any) -> bytes:
+    return orjson.dumps(doc)
