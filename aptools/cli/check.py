@@ -8,7 +8,15 @@ import os
 import sqlite3
 from typing import Any
 
-from aptools.cli.common import CommandError, load_provider, store_url, verify_client
+from aptools.cli.common import (
+    load_provider,
+    store_failure,
+    store_url,
+    verify_client,
+)
+from aptools.provider import Provider, ProviderConfigError
+
+UNSET = "unset"
 
 __all__ = ["add_parser", "check"]
 
@@ -39,21 +47,23 @@ def check(args: argparse.Namespace) -> int:
     """Build a provider and print its description, store, routes and schema."""
     from aptools.protocol.routes import route_table
 
-    provider = load_provider(args.target)
-    # Neither half of the client set anywhere: the description and routes
-    # need none, so report it rather than fail. Half of it set is an error.
-    given = ("_client_id", "_client_secret")
-    credentials = any(getattr(provider, name, None) for name in given) or any(
-        os.environ.get(name) for name in ("APTOOLS_CLIENT_ID", "APTOOLS_CLIENT_SECRET")
-    )
-    if not credentials:
-        for name in ("APTOOLS_CLIENT_ID", "APTOOLS_CLIENT_SECRET"):
-            os.environ[name] = "unset"
-    where = store_url(provider)
+    names = ("APTOOLS_CLIENT_ID", "APTOOLS_CLIENT_SECRET")
+    from_env = any(os.environ.get(name) for name in names)
+    if not from_env:
+        # Neither half of the client is set: the description and routes need
+        # none, so report that rather than fail (half of it is an error).
+        os.environ.update(dict.fromkeys(names, UNSET))
+    provider: Provider | None = None
     try:
+        provider = load_provider(args.target)
         provider.compile()
-    except (OSError, sqlite3.Error) as exc:
-        raise CommandError(f"store {where}: {exc}") from None
+    except ProviderConfigError:
+        raise
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        raise store_failure(provider, exc) from None
+    where = store_url(provider)
+    given = ("_client_id", "_client_secret")
+    credentials = from_env or any(getattr(provider, n, None) for n in given)
     if not credentials:
         client = "not set: `aptools serve` needs APTOOLS_CLIENT_ID and _SECRET"
     elif args.offline:

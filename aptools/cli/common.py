@@ -20,6 +20,7 @@ __all__ = [
     "loopback",
     "port",
     "redact",
+    "store_failure",
     "store_url",
     "verify_client",
 ]
@@ -116,8 +117,7 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def store_url(provider: Provider) -> str:
-    """The store URL ``provider`` opens, redacted (see :func:`redact`)."""
+def _configured_store(provider: Provider | None) -> str:
     from aptools.store import DEFAULT_URL, Store
 
     # The provider keeps what it was given; there is no public accessor yet.
@@ -125,8 +125,28 @@ def store_url(provider: Provider) -> str:
     if isinstance(given, Store):
         return f"{type(given).__name__} (given in code)"
     if isinstance(given, str) and given:
-        return redact(given)
-    return redact(os.environ.get("APTOOLS_STORE") or DEFAULT_URL)
+        return given
+    return os.environ.get("APTOOLS_STORE") or DEFAULT_URL
+
+
+def store_url(provider: Provider) -> str:
+    """The store URL ``provider`` opens, redacted (see :func:`redact`)."""
+    return redact(_configured_store(provider))
+
+
+def store_failure(provider: Provider | None, exc: BaseException) -> CommandError:
+    """One line for a provider or store that would not open, naming the store
+    URL; credentials never in it. ``provider`` is None if it failed to load."""
+    raw = _configured_store(provider)
+    shown = redact(raw)
+    said = str(exc).replace(raw, shown)
+    try:
+        password = urlsplit(raw).password
+    except ValueError:
+        password = None
+    if password:
+        said = said.replace(password, "***")
+    return CommandError(f"{said} (store {shown})")
 
 
 def verify_client(provider: Provider) -> None:

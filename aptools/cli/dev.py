@@ -78,7 +78,12 @@ def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
         f"curl -s -w '\\n' {base}/actions/$ACTION_ID {alice}",
         "# carol may see it: monitor_by names her",
         f"curl -s -w '\\n' {base}/actions/$ACTION_ID {carol}",
-        "# bob may not: to him it does not exist (404)",
+        "# bob may not: "
+        + (
+            "to him it does not exist (404)"
+            if who.outsider_has_scope
+            else "his token is not for this provider (401)"
+        ),
         f"curl -s -w '\\n' {base}/actions/$ACTION_ID {bob}",
         "# run another that carol may manage (manage_by); its id in $MANAGED_ID",
         run("MANAGED_ID", managed),
@@ -88,7 +93,7 @@ def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
         f"curl -s -w '\\n' -X DELETE {base}/actions/$MANAGED_ID {carol}",
         "# alice releases hers",
         f"curl -s -w '\\n' -X DELETE {base}/actions/$ACTION_ID {alice}",
-        "# bob may not run it",
+        "# bob may not run it (" + ("403)" if who.outsider_has_scope else "401)"),
         f"curl -s -w '\\n' -X POST {base}/actions {bob} {json_type} "
         f"-d {shlex.quote(json.dumps({**body, 'request_id': 'demo-3'}))}",
     ]

@@ -42,6 +42,8 @@ class Identities:
     outsider: FakeIdentity
     outsider_note: str
     shared: FakeIdentity
+    #: Whether bob's token is for the provider's scope (else: 401 everywhere).
+    outsider_has_scope: bool
 
 
 def identities(fake: FakeGlobusAuth, runnable_by: Sequence[str]) -> Identities:
@@ -67,7 +69,13 @@ def identities(fake: FakeGlobusAuth, runnable_by: Sequence[str]) -> Identities:
         bob = _person(fake, "bob@example.org", *OUTSIDER)
         note = "not in runnable_by: run is answered 403"
     carol = _person(fake, "carol@example.org", *SHARED)
-    return Identities(runner=alice, outsider=bob, outsider_note=note, shared=carol)
+    return Identities(
+        runner=alice,
+        outsider=bob,
+        outsider_note=note,
+        shared=carol,
+        outsider_has_scope=ALL_AUTHENTICATED not in runnable_by,
+    )
 
 
 def _person(

@@ -16,6 +16,7 @@ from aptools.cli.common import (
     load_provider,
     log_requests,
     port,
+    store_failure,
     store_url,
     verify_client,
 )
@@ -92,15 +93,15 @@ def _checked(args: argparse.Namespace) -> Provider:
     """The provider, once its store opens and Globus Auth knows its client."""
     from aptools.store import MemoryStore
 
-    provider = load_provider(args.target)
-    where = store_url(provider)
+    provider: Provider | None = None
     try:
+        provider = load_provider(args.target)
         store = provider.compile().store
         store.get("aptools-serve-check", 0.0)
     except ProviderConfigError:
         raise
     except (ValueError, OSError, sqlite3.Error) as exc:
-        raise CommandError(f"store {where}: {exc}") from None
+        raise store_failure(provider, exc) from None
     if isinstance(store, MemoryStore) and args.workers > 1:
         raise CommandError(
             f"the memory: store keeps actions in each process's memory: with "
