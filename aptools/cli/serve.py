@@ -26,10 +26,16 @@ __all__ = ["add_parser", "asgi_app", "serve", "tcp_listener", "wsgi_app"]
 
 HELP = "serve with gunicorn (default) or uvicorn, real Globus Auth"
 
-#: Threads per gunicorn worker. Idle or slow clients wait in the worker's
-#: poller, not in a thread, so they cannot stall it (a sync worker blocks on
-#: each connection until it sends a whole request or times out).
-DEFAULT_THREADS = 4
+#: Threads per gunicorn worker. A sync worker serves one connection at a time
+#: and blocks on it until it sends a whole request or the worker times out
+#: (30 s), so N idle connections stalled N sync workers. A gthread worker
+#: gives a connection a thread only while it reads or answers: one that sends
+#: nothing is parked in the worker's poller after 5 s (gunicorn 27's
+#: DEFAULT_WORKER_DATA_TIMEOUT) and the other threads go on answering. A
+#: client that sends half a request holds its thread until it sends the rest
+#: or leaves; beyond workers x threads such clients, put a buffering proxy
+#: in front (nginx, a load balancer) or serve with uvicorn (--asgi).
+DEFAULT_THREADS = 8
 
 
 def add_parser(commands: Any) -> None:
@@ -155,6 +161,9 @@ def _gunicorn(args: argparse.Namespace) -> list[str]:
     ]
 
 
+_inherited: list[socket.socket] = []
+
+
 def _uvicorn(args: argparse.Namespace) -> list[str]:
     if args.workers > 1:
         # The server inherits the listening socket (see tcp_listener).
@@ -164,6 +173,7 @@ def _uvicorn(args: argparse.Namespace) -> list[str]:
             raise CommandError(
                 f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
             ) from None
+        _inherited.append(bound)  # open until execve hands it to the server
         where = ["--fd", str(bound.fileno())]
     else:
         where = ["--host", args.host, "--port", str(args.port)]
