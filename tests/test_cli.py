@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -112,6 +113,19 @@ def test_dev_refuses_other_addresses(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "development" in done.stderr and "0.0.0.0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("face", [[], ["--asgi"]])
+def test_dev_says_when_the_port_is_taken(tmp_path: Path, face: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ("dev", "examples.watchasay.app", "--port", port, *face)
+        done = aptools_cli(*args, cwd=tmp_path, env=cli_env(), timeout=30)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -144,17 +144,15 @@ def dev(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
     try:
+        import uvicorn
+    except ImportError:
         if args.asgi:
-            try:
-                import uvicorn
-            except ImportError:
-                raise CommandError(
-                    "--asgi needs uvicorn: pip install 'aptools[serve]'"
-                ) from None
+            raise CommandError(
+                "--asgi needs uvicorn: pip install 'aptools[serve]'"
+            ) from None
+    try:
+        if args.asgi:
             sock = socket.create_server((args.host, args.port))
-            server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-            print(banner, flush=True)
-            server.run(sockets=[sock])
         else:
             httpd = make_server(
                 args.host,
@@ -163,10 +161,13 @@ def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
                 server_class=_ThreadingWSGIServer,
                 handler_class=_DevRequestHandler,
             )
-            print(banner, flush=True)
-            httpd.serve_forever()
     except OSError as exc:
         raise CommandError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
             "pick another port with --port"
         ) from None
+    print(banner, flush=True)
+    if args.asgi:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    else:
+        httpd.serve_forever()
