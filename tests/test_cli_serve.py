@@ -205,3 +205,43 @@ def test_serve_says_when_the_port_is_taken(
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_serve_without_the_auth_check_starts_with_any_secret(
+    tmp_path: Path, auth: FakeGlobusAuth
+) -> None:
+    port = free_port()
+    env = cli_env(
+        auth,
+        APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db",
+        APTOOLS_CLIENT_SECRET="wrong",
+        HOME=str(tmp_path),
+    )
+    args = ("serve", WATCHASAY, "--no-auth-check", "--port", str(port))
+    with Launched(*args, cwd=tmp_path, env=env) as server:
+        server.ready(f"http://127.0.0.1:{port}/skeleton/")
+        alice = auth.identity("alice@example.org")
+        headers = {"Authorization": f"Bearer {alice.token}"}
+        ran = requests.post(
+            f"http://127.0.0.1:{port}/skeleton/actions",
+            json={"request_id": "r1", "body": {"input_string": "hi"}},
+            headers=headers,
+            timeout=30,
+        )
+        assert ran.status_code == 502  # found per request, as the check would have
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("postgresql://:s3cret@[::1]/x", "postgresql://:***@[::1]/x"),
+        ("postgresql://app@db/x", "postgresql://app@db/x"),
+        ("sqlite:////var/lib/a.db", "sqlite:////var/lib/a.db"),
+        ("memory:", "memory:"),
+    ],
+)
+def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from aptools.cli.common import redact
+
+    assert redact(url) == shown
