@@ -40,6 +40,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aptools`` console script; returns the exit status."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, as other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.func(args)
@@ -48,11 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args.command, str(exc), exc.status)
     except ProviderConfigError as exc:
         return _fail(args.command, str(exc), EXIT_ERROR)
-    except BrokenPipeError:
-        # The reader went away (`| head`): say nothing more, as other tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
     return status
 
 
