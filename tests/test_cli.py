@@ -1,84 +1,110 @@
-"""``aptools dev`` prints curl commands that work exactly as printed."""
+"""The ``aptools`` command: its help, ``dev``, ``fakeauth`` and ``check``."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from aptools.testing import FakeGlobusAuth
 
-from .servers import ROOT, aptools_cli, free_port
+from .cli_support import Launched, cli_env
+from .servers import aptools_cli, free_port
 
 pytestmark = pytest.mark.e2e
 
+COMMANDS = ("dev", "fakeauth", "check", "openapi", "serve", "call")
 
-def _start_dev(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aptools.cli", "dev", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Ctrl-C"):
-            return proc, lines
-    proc.kill()
-    proc.communicate()
-    raise AssertionError("dev did not start:\n" + "\n".join(lines))
+
+def test_help_names_every_command_with_a_line_each(tmp_path: Path) -> None:
+    done = aptools_cli("--help", cwd=tmp_path, env=cli_env(COLUMNS="100"))
+    assert done.returncode == 0
+    for command in COMMANDS:
+        line = re.search(rf"^\s+{command}\s+(\S.*)$", done.stdout, re.M)
+        assert line, f"{command} is not listed: {done.stdout}"
+        assert len(line.group(1).split()) >= 3
+    for command in COMMANDS:
+        sub = aptools_cli(command, "--help", cwd=tmp_path, env=cli_env())
+        assert sub.returncode == 0 and sub.stdout.startswith("usage: aptools")
+
+
+def _dev(tmp_path: Path, *args: str) -> tuple[Launched, list[str]]:
+    proc = Launched("dev", *args, cwd=tmp_path, env=cli_env())
+    said = proc.wait_for(lambda out: "Ctrl-C" in out)
+    return proc, said.splitlines()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("face", ["wsgi", "asgi"])
 def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
-    port = free_port()
-    args = ["examples.watchasay.app", "--port", str(port)] + (
-        ["--asgi"] if face == "asgi" else []
-    )
-    proc, lines = _start_dev(args, tmp_path)
-    try:
-        commands = [
-            lines[i + 1] for i, line in enumerate(lines) if line.startswith("# ")
-        ]
-        assert len(commands) == 5
-        script = "set -e\n" + "\n".join(
-            f"{command}\necho '<<<'" for command in commands
+    args = ["examples.watchasay.app", "--port", str(free_port())]
+    proc, lines = _dev(tmp_path, *args, *(["--asgi"] if face == "asgi" else []))
+    with proc:
+        people = dict(
+            re.findall(r"^  (\w+)\s+(urn:\S+)\s+token", "\n".join(lines), re.M)
         )
+        assert set(people) == {"alice", "bob", "carol"}
+        comments = [i for i, line in enumerate(lines) if line.startswith("# ")]
+        commands = [lines[i + 1] for i in comments]
+        assert len(commands) == 10
+        urls = re.findall(r"http://\S+", "\n".join(commands))
+        # API 1.1 routes only: no /run, /{id}/status, /{id}/release.
+        assert all(re.search(r"/skeleton/(actions\b|$)", url) for url in urls), urls
+        script = "set -e\n" + "\n".join(f"{c}\necho '<<<'" for c in commands)
         done = subprocess.run(
-            ["bash", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            ["bash", "-c", script], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, (done.stdout, done.stderr)
-        outputs = [part.strip() for part in done.stdout.split("<<<")][:5]
-        about, _, status, released, refused = (
-            json.loads(o) if o else {} for o in outputs
-        )
+        outputs = [part.strip() for part in done.stdout.split("<<<")][:10]
+        (
+            about,
+            _,
+            status,
+            seen_by_carol,
+            hidden_from_bob,
+            _,
+            canceled,
+            released_by_carol,
+            released,
+            refused,
+        ) = (json.loads(o) if o else {} for o in outputs[:10])
         assert about["title"] == "What Did You Say?"
-        ran = json.loads(done.stderr.strip().splitlines()[0])
+        decoder, text = json.JSONDecoder(), done.stderr.strip()
+        ran, end = decoder.raw_decode(text)
+        managed, _ = decoder.raw_decode(text[end:].lstrip())
         assert ran["details"] == {"you_said": "hello"}
+        assert ran["monitor_by"] == [people["carol"]]
+        assert managed["manage_by"] == [people["carol"]]
         assert status["action_id"] == ran["action_id"] == released["action_id"]
+        assert seen_by_carol["action_id"] == ran["action_id"]
+        assert hidden_from_bob["code"] == "AuthenticationFailed"  # not his scope
+        assert canceled["action_id"] == managed["action_id"]
+        assert released_by_carol["action_id"] == managed["action_id"]
         assert refused["code"] == "AuthenticationFailed"
         assert (tmp_path / ".aptools" / "dev-actions.db").exists()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+
+
+def test_dev_bob_may_not_run_a_provider_with_a_runner_list(tmp_path: Path) -> None:
+    (tmp_path / "listed.py").write_text(
+        "from aptools import Provider\n"
+        "provider = Provider(title='Listed', scope='https://example.org/s',"
+        " admin_contact='a@example.org', input_schema={'type': 'object'},"
+        " runnable_by=['urn:globus:auth:identity:"
+        "11111111-2222-4333-8444-555555555555'], synchronous=True)\n"
+        "@provider.run\n"
+        "def run(request, caller):\n"
+        "    return {'who': caller.identity_id}\n"
+    )
+    proc, lines = _dev(tmp_path, "listed", "--port", str(free_port()))
+    with proc:
+        said = "\n".join(lines)
+        assert "11111111-2222-4333-8444-555555555555" in said  # alice is the runner
+        assert "run is answered 403" in said
 
 
 def test_dev_refuses_other_addresses(tmp_path: Path) -> None:
@@ -87,22 +113,114 @@ def test_dev_refuses_other_addresses(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "development" in done.stderr and "0.0.0.0" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
-def test_check_prints_routes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", [[], ["--asgi"]])
+def test_dev_says_when_the_port_is_taken(tmp_path: Path, face: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ("dev", "examples.watchasay.app", "--port", port, *face)
+        done = aptools_cli(*args, cwd=tmp_path, env=cli_env(), timeout=30)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("server", ["--wsgi", "--asgi"])
+def test_fakeauth_serves_a_provider_under_gunicorn_and_uvicorn(
+    tmp_path: Path, server: str
+) -> None:
+    fake_port = free_port()
+    with Launched(
+        "fakeauth", "examples.watchasay.app", "--port", str(fake_port),
+        cwd=tmp_path, env=cli_env(),
+    ) as fake:  # fmt: skip
+        said = fake.wait_for(lambda out: "Ctrl-C" in out)
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", said, re.M))
+        assert (
+            exports["GLOBUS_SDK_SERVICE_URL_AUTH"] == f"http://127.0.0.1:{fake_port}/"
+        )
+        assert {"APTOOLS_CLIENT_ID", "APTOOLS_CLIENT_SECRET"} <= set(exports)
+        tokens = dict(re.findall(r"^\s+(\w+)\s+urn:\S+\s+token (\S+)", said, re.M))
+        assert set(tokens) == {"alice", "bob", "carol"}
+        port = free_port()
+        env = cli_env(
+            **exports, APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db", HOME=str(tmp_path)
+        )
+        args = ("serve", "examples.watchasay.app", server, "--port", str(port))
+        with Launched(*args, cwd=tmp_path, env=env) as served:
+            url = f"http://127.0.0.1:{port}/skeleton"
+            served.ready(url + "/")
+            body = ["--body", '{"input_string": "hi"}']
+            ran = aptools_cli(
+                "call", url, "run", "--token", tokens["alice"], *body,
+                cwd=tmp_path, env=cli_env(),
+            )  # fmt: skip
+            assert ran.returncode == 0, ran.stderr
+            assert json.loads(ran.stdout)["details"] == {"you_said": "hi"}
+            refused = aptools_cli(
+                "call", url, "run", "--token", tokens["bob"], *body,
+                cwd=tmp_path, env=cli_env(),
+            )  # fmt: skip
+            assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def test_fakeauth_refuses_other_addresses(tmp_path: Path) -> None:
+    done = aptools_cli("fakeauth", "--host", "0.0.0.0", cwd=tmp_path, timeout=30)
+    assert done.returncode == 1 and "0.0.0.0" in done.stderr
+
+
+def test_check_prints_store_and_routes(tmp_path: Path) -> None:
     done = aptools_cli("check", "examples.countdown.app", cwd=tmp_path, timeout=30)
     assert done.returncode == 0, done.stderr
     assert '"title": "Countdown"' in done.stdout
+    assert "store: sqlite:///aptools-actions.db" in done.stdout
+    assert "client: not set" in done.stdout
     assert "GET            /countdown/actions/{action_id}/log" in done.stdout
     assert "DELETE GET     /countdown/actions/{action_id}" in done.stdout
 
 
-def _env(auth: FakeGlobusAuth | None = None, **extra: str) -> dict[str, str]:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **extra}
-    if auth is not None:
-        env.update(auth.env())
-        env["WATCHASAY_SCOPE"] = env["COUNTDOWN_SCOPE"] = auth.scope
-    return env
+def test_check_verifies_the_client_with_globus_auth(
+    tmp_path: Path, auth: FakeGlobusAuth
+) -> None:
+    store = {"APTOOLS_STORE": "memory:"}
+    good = aptools_cli(
+        "check", "examples.watchasay.app", cwd=tmp_path, env=cli_env(auth, **store)
+    )
+    assert good.returncode == 0, good.stderr
+    assert "client: Globus Auth accepts" in good.stdout
+    wrong_secret = "not-the-secret-" + auth.client_secret[:6]
+    env = cli_env(auth, **store, APTOOLS_CLIENT_SECRET=wrong_secret)
+    wrong = aptools_cli("check", "examples.watchasay.app", cwd=tmp_path, env=env)
+    assert wrong.returncode == 1
+    assert wrong.stderr.count("\n") == 1 and "refused" in wrong.stderr
+    assert wrong_secret not in wrong.stderr + wrong.stdout
+    offline = aptools_cli(
+        "check", "examples.watchasay.app", "--offline", cwd=tmp_path, env=env
+    )
+    assert offline.returncode == 0 and "not checked" in offline.stdout
+    nowhere = cli_env(
+        auth, **store, GLOBUS_SDK_SERVICE_URL_AUTH=f"http://127.0.0.1:{free_port()}/"
+    )
+    away = aptools_cli("check", "examples.watchasay.app", cwd=tmp_path, env=nowhere)
+    assert away.returncode == 1 and "cannot reach Globus Auth" in away.stderr
+    assert "Traceback" not in away.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_store_errors_are_one_line_without_the_password(
+    tmp_path: Path, auth: FakeGlobusAuth, command: str
+) -> None:
+    url = "nosuchdb://app:hunter2-secret@db.example.org:5432/actions"
+    env = cli_env(auth, APTOOLS_STORE=url)
+    done = aptools_cli(command, "examples.watchasay.app", cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "hunter2" not in done.stderr + done.stdout
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "nosuchdb://app:***@db.example.org:5432/actions" in done.stderr
 
 
 def test_check_fails_loudly(tmp_path: Path) -> None:
@@ -111,139 +229,16 @@ def test_check_fails_loudly(tmp_path: Path) -> None:
         "provider = Provider(title='x', scope='s', admin_contact='a',"
         " input_schema={'type': 'object'})\n"
     )
-    done = aptools_cli("check", "broken", cwd=tmp_path, env=_env(), timeout=30)
+    done = aptools_cli("check", "broken", cwd=tmp_path, env=cli_env(), timeout=30)
     assert done.returncode == 1
     assert "no run handler" in done.stderr
     missing = aptools_cli(
-        "check", "no_such_module", cwd=tmp_path, env=_env(), timeout=30
+        "check", "no_such_module", cwd=tmp_path, env=cli_env(), timeout=30
     )
     assert missing.returncode == 1 and "no_such_module" in missing.stderr
-
-
-def test_serve_checks_configuration_first(tmp_path: Path) -> None:
-    done = aptools_cli(
-        "serve",
-        "examples.watchasay.app",
-        cwd=tmp_path,
-        env=_env(APTOOLS_CLIENT_ID="some-client"),
-        timeout=30,
-    )
-    assert done.returncode == 1
-    assert "APTOOLS_CLIENT_SECRET" in done.stderr
-
-
-@pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
-def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None:
-    import requests
-
-    port = free_port()
-    env = _env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/serve.db", HOME=str(tmp_path))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aptools.cli",
-            "serve",
-            "examples.countdown.app",
-            face,
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/countdown"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        if face == "--wsgi":
-            # Its own control socket: a second server would not take this one's.
-            control = tmp_path / ".gunicorn" / f"aptools-{port}.ctl"
-            waited = time.monotonic() + 10  # opened after the workers boot
-            while not control.exists() and time.monotonic() < waited:
-                time.sleep(0.05)
-            assert control.exists()
-            assert not (tmp_path / ".gunicorn" / "gunicorn.ctl").exists()
-        alice = auth.identity("alice@example.org")
-        token = ["--token", alice.token]
-        done = aptools_cli(
-            "call",
-            base,
-            "run",
-            *token,
-            "--body",
-            '{"seconds": 1}',
-            "--wait",
-            cwd=tmp_path,
-            env=env,
-        )
-        assert done.returncode == 0, done.stderr
-        final = json.loads(done.stdout)
-        assert final["status"] == "SUCCEEDED"
-        assert "ACTIVE" in done.stderr  # progress was shown while waiting
-        released = aptools_cli(
-            "call", base, "release", final["action_id"], *token, cwd=tmp_path, env=env
-        )
-        assert released.returncode == 0
-        assert json.loads(released.stdout)["status"] == "SUCCEEDED"
-        gone = aptools_cli(
-            "call", base, "status", final["action_id"], *token, cwd=tmp_path, env=env
-        )
-        assert gone.returncode == 1 and "NotFound" in gone.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
-def test_tcp_listener_hands_nodelay_to_every_connection() -> None:
-    # aptools serve --asgi --workers N gives uvicorn this socket (--fd): the
-    # connections it accepts must not wait on Nagle's algorithm.
-    import socket
-
-    from aptools.cli import tcp_listener
-
-    bound = tcp_listener("127.0.0.1", 0)
-    try:
-        assert bound.get_inheritable()
-        bound.listen()
-        with socket.create_connection(bound.getsockname(), timeout=5):
-            accepted, _ = bound.accept()
-            with accepted:
-                nodelay = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-                assert nodelay != 0
-    finally:
-        bound.close()
-
-
-def test_serve_says_when_the_port_is_taken(
-    tmp_path: Path, auth: FakeGlobusAuth
-) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = aptools_cli(
-            "serve",
-            "examples.watchasay.app",
-            "--asgi",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            cwd=tmp_path,
-            env=_env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db"),
-            timeout=30,
-        )
-    assert done.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in missing.stderr
+    half = aptools_cli(
+        "check", "examples.watchasay.app", cwd=tmp_path,
+        env=cli_env(APTOOLS_CLIENT_ID="only-the-id"),
+    )  # fmt: skip
+    assert half.returncode == 1 and "APTOOLS_CLIENT_SECRET" in half.stderr

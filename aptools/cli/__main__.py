@@ -1,0 +1,5 @@
+"""``python -m aptools.cli``: the ``aptools`` command."""
+
+from aptools.cli import main
+
+raise SystemExit(main())

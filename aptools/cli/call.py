@@ -1,0 +1,268 @@
+"""``aptools call``: a small client for any action provider (API 1.1 routes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from aptools.cli.common import EXIT_ERROR, CommandError
+from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["EXIT_INACTIVE", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "add_parser", "call"]
+
+HELP = "call any provider: run, status, resume, enumerate, ..."
+
+#: The action stopped INACTIVE (say, for consent): resume it, then wait again.
+EXIT_INACTIVE: Final = 3
+#: ``--timeout`` passed before the action ended.
+EXIT_TIMEOUT: Final = 4
+#: Nothing answered at the URL (connection refused, name unknown, no answer).
+EXIT_UNREACHABLE: Final = 5
+
+#: Seconds a single HTTP exchange may take, unless ``--timeout`` is shorter.
+REQUEST_TIMEOUT: Final = 60.0
+#: Answers worth trying again while waiting: the server is restarting or busy.
+RETRIED: Final = frozenset({502, 503, 504})
+
+EPILOG = f"""\
+exit status: 0 done (the action SUCCEEDED, or the answer was 2xx);
+1 an error answer, or the action FAILED; 2 a usage error;
+{EXIT_INACTIVE} the action is INACTIVE (the scope to consent to is printed);
+{EXIT_TIMEOUT} --timeout passed; {EXIT_UNREACHABLE} nothing answered at URL."""
+
+
+def add_parser(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--token", required=True, help="a Globus Auth access token")
+    common.add_argument(
+        "--timeout",
+        type=_seconds,
+        help="seconds to wait in all (default: each request 60 s, waits unbounded)",
+    )
+    parser = commands.add_parser(
+        "call",
+        help=HELP,
+        description="Call an action provider at URL, e.g. http://host/skeleton.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", help="the provider's base URL")
+    operations = parser.add_subparsers(dest="operation", required=True)
+    run = operations.add_parser("run", parents=[common], help="start an action")
+    run.add_argument("--body", help="the action's body: JSON, or @file")
+    run.add_argument("--request-id", help="run's request_id (default: random)")
+    run.add_argument("--monitor-by", nargs="+", default=[], metavar="URN")
+    run.add_argument("--manage-by", nargs="+", default=[], metavar="URN")
+    for name, text in (
+        ("status", "an action's status"),
+        ("cancel", "cancel an action"),
+        ("release", "release a finished action"),
+        ("log", "an action's log"),
+        ("resume", "resume an INACTIVE action (with a token carrying the consent)"),
+    ):
+        one = operations.add_parser(name, parents=[common], help=text)
+        one.add_argument("action_id")
+        if name == "log":
+            one.add_argument("--limit", type=int)
+    for waits in (run, operations.choices["resume"]):
+        waits.add_argument(
+            "--wait",
+            action="store_true",
+            help="poll until the action ends (retrying while the server restarts)",
+        )
+    listing = operations.add_parser(
+        "enumerate", parents=[common], help="list your actions"
+    )
+    listing.add_argument("--status", help="e.g. ACTIVE,INACTIVE (default ACTIVE)")
+    listing.add_argument(
+        "--roles", help="e.g. creator_id,monitor_by (default creator_id)"
+    )
+    parser.set_defaults(func=call)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("a number of seconds above 0")
+    return value
+
+
+class _Client:
+    """HTTP to one provider, within one overall deadline."""
+
+    def __init__(self, url: str, token: str, timeout: float | None) -> None:
+        import requests
+
+        self.base = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def left(self) -> float:
+        if self.deadline is None:
+            return REQUEST_TIMEOUT
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise CommandError("--timeout passed", EXIT_TIMEOUT)
+        return min(left, REQUEST_TIMEOUT)
+
+    def send(self, method: str, path: str, *, retry: bool = False, **kw: Any) -> Any:
+        """The JSON answer; retried with backoff while the server is away
+        (``retry``, safe for reads and for run with its fixed request_id)."""
+        import requests
+
+        pause = 0.25
+        while True:
+            try:
+                response = self.session.request(
+                    method, self.base + path, timeout=self.left(), **kw
+                )
+            except requests.RequestException as exc:
+                if not retry:
+                    raise CommandError(
+                        _unreachable(self.base, exc), EXIT_UNREACHABLE
+                    ) from None
+                why = type(exc).__name__
+            else:
+                if not (retry and response.status_code in RETRIED):
+                    return _answer(response)
+                why = f"HTTP {response.status_code}"
+            pause = min(pause * 2, 10.0)
+            _note(f"  {why}; trying again in {pause:g} s")
+            self.sleep(pause)
+
+    def sleep(self, seconds: float) -> None:
+        if self.deadline is not None:
+            seconds = min(seconds, self.deadline - time.monotonic())
+            if seconds <= 0:
+                raise CommandError("--timeout passed", EXIT_TIMEOUT)
+        time.sleep(seconds)
+
+
+def _unreachable(base: str, exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return f"no answer from {base} in time"
+    return f"cannot reach {base}: {type(exc).__name__}"
+
+
+def _answer(response: requests.Response) -> Any:
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code < 400:
+        if doc is None:
+            raise CommandError(f"HTTP {response.status_code} with no JSON answer")
+        return doc
+    if isinstance(doc, Mapping):
+        code = doc.get("code", "")
+        said = doc.get("description") or doc.get("message") or ""
+    else:
+        code, said = "", " ".join(response.text[:200].split())
+    raise CommandError(f"HTTP {response.status_code} {code}: {said}".rstrip(": "))
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def call(args: argparse.Namespace) -> int:
+    """Do one operation; print its JSON answer; exit as the epilog says."""
+    client = _Client(args.url, args.token, args.timeout)
+    operation = args.operation
+    if operation == "run":
+        document = {
+            "request_id": args.request_id or str(uuid.uuid4()),
+            "body": _read_body(args.body),
+        }
+        if args.monitor_by:
+            document["monitor_by"] = args.monitor_by
+        if args.manage_by:
+            document["manage_by"] = args.manage_by
+        # The same request_id makes a repeat safe: it answers the same action.
+        doc = client.send("POST", "/actions", json=document, retry=args.wait)
+    elif operation == "enumerate":
+        params = {"status": args.status, "roles": args.roles}
+        doc = client.send(
+            "GET", "/actions", params={k: v for k, v in params.items() if v}
+        )
+    elif operation == "log":
+        params = {} if args.limit is None else {"limit": args.limit}
+        doc = client.send("GET", f"/actions/{args.action_id}/log", params=params)
+    elif operation == "status":
+        doc = client.send("GET", f"/actions/{args.action_id}")
+    elif operation == "release":
+        doc = client.send("DELETE", f"/actions/{args.action_id}")
+    else:  # cancel, resume
+        doc = client.send("POST", f"/actions/{args.action_id}/{operation}")
+    if operation in ("run", "resume"):
+        return _ended(client, args, doc)
+    _print(doc)
+    return 0
+
+
+def _ended(client: _Client, args: argparse.Namespace, doc: Any) -> int:
+    """Wait (with ``--wait``) for the action to end; its exit status."""
+    pause = 0.5
+    while args.wait and doc.get("status") == ACTIVE:
+        shown = doc.get("display_status") or ""
+        _note(f"  {doc['status']} {shown}".rstrip())
+        client.sleep(pause)
+        pause = min(pause * 1.5, 10.0)
+        doc = client.send("GET", f"/actions/{doc['action_id']}", retry=True)
+    _print(doc)
+    status = doc.get("status")
+    if status == FAILED:
+        _note(f"aptools call: action {doc.get('action_id')} FAILED")
+        return EXIT_ERROR
+    if status == INACTIVE:
+        _note(_inactive(args, doc))
+        return EXIT_INACTIVE
+    return 0 if status in (SUCCEEDED, ACTIVE) else EXIT_ERROR
+
+
+def _inactive(args: argparse.Namespace, doc: Mapping[str, Any]) -> str:
+    details = doc.get("details")
+    details = details if isinstance(details, Mapping) else {}
+    scope = details.get("required_scope")
+    if not scope:
+        needed = (details.get("authorization_parameters") or {}).get("required_scopes")
+        scope = " ".join(needed) if isinstance(needed, list) else None
+    action = doc.get("action_id")
+    why = f"consent needed for scope: {scope}" if scope else "it waits for resume"
+    return (
+        f"aptools call: action {action} is INACTIVE; {why}\n"
+        f"  then: aptools call {args.url} resume {action} --token NEW_TOKEN --wait"
+    )
+
+
+def _print(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def _read_body(text: str | None) -> Any:
+    if text is None:
+        return {}
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise CommandError(f"--body {text}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--body is not JSON: {exc}") from None

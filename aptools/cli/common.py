@@ -1,0 +1,180 @@
+"""What the commands share: loading a provider, store URLs, startup checks."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import ipaddress
+import logging
+import os
+import sys
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from aptools.provider import Provider
+
+__all__ = [
+    "CommandError",
+    "load_provider",
+    "log_requests",
+    "loopback",
+    "port",
+    "redact",
+    "store_failure",
+    "store_url",
+    "verify_client",
+]
+
+#: Exit statuses every command shares (``call`` adds its own, see its help).
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+
+
+class CommandError(Exception):
+    """A failure the command reports as one line, ``aptools CMD: message``,
+    then exits with ``status`` (1 unless told)."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def load_provider(target: str) -> Provider:
+    """The :class:`Provider` named by ``module`` or ``module:attr``.
+
+    The working directory is searched first, as ``python -m`` would.
+    Raises :class:`CommandError` when the module cannot be imported or does
+    not name exactly one provider.
+    """
+    module_name, _, attr = target.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise CommandError(f"no module named {module_name!r} here") from None
+        raise CommandError(f"cannot import {module_name}: {exc}") from None
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Provider):
+            raise CommandError(f"{target} is not a Provider")
+        return found
+    providers = [v for v in vars(module).values() if isinstance(v, Provider)]
+    if len(providers) != 1:
+        raise CommandError(
+            f"{module_name} defines {len(providers)} providers; name one as MODULE:ATTR"
+        )
+    return providers[0]
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port number, 1..65535."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a port is a number, 1..65535") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError("a port is 1..65535")
+    return number
+
+
+def log_requests() -> None:
+    """Send warnings and the access log to stderr, unless logging is set up."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    logging.getLogger("aptools.access").setLevel(logging.INFO)
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to print or log)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a store URL that cannot be parsed>"
+    if password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _configured_store(provider: Provider | None) -> str:
+    from aptools.store import DEFAULT_URL, Store
+
+    # The provider keeps what it was given; there is no public accessor yet.
+    given = getattr(provider, "_store", None)
+    if isinstance(given, Store):
+        return f"{type(given).__name__} (given in code)"
+    if isinstance(given, str) and given:
+        return given
+    return os.environ.get("APTOOLS_STORE") or DEFAULT_URL
+
+
+def store_url(provider: Provider) -> str:
+    """The store URL ``provider`` opens, redacted (see :func:`redact`)."""
+    return redact(_configured_store(provider))
+
+
+def store_failure(provider: Provider | None, exc: BaseException) -> CommandError:
+    """One line for a provider or store that would not open, naming the store
+    URL; credentials never in it. ``provider`` is None if it failed to load."""
+    raw = _configured_store(provider)
+    shown = redact(raw)
+    said = str(exc).replace(raw, shown)
+    try:
+        password = urlsplit(raw).password
+    except ValueError:
+        password = None
+    if password:
+        said = said.replace(password, "***")
+    return CommandError(f"{said} (store {shown})")
+
+
+def verify_client(provider: Provider) -> None:
+    """Ask Globus Auth whether the provider's client id and secret are good.
+
+    A token introspection with a made-up token answers ``active: false`` to a
+    known client, and 401 to bad client credentials (RFC 7662 section 2.3).
+    Raises :class:`CommandError` for refused credentials, an unreachable
+    Globus Auth or any other answer; the secret never appears in it.
+    """
+    import globus_sdk
+
+    client = provider.compile().auth.client()
+    try:
+        client.oauth2_token_introspect("aptools-client-credentials-check")
+    except globus_sdk.GlobusAPIError as exc:
+        if exc.http_status in (400, 401, 403):
+            raise CommandError(
+                f"Globus Auth refused this client's credentials (HTTP "
+                f"{exc.http_status}): check APTOOLS_CLIENT_ID and "
+                "APTOOLS_CLIENT_SECRET (or client_id= / client_secret=)"
+            ) from None
+        raise CommandError(
+            f"Globus Auth answered HTTP {exc.http_status} when asked to check "
+            "this client's credentials; try again later"
+        ) from None
+    except globus_sdk.NetworkError as exc:
+        raise CommandError(
+            f"cannot reach Globus Auth at {client.base_url} to check this "
+            f"client's credentials ({type(exc).__name__})"
+        ) from None

@@ -1,0 +1,173 @@
+"""``aptools dev``: serve a provider locally with a fake Globus Auth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+from socketserver import ThreadingMixIn
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from aptools.cli.common import CommandError, load_provider, log_requests, loopback, port
+from aptools.cli.fakeauth import describe, identities
+
+__all__ = ["add_parser", "dev"]
+
+HELP = "try a provider locally with a fake Globus Auth"
+
+DEV_STORE: Final = "sqlite:///.aptools/dev-actions.db"
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "dev",
+        help=HELP,
+        description=(
+            "Serve the provider on this machine with a fake Globus Auth and three "
+            "identities (alice may run, bob may not, carol is shared with), and "
+            "print curl commands that work as printed (API 1.1 routes)."
+        ),
+    )
+    parser.add_argument("target", help="MODULE or MODULE:ATTR naming the Provider")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=port, default=8000)
+    parser.add_argument(
+        "--asgi", action="store_true", help="serve the ASGI app with uvicorn"
+    )
+    parser.set_defaults(func=dev)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _DevRequestHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the aptools.access log says it better
+
+
+def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
+    """Commented curl commands, each on the line after its comment."""
+
+    def bearer(token: str) -> str:
+        return "-H " + shlex.quote(f"Authorization: Bearer {token}")
+
+    alice, bob, carol = (
+        bearer(p.token) for p in (who.runner, who.outsider, who.shared)
+    )
+    json_type = "-H 'Content-Type: application/json'"
+    grab = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"action_id\"])'"
+    shared = {**body, "monitor_by": [who.shared.urn]}
+    managed = {**body, "request_id": "demo-2", "manage_by": [who.shared.urn]}
+
+    def run(variable: str, document: dict[str, Any]) -> str:
+        return (
+            f"{variable}=$(curl -s -X POST {base}/actions {alice} {json_type} "
+            f"-d {shlex.quote(json.dumps(document))} | tee /dev/stderr | {grab}); echo"
+        )
+
+    return [
+        "# introspect",
+        f"curl -s -w '\\n' {base}/",
+        "# run an action as alice, shared with carol (monitor_by): id in $ACTION_ID",
+        run("ACTION_ID", shared),
+        "# its status, as alice",
+        f"curl -s -w '\\n' {base}/actions/$ACTION_ID {alice}",
+        "# carol may see it: monitor_by names her",
+        f"curl -s -w '\\n' {base}/actions/$ACTION_ID {carol}",
+        "# bob may not: "
+        + (
+            "to him it does not exist (404)"
+            if who.outsider_has_scope
+            else "his token is not for this provider (401)"
+        ),
+        f"curl -s -w '\\n' {base}/actions/$ACTION_ID {bob}",
+        "# run another that carol may manage (manage_by); its id in $MANAGED_ID",
+        run("MANAGED_ID", managed),
+        "# carol cancels it (a finished action is answered unchanged)",
+        f"curl -s -w '\\n' -X POST {base}/actions/$MANAGED_ID/cancel {carol}",
+        "# carol releases it (once it has finished)",
+        f"curl -s -w '\\n' -X DELETE {base}/actions/$MANAGED_ID {carol}",
+        "# alice releases hers",
+        f"curl -s -w '\\n' -X DELETE {base}/actions/$ACTION_ID {alice}",
+        "# bob may not run it (" + ("403)" if who.outsider_has_scope else "401)"),
+        f"curl -s -w '\\n' -X POST {base}/actions {bob} {json_type} "
+        f"-d {shlex.quote(json.dumps({**body, 'request_id': 'demo-3'}))}",
+    ]
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Serve a provider locally with a fake Globus Auth and print how to call it."""
+    from aptools.schema import example_for
+    from aptools.testing import FakeGlobusAuth
+
+    if not loopback(args.host):
+        raise CommandError(
+            f"refusing to listen on {args.host}: dev mode accepts made-up tokens "
+            "and is for development on this machine only. Use 127.0.0.1, or "
+            "`aptools serve` with real Globus Auth.",
+            status=2,
+        )
+    log_requests()
+    fake = FakeGlobusAuth().start()
+    try:
+        os.environ.update(fake.env())
+        os.environ.setdefault("APTOOLS_STORE", DEV_STORE)
+        provider = load_provider(args.target)
+        fake.scope = provider.scope
+        people = identities(fake, provider.description["runnable_by"])
+        app: Any = provider.asgi() if args.asgi else provider.wsgi()
+        base = f"http://{args.host}:{args.port}{provider.prefix.rstrip('/')}"
+        body = {"request_id": "demo-1", "body": example_for(provider.input_schema)}
+        lines = [
+            f"aptools dev: {provider.title} at {base}/",
+            "  development only: tokens are checked by a fake Globus Auth",
+            f"  store: {os.environ['APTOOLS_STORE']}",
+            "",
+            *describe(people),
+            "",
+            "Try it:",
+            *_curls(base, body, people),
+            "",
+            "Ctrl-C stops.",
+        ]
+        _serve(args, app, "\n".join(lines))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        if args.asgi:
+            raise CommandError(
+                "--asgi needs uvicorn: pip install 'aptools[serve]'"
+            ) from None
+    try:
+        if args.asgi:
+            sock = socket.create_server((args.host, args.port))
+        else:
+            httpd = make_server(
+                args.host,
+                args.port,
+                app,
+                server_class=_ThreadingWSGIServer,
+                handler_class=_DevRequestHandler,
+            )
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "pick another port with --port"
+        ) from None
+    print(banner, flush=True)
+    if args.asgi:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    else:
+        httpd.serve_forever()

@@ -1,0 +1,173 @@
+"""``aptools fakeauth``: the fake Globus Auth on a port, with three identities.
+
+Serve a provider under gunicorn or uvicorn against it: the command prints the
+environment variables that point globus-sdk and aptools at it, and tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from aptools.cli.common import CommandError, load_provider, loopback, port
+from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN, IDENTITY_URN
+
+if TYPE_CHECKING:
+    from aptools.testing import FakeGlobusAuth, FakeIdentity
+
+__all__ = ["Identities", "add_parser", "fakeauth", "identities"]
+
+HELP = "serve a fake Globus Auth; print its environment and tokens"
+
+# Fixed, so that tokens printed once keep working after a restart.
+RUNNER: Final = ("3b0e6a5e-5c6e-4f3b-9d4a-6d2f2f9c1a01", "dev-token-alice")
+OUTSIDER: Final = ("7c1d2b4e-0a9f-4e8d-8b6c-5e4f3a2b1c02", "dev-token-bob")
+SHARED: Final = ("5a2e9f40-1d7b-4c6e-a3f8-2b9d0c4e1f03", "dev-token-carol")
+#: Printed tokens last this long (seconds): a working day and more.
+TOKEN_LIFETIME: Final = 30 * 24 * 3600
+#: A scope of another service: a token for it is not for the provider.
+OTHER_SCOPE: Final = "urn:globus:auth:scope:transfer.api.globus.org:all"
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The three people dev mode and ``fakeauth`` offer, with what they may do."""
+
+    runner: FakeIdentity
+    outsider: FakeIdentity
+    outsider_note: str
+    shared: FakeIdentity
+    #: Whether bob's token is for the provider's scope (else: 401 everywhere).
+    outsider_has_scope: bool
+
+
+def identities(fake: FakeGlobusAuth, runnable_by: Sequence[str]) -> Identities:
+    """alice may run; bob may not; carol may not run but is shared with.
+
+    alice takes the first identity ``runnable_by`` names, and joins its groups.
+    """
+    runner_id = next(
+        (
+            p.removeprefix(IDENTITY_URN)
+            for p in runnable_by
+            if p.startswith(IDENTITY_URN)
+        ),
+        RUNNER[0],
+    )
+    alice = _person(fake, "alice@example.org", runner_id, RUNNER[1])
+    for group in (p for p in runnable_by if p.startswith(GROUP_URN)):
+        fake.group(alice, id=group.removeprefix(GROUP_URN))
+    if ALL_AUTHENTICATED in runnable_by:
+        bob = _person(fake, "bob@example.org", *OUTSIDER, scopes=(OTHER_SCOPE,))
+        note = "its token is for another service's scope: answered 401"
+    else:
+        bob = _person(fake, "bob@example.org", *OUTSIDER)
+        note = "not in runnable_by: run is answered 403"
+    carol = _person(fake, "carol@example.org", *SHARED)
+    return Identities(
+        runner=alice,
+        outsider=bob,
+        outsider_note=note,
+        shared=carol,
+        outsider_has_scope=ALL_AUTHENTICATED not in runnable_by,
+    )
+
+
+def _person(
+    fake: FakeGlobusAuth,
+    name: str,
+    id: str,
+    token: str,
+    scopes: tuple[str, ...] | None = None,
+) -> FakeIdentity:
+    who = fake.identity(name, id=id, token=token, scopes=scopes)
+    fake.token(who, scopes=scopes, value=token, expires_in=TOKEN_LIFETIME)
+    return who
+
+
+def describe(people: Identities) -> list[str]:
+    """The lines that introduce the identities."""
+    a, b, c = people.runner, people.outsider, people.shared
+    return [
+        "Identities:",
+        f"  alice  {a.urn}  token {a.token}  (may run the provider)",
+        f"  bob    {b.urn}  token {b.token}  ({people.outsider_note})",
+        f"  carol  {c.urn}  token {c.token}  (share with her: monitor_by or manage_by)",
+    ]
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "fakeauth",
+        help=HELP,
+        description=(
+            "Serve the fake Globus Auth of aptools.testing on HOST:PORT, print "
+            "`export` lines for its environment and three identities' tokens, and "
+            "run until Ctrl-C. In another shell, after the exports: `aptools serve "
+            "MODULE` (gunicorn or uvicorn) serves against it. Development only."
+        ),
+    )
+    parser.add_argument(
+        "target",
+        nargs="?",
+        help="MODULE or MODULE:ATTR: take the scope and runnable_by from this Provider",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=port, default=8400)
+    parser.add_argument("--scope", help="the provider's scope (default: the target's)")
+    parser.set_defaults(func=fakeauth)
+
+
+def fakeauth(args: argparse.Namespace) -> int:
+    """Serve the fake until interrupted."""
+    from aptools.testing import FakeGlobusAuth
+
+    if not loopback(args.host):
+        raise CommandError(
+            f"refusing to listen on {args.host}: the fake accepts made-up tokens "
+            "and is for this machine only; use 127.0.0.1"
+        )
+    try:
+        fake = FakeGlobusAuth(host=args.host, port=args.port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    runnable_by: Sequence[str] = [ALL_AUTHENTICATED]
+    env = fake.env()
+    if args.target:
+        saved = dict(os.environ)
+        os.environ.update({**env, "APTOOLS_STORE": "memory:"})
+        try:
+            provider = load_provider(args.target)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        fake.scope = provider.scope
+        runnable_by = provider.description["runnable_by"]
+    if args.scope:
+        fake.scope = args.scope
+    people = identities(fake, runnable_by)
+    lines = [
+        f"aptools fakeauth: a fake Globus Auth at {fake.url} (development only)",
+        f"  scope: {fake.scope}",
+        "",
+        "# in the shell that serves the provider:",
+        *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
+        "",
+        *describe(people),
+        "",
+        "Ctrl-C stops.",
+    ]
+    fake.start()
+    print("\n".join(lines), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
