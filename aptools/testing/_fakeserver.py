@@ -1,5 +1,6 @@
 """The HTTP side of the fake Globus Auth: a threading server whose
-connections can all be closed at once, and its request handler."""
+connections can all be closed at once, its request handler, and documents
+it answers with."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
+
+from aptools.vocabulary import GROUPS_SCOPE
 
 #: (method, path, headers, body) -> (status, JSON document, extra headers),
 #: or ``None`` for no answer at all.
@@ -82,3 +85,44 @@ def handler_for(answer: Answer) -> type[BaseHTTPRequestHandler]:
             return  # quiet: tests read the counters instead
 
     return Handler
+
+
+def consent_refusal(scopes: list[str]) -> dict[str, Any]:
+    """Globus Auth's refusal of a dependent-token grant for want of consent."""
+    return {
+        "error": "dependent_consent_required",
+        "errors": [
+            {
+                "code": "DEPENDENT_CONSENT_REQUIRED",
+                "detail": "The user has not consented to these scopes.",
+                "unapproved_scopes": scopes,
+            }
+        ],
+    }
+
+
+def group_document(group_id: str, members: set[str]) -> dict[str, Any]:
+    """A group as Groups' ``my_groups`` lists it, with the caller's memberships."""
+    return {
+        "id": group_id,
+        "name": f"group {group_id[:8]}",
+        "my_memberships": [
+            {"identity_id": m, "status": "active", "role": "member"}
+            for m in sorted(members)
+        ],
+    }
+
+
+def token_document(value: str, scope: str, *, expires_in: int) -> dict[str, Any]:
+    """One token of a dependent-token grant's answer."""
+    if scope == GROUPS_SCOPE:
+        server = "groups.api.globus.org"
+    else:
+        server = scope.removeprefix("https://auth.globus.org/scopes/").split("/")[0]
+    return {
+        "access_token": value,
+        "scope": scope,
+        "resource_server": server,
+        "expires_in": expires_in,
+        "token_type": "Bearer",
+    }

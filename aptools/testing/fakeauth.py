@@ -25,13 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from aptools.testing._fakeserver import FakeServer, handler_for
+from aptools.testing._fakeserver import (
+    FakeServer,
+    consent_refusal,
+    group_document,
+    handler_for,
+    token_document,
+)
+from aptools.vocabulary import GROUPS_SCOPE
 
 __all__ = ["FakeGlobusAuth", "FakeIdentity"]
 
-GROUPS_SCOPE: Final = (
-    "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
-)
 DEFAULT_SCOPE: Final = "https://auth.globus.org/scopes/aptools-dev/action_all"
 
 
@@ -369,16 +373,7 @@ class FakeGlobusAuth:
             }
         refused = [s for s, refuse in withheld.items() if refuse]
         if refused:
-            return 400, {
-                "error": "dependent_consent_required",
-                "errors": [
-                    {
-                        "code": "DEPENDENT_CONSENT_REQUIRED",
-                        "detail": "The user has not consented to these scopes.",
-                        "unapproved_scopes": refused,
-                    }
-                ],
-            }
+            return 400, consent_refusal(refused)
         granted = []
         for scope in wanted:
             if scope in withheld:
@@ -386,20 +381,7 @@ class FakeGlobusAuth:
             value = self.token(ident, scopes=(scope,), expires_in=172800)
             with self._lock:
                 self.grants[scope] += 1
-            server = (
-                "groups.api.globus.org"
-                if scope == GROUPS_SCOPE
-                else scope.removeprefix("https://auth.globus.org/scopes/").split("/")[0]
-            )
-            granted.append(
-                {
-                    "access_token": value,
-                    "scope": scope,
-                    "resource_server": server,
-                    "expires_in": 172800,
-                    "token_type": "Bearer",
-                }
-            )
+            granted.append(token_document(value, scope, expires_in=172800))
         return 200, granted
 
     def _my_groups(self, headers: Mapping[str, str]) -> tuple[int, Any]:
@@ -411,14 +393,7 @@ class FakeGlobusAuth:
             ident = self._identities[info.sub]
             mine = {info.sub, *ident.linked}
             found = [
-                {
-                    "id": gid,
-                    "name": f"group {gid[:8]}",
-                    "my_memberships": [
-                        {"identity_id": m, "status": "active", "role": "member"}
-                        for m in members & mine
-                    ],
-                }
+                group_document(gid, members & mine)
                 for gid, members in self._groups.items()
                 if members & mine
             ]
