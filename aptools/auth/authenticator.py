@@ -224,7 +224,7 @@ class Authenticator:
         self, shared: SharedIntrospections, key: bytes, token: str
     ) -> tuple[_Outcome, float]:
         # Long enough for another process's introspection, retry included.
-        with shared.hold(key, wait=2 * self._timeout + 1):
+        with shared.hold(key, wait=3 * self._timeout + 1):
             found = shared.get(key, time.time())
             if found is not None:
                 expires_at, record = found

@@ -259,13 +259,16 @@ class FakeGlobusAuth:
     # -- failure switches ---------------------------------------------------------
 
     def fail(self, status: int = 500, *, retry_after: int | None = None) -> None:
-        """Answer every call with HTTP ``status`` until :meth:`recover`.
+        """Answer every call with HTTP ``status`` until :meth:`recover`,
+        the calls :meth:`hang` holds included.
 
         ``retry_after`` (seconds) adds a ``Retry-After`` header, as Globus
         Auth's rate limit (429) does.
         """
         self._retry_after = retry_after
         self._failure = status
+        self._hanging.clear()
+        self._released.set()  # calls hanging now answer with the failure
 
     def hang(self) -> None:
         """Accept calls but never answer them until :meth:`recover`."""
