@@ -44,6 +44,7 @@ from aptools.auth.globus import (
     failure_record,
     scope_names,
 )
+from aptools.auth.sharing import answer, retrieved, settle
 from aptools.vocabulary import GROUP_URN, GROUPS_SCOPE, IDENTITY_URN
 
 log = logging.getLogger("aptools.auth")
@@ -139,22 +140,24 @@ class Authenticator:
         if owner:
             self._start(key, token, future)
         try:
-            return future.result(timeout=self._timeout)
+            future.exception(timeout=self._timeout)
         except TimeoutError:
-            return self._give_up(future)
+            self._give_up(future)
+        return answer(future)
 
     async def authenticate_async(self, key: bytes, token: str) -> Caller:
         """:meth:`authenticate` for the event loop: waiters hold no thread."""
         future, owner = self._claim(key)
         if owner:
             self._start(key, token, future)
-        try:
-            # shield: a waiter that gives up must not cancel the shared future.
-            return await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(future)), self._timeout
-            )
-        except TimeoutError:
-            return self._give_up(future)
+        if not future.done():
+            # asyncio.wait never cancels the shared future when it times out.
+            waited = asyncio.wrap_future(future)
+            waited.add_done_callback(retrieved)
+            await asyncio.wait((waited,), timeout=self._timeout)
+            if not future.done():
+                self._give_up(future)
+        return answer(future)
 
     def _start(self, key: bytes, token: str, future: Future[Caller]) -> None:
         pid = os.getpid()
@@ -168,7 +171,7 @@ class Authenticator:
             pool = self._pool
         pool.submit(self._resolve, key, token, future)
 
-    def _give_up(self, future: Future[Caller]) -> Caller:
+    def _give_up(self, future: Future[Caller]) -> None:
         """Fail ``future`` for every request waiting on it (unless just answered)."""
         log.warning(
             "could not introspect a token: Globus Auth did not answer within %s s",
@@ -176,7 +179,6 @@ class Authenticator:
         )
         with contextlib.suppress(InvalidStateError):
             future.set_exception(AuthServiceUnavailable())
-        return future.result(timeout=0)
 
     def _claim(self, key: bytes) -> tuple[Future[Caller], bool]:
         with self._lock:
@@ -199,19 +201,21 @@ class Authenticator:
     def _resolve(self, key: bytes, token: str, future: Future[Caller]) -> None:
         # Waiters may have given up already (the future failed): an answer
         # that comes late is still cached for the requests after them.
+        result: _Outcome | BaseException
         try:
             if self._shared is None:
-                outcome, ttl = self._outcome(token)
+                result, ttl = self._outcome(token)
             else:
-                outcome, ttl = self._shared_outcome(self._shared, key, token)
+                result, ttl = self._shared_outcome(self._shared, key, token)
+            self._remember(key, result, ttl)
         except BaseException as exc:
-            _settle(future, exc)
-        else:
-            self._remember(key, outcome, ttl)
-            _settle(future, outcome)
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+            result = exc
+        # No longer in flight before it is answered: a request that comes
+        # after the answer asks anew rather than take an old failure.
+        with self._lock:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        settle(future, result)
 
     def _outcome(self, token: str) -> tuple[_Outcome, float]:
         """Introspect: a caller, or the reason the token is refused."""
@@ -366,17 +370,6 @@ class Authenticator:
         with auth_errors("list the caller's groups"):
             found = groups.get_my_groups(statuses="active")
         return frozenset(GROUP_URN + str(group["id"]) for group in found)
-
-
-def _settle(future: Future[Caller], outcome: Caller | BaseException) -> None:
-    """Answer ``future`` unless its waiters gave up on it already."""
-    try:
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-    except InvalidStateError:
-        pass
 
 
 def _record(outcome: _Outcome) -> dict[str, Any]:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
-import os
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +31,7 @@ from aptools.testing._fakeserver import (
     handler_for,
     token_document,
 )
+from aptools.testing.loading import environment_set
 from aptools.vocabulary import GROUPS_SCOPE
 
 __all__ = ["FakeGlobusAuth", "FakeIdentity"]
@@ -77,8 +77,8 @@ class FakeGlobusAuth:
       or refuses with ``dependent_consent_required``), :meth:`grant_consent`
       gives the consent.
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
-      ``"dependent_token"``, ``"my_groups"``); :attr:`grants` counts
-      dependent tokens granted, by scope.
+      ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
+      tokens granted by scope, :meth:`introspected` a token's introspections.
     - ``clock_offset`` (seconds) sets this server's clock ahead of the host's
       (behind if negative), as a distant Globus Auth's may be: tokens' ``exp``
       and whether they are active follow its clock.
@@ -99,6 +99,7 @@ class FakeGlobusAuth:
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.calls: collections.Counter[str] = collections.Counter()
         self.grants: collections.Counter[str] = collections.Counter()
+        self._asked: collections.Counter[str] = collections.Counter()
         #: Seconds this server's clock is ahead of the host's.
         self.clock_offset = clock_offset
         #: Seconds every call waits before answering, to mimic a distant service.
@@ -156,20 +157,9 @@ class FakeGlobusAuth:
             "APTOOLS_CLIENT_SECRET": self.client_secret,
         }
 
-    @contextlib.contextmanager
-    def environment(self) -> Iterator[dict[str, str]]:
+    def environment(self) -> AbstractContextManager[dict[str, str]]:
         """Set :meth:`env` in ``os.environ`` for the block, then restore it."""
-        values = self.env()
-        saved = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
-            yield values
-        finally:
-            for name, old in saved.items():
-                if old is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = old
+        return environment_set(self.env())
 
     # -- the directory ---------------------------------------------------------
 
@@ -233,6 +223,11 @@ class FakeGlobusAuth:
         with self._lock:
             self._no_consent.pop((identity.id, scope), None)
 
+    def introspected(self, token: str) -> int:
+        """How many times ``token`` was sent to introspection."""
+        with self._lock:
+            return self._asked[token]
+
     def revoke(self, token: str) -> None:
         """Make a token inactive."""
         with self._lock:
@@ -287,8 +282,7 @@ class FakeGlobusAuth:
     def _answer(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]] | None:
-        """Status, JSON document and extra headers of the answer; ``None``
-        for no answer (stopped while the call waited)."""
+        """(status, JSON document, extra headers); ``None``: stopped, no answer."""
         status, doc = self._respond(method, path, headers, body)
         if self._server.stopped:
             return None
@@ -306,8 +300,11 @@ class FakeGlobusAuth:
             "/v2/oauth2/token": "dependent_token",
             "/v2/groups/my_groups": "my_groups",
         }.get(route, "unknown")
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         with self._lock:
             self.calls[name] += 1
+            if name == "introspect":
+                self._asked[form.get("token", "")] += 1
         if self.latency:
             time.sleep(self.latency)
         if self._hanging.is_set():
@@ -323,7 +320,6 @@ class FakeGlobusAuth:
                 "error": "invalid_client",
                 "errors": [{"code": "UNAUTHORIZED"}],
             }
-        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if name == "introspect":
             return 200, self._introspect(form)
         return self._dependent(form)

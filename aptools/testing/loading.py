@@ -45,7 +45,7 @@ def load_provider(
     from aptools.provider import Provider
 
     name, _, attr = target.partition(":")
-    with _environment(environment or {}):
+    with environment_set(environment or {}):
         for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[loaded]
         module = importlib.import_module(name)
@@ -66,11 +66,12 @@ def load_provider(
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def environment_set(values: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """``values`` added to ``os.environ`` for the block, then restored."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
-        yield
+        yield dict(values)
     finally:
         for name, old in saved.items():
             if old is None:
