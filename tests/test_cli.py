@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aptools.testing import FakeGlobusAuth
+from aptools.testing.servers import wait_until_ready
 
 from .servers import ROOT, aptools_cli, free_port
 
@@ -134,7 +135,6 @@ def test_serve_checks_configuration_first(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
 def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None:
-    import requests
 
     port = free_port()
     env = _env(auth, APTOOLS_STORE=f"sqlite:///{tmp_path}/serve.db", HOME=str(tmp_path))
@@ -158,13 +158,7 @@ def test_serve_and_call(tmp_path: Path, auth: FakeGlobusAuth, face: str) -> None
     )
     base = f"http://127.0.0.1:{port}/countdown"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_until_ready(server, base + "/")
         if face == "--wsgi":
             # Its own control socket: a second server would not take this one's.
             control = tmp_path / ".gunicorn" / f"aptools-{port}.ctl"
