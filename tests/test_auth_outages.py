@@ -97,12 +97,19 @@ def test_clock_skew_with_shared_introspections(
 
 
 def test_a_hang_answers_every_waiter_together_with_retry_after(
-    make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity, flavour: str
+    make: MakeClient,
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+    flavour: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, client = make(auth_timeout=0.5)
     token = auth.token(alice)
     auth.hang()
-    answers = together(client, flavour, token, 8)
+    with caplog.at_level(logging.WARNING, logger="aptools.auth"):
+        answers = together(client, flavour, token, 8)
+    gave_up = [r for r in caplog.records if "did not answer" in r.getMessage()]
+    assert len(gave_up) == 1  # one introspection given up, said once
     assert [a.status_code for a in answers] == [503] * 8
     assert {a.json["code"] for a in answers} == {"AuthServiceUnavailable"}
     assert {a.headers.get("retry-after") for a in answers} == {"5"}

@@ -17,7 +17,6 @@ waiting for the same token, so none of them asks again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -173,12 +172,14 @@ class Authenticator:
 
     def _give_up(self, future: Future[Caller]) -> None:
         """Fail ``future`` for every request waiting on it (unless just answered)."""
+        try:
+            future.set_exception(AuthServiceUnavailable())
+        except InvalidStateError:
+            return  # answered meanwhile, or given up by another waiter
         log.warning(
             "could not introspect a token: Globus Auth did not answer within %s s",
             self._timeout,
         )
-        with contextlib.suppress(InvalidStateError):
-            future.set_exception(AuthServiceUnavailable())
 
     def _claim(self, key: bytes) -> tuple[Future[Caller], bool]:
         with self._lock:
