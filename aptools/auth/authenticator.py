@@ -159,6 +159,9 @@ class Authenticator:
         return answer(future)
 
     def _start(self, key: bytes, token: str, future: Future[Caller]) -> None:
+        # In a thread of its own, so that no request waits longer than the
+        # timeout: the hand-off costs about 0.1 ms (measured), against a
+        # round trip to Globus Auth; cached tokens never come here.
         pid = os.getpid()
         with self._lock:
             # A pool made before a fork has no threads in the child.
