@@ -7,8 +7,8 @@ Every error is a :class:`falcon.HTTPError` carrying its HTTP status and its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Final
 
 import falcon
 
@@ -19,6 +19,7 @@ __all__ = [
     "AuthServiceUnavailable",
     "BadRequest",
     "Conflict",
+    "ConsentRequired",
     "Forbidden",
     "InternalError",
     "NotFound",
@@ -147,13 +148,104 @@ class AuthServiceError(ActionProviderError):
 
 
 class AuthServiceUnavailable(AuthServiceError):
-    """Globus Auth or Groups could not be reached in time; retry later."""
+    """Globus Auth or Groups could not be reached in time; retry later.
+
+    The answer carries ``Retry-After`` (seconds, RFC 9110 §10.2.3):
+    ``retry_after``, by default :data:`RETRY_AFTER`; when Globus Auth itself
+    answered 429 or 503 with a ``Retry-After``, its value is passed on.
+    """
 
     status_code = 503
     error_code = "AuthServiceUnavailable"
     default_description = (
         "Globus Auth could not be reached to check your credentials; retry later."
     )
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        retry_after: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry_after = max(1, RETRY_AFTER if retry_after is None else retry_after)
+        super().__init__(
+            description,
+            headers={"Retry-After": str(self.retry_after), **(headers or {})},
+        )
+
+
+#: Seconds a client is asked to wait after a 503 (``Retry-After``).
+RETRY_AFTER: Final = 5
+
+
+class ConsentRequired(ActionProviderError):
+    """The caller has not consented to a scope the provider acts in for them.
+
+    Raised by :meth:`Caller.dependent_token` and :meth:`Caller.authorizer`
+    when Globus Auth grants no token for a scope because the caller has not
+    consented to it, and raisable by provider code, for example when another
+    Globus service answers ``ConsentRequired``::
+
+        raise ConsentRequired(required_scopes=[TransferScopes.all])
+
+    ``required_scopes`` are the missing scopes (scope strings).
+    :meth:`details` gives the action details the Action Provider Interface
+    asks for (``code``, ``description``, ``required_scope``) together with a
+    Globus Auth Requirements Error's ``authorization_parameters``. Answered
+    as HTTP 403 with code ``ConsentRequired`` where no action takes it.
+    """
+
+    status_code = 403
+    error_code = "ConsentRequired"
+    default_description = (
+        "Your consent is needed for the provider to act for you at another service."
+    )
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        required_scopes: Iterable[str],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        scopes = [str(scope) for scope in required_scopes]
+        if not scopes or not all(scope.strip() for scope in scopes):
+            raise ValueError("ConsentRequired needs at least one required scope")
+        self.required_scopes: list[str] = list(dict.fromkeys(scopes))
+        super().__init__(description, headers=headers)
+
+    def required_scope(self, provider_scope: str) -> str:
+        """``provider_scope`` with every missing scope as its dependent, in
+        Globus scope-string syntax (``"ap_scope[transfer_scope]"``)."""
+        from globus_sdk.scopes import Scope
+
+        needed = [Scope.parse(scope) for scope in self.required_scopes]
+        return str(Scope.parse(provider_scope).with_dependencies(needed))
+
+    def details(self, provider_scope: str) -> dict[str, Any]:
+        """The action details for this missing consent (a JSON object).
+
+        Shape: ``{"code": "ConsentRequired", "description": str,
+        "required_scope": str, "authorization_parameters": {"required_scopes":
+        [str], "session_message": str}}`` — the interface's consent form
+        (``required_scope``) and a Globus Auth Requirements Error, so that
+        ``globus_sdk.gare.to_gare(details)`` reads the same requirement.
+        """
+        from globus_sdk.gare import GARE, GlobusAuthorizationParameters
+
+        required = self.required_scope(provider_scope)
+        gare = GARE(
+            code=self.error_code,
+            authorization_parameters=GlobusAuthorizationParameters(
+                required_scopes=[required],
+                session_message=self.description,
+            ),
+        )
+        details = {"code": gare.code, "description": self.description}
+        details["required_scope"] = required
+        details.update(gare.to_dict())
+        return details
 
 
 class ActionFailed(Exception):

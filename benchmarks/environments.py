@@ -6,12 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
 from aptools.cli import tcp_listener
+from aptools.testing.servers import ServerNotReady, launch, stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK_VENV = ROOT / "benchmarks" / ".venv-flask"
@@ -134,32 +132,22 @@ class Server:
         ]
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(
+        self.proc = launch(
             pin(self.core) + self.command(),
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
             pass_fds=() if self.listener is None else (self.listener.fileno(),),
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.base + "/", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"{self.contender} ({self.face}) did not start")
+        try:
+            wait_until_ready(self.proc, self.base + "/", timeout=60)
+        except ServerNotReady as exc:
+            self.__exit__()
+            raise RuntimeError(f"{self.contender} ({self.face}): {exc}") from None
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.listener is not None:
             self.listener.close()
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc)
             self.proc = None

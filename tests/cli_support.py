@@ -17,9 +17,8 @@ from socketserver import ThreadingMixIn
 from typing import IO, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import requests
-
 from aptools.testing import FakeGlobusAuth
+from aptools.testing.servers import ServerNotReady, wait_until_ready
 
 from .servers import ROOT
 
@@ -64,16 +63,10 @@ class Launched:
 
     def ready(self, url: str, timeout: float = 30) -> None:
         """Return once ``url`` answers at all."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited {self.proc.returncode}: {self.said()}")
-            try:
-                requests.get(url, timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError(f"{url} never answered: {self.said()}")
+        try:
+            wait_until_ready(self.proc, url, timeout=timeout, statuses=range(100, 600))
+        except ServerNotReady as exc:
+            raise AssertionError(f"{exc}: {self.said()}") from None
 
     def exit_status(self, timeout: float = 30) -> int:
         return self.proc.wait(timeout=timeout)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
 
 import requests
 
 from aptools.testing import FakeGlobusAuth
+from aptools.testing.servers import ServerNotReady, launch, stop, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,36 +89,19 @@ class Server:
         # The server's output goes to a file, not a pipe nobody drains while
         # the test runs (a full pipe would stall the server).
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.output,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                said = self.said()
-                self.stop()
-                raise RuntimeError(f"{self.kind} exited: {said}")
-            try:
-                if requests.get(self.url + "/", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not start in time")
+        self.proc = launch(self.command(), cwd=ROOT, env=self.env, stderr=self.output)
+        try:
+            wait_until_ready(self.proc, self.url + "/")
+        except ServerNotReady as exc:
+            said = self.said()
+            self.stop()
+            raise RuntimeError(f"{self.kind}: {exc}: {said}") from None
+        return self
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
         self.proc = None
         if self.output is not None:
             self.output.close()

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
+import os
 import time
-from types import ModuleType
 
 import pytest
 
-from aptools.testing import FakeGlobusAuth, ProviderClient
+from aptools.testing import FakeGlobusAuth, ProviderClient, load_provider
 
-
-def fresh(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import an example anew, so that it builds against this test's Globus Auth."""
-    monkeypatch.setenv("APTOOLS_STORE", "memory:")
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    return importlib.import_module(name)
+MEMORY = {"APTOOLS_STORE": "memory:"}
 
 
 @pytest.mark.parametrize("api", ["1.0", "1.1"])
-def test_watchasay(
-    fake_globus_auth: FakeGlobusAuth,
-    monkeypatch: pytest.MonkeyPatch,
-    flavour: str,
-    api: str,
-) -> None:
-    example = fresh("examples.watchasay.app", monkeypatch)
-    fake_globus_auth.scope = example.provider.scope
+def test_watchasay(fake_globus_auth: FakeGlobusAuth, flavour: str, api: str) -> None:
+    provider = load_provider("examples.watchasay.app", environment=MEMORY)
+    fake_globus_auth.scope = provider.scope
     alice = fake_globus_auth.identity("alice@example.org")
-    client = ProviderClient(example.provider, flavour=flavour, api=api)
+    client = ProviderClient(provider, flavour=flavour, api=api)
 
     about = client.introspect().json
     assert about["synchronous"] is True and about["visible_to"] == ["public"]
@@ -41,14 +29,12 @@ def test_watchasay(
     assert client.release(ran.json["action_id"], as_=alice).status_code == 200
 
 
-def test_countdown(
-    fake_globus_auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch, flavour: str
-) -> None:
-    example = fresh("examples.countdown.app", monkeypatch)
-    fake_globus_auth.scope = example.provider.scope
+def test_countdown(fake_globus_auth: FakeGlobusAuth, flavour: str) -> None:
+    provider = load_provider("examples.countdown.app", environment=MEMORY)
+    fake_globus_auth.scope = provider.scope
     alice = fake_globus_auth.identity("alice@example.org")
     bob = fake_globus_auth.identity("bob@example.org")
-    client = ProviderClient(example.provider, flavour=flavour)
+    client = ProviderClient(provider, flavour=flavour)
 
     assert client.introspect().json["log_supported"] is True
     assert client.run({"seconds": 61}, as_=alice).status_code == 400
@@ -92,3 +78,32 @@ def test_client_over_http_and_failure_switches(
         fake_globus_auth.fail(500)
         stranger = fake_globus_auth.identity("new@example.org")
         assert client.status(ran.json["action_id"], as_=stranger).status_code == 503
+
+
+@pytest.mark.parametrize("test", ["first", "second"])
+def test_each_test_loads_the_provider_against_its_own_globus_auth(
+    test: str, flavour: str
+) -> None:
+    # Each parameter is a test of its own, with a fake Globus Auth of its own
+    # (a new client, a new port): the provider must follow it.
+    with FakeGlobusAuth() as auth, auth.environment():
+        provider = load_provider("examples.watchasay.app", environment=MEMORY)
+        auth.scope = provider.scope
+        alice = auth.identity(f"alice-{test}@example.org")
+        client = ProviderClient(provider, flavour=flavour)
+        ran = client.run({"input_string": test}, as_=alice)
+        assert ran.status_code == 202, ran.text
+        assert ran.json["details"] == {"you_said": test}
+
+
+def test_load_provider_restores_the_environment_and_names_problems(
+    fake_globus_auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APTOOLS_STORE", raising=False)
+    provider = load_provider("examples.watchasay.app:provider", environment=MEMORY)
+    assert provider.title
+    assert "APTOOLS_STORE" not in os.environ
+    with pytest.raises(LookupError, match="not a Provider"):
+        load_provider("examples.watchasay.app:app", environment=MEMORY)
+    with pytest.raises(LookupError, match="0 providers"):
+        load_provider("examples.watchasay")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aptools import ActionRequest, Caller, MemoryStore, Provider, ProviderConfigError
-from aptools.testing import FakeGlobusAuth
+from aptools.testing import FakeGlobusAuth, ProviderClient
 
 from .conftest import ECHO_SCHEMA
 
@@ -127,15 +127,26 @@ def test_missing_client_secret_is_a_clear_startup_error(
 
 
 def test_explicit_credentials_beat_the_environment(
-    auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch
+    auth: FakeGlobusAuth, monkeypatch: pytest.MonkeyPatch, flavour: str
 ) -> None:
-    monkeypatch.delenv("APTOOLS_CLIENT_ID")
-    monkeypatch.delenv("APTOOLS_CLIENT_SECRET")
-    provider = _provider(
-        auth, client_id=auth.client_id, client_secret=auth.client_secret
-    )
-    provider.run(lambda request, caller: {})
-    assert provider.compile().auth.scope == auth.scope
+    # The environment names a client Globus Auth does not know: only the
+    # explicit credentials can authenticate the provider.
+    monkeypatch.setenv("APTOOLS_CLIENT_ID", "not-this-client")
+    monkeypatch.setenv("APTOOLS_CLIENT_SECRET", "not-this-secret")
+    alice = auth.identity("alice@example.org")
+    answers = {}
+    for name, kw in (
+        (
+            "explicit",
+            {"client_id": auth.client_id, "client_secret": auth.client_secret},
+        ),
+        ("environment", {}),
+    ):
+        provider = _provider(auth, **kw)
+        provider.run(lambda request, caller: {})
+        client = ProviderClient(provider, flavour=flavour)
+        answers[name] = client.run({"input_string": "x"}, as_=alice).status_code
+    assert answers == {"explicit": 202, "environment": 502}
 
 
 def test_description_follows_registrations(auth: FakeGlobusAuth) -> None:

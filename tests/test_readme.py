@@ -15,7 +15,10 @@ def test_readme_provider_and_test_work(tmp_path: Path) -> None:
     (provider,) = [b for b in blocks if b.startswith("# echo.py")]
     (test,) = [b for b in blocks if "def test_echo" in b]
     (tmp_path / "echo.py").write_text(provider)
-    (tmp_path / "test_echo.py").write_text(test)
+    # Twice, as a suite has more than one test: each must get a provider
+    # built against its own fake Globus Auth.
+    again = test.replace("def test_echo(", "def test_echo_again(")
+    (tmp_path / "test_echo.py").write_text(test + "\n\n" + again)
     done = subprocess.run(
         [
             sys.executable,
@@ -32,4 +35,4 @@ def test_readme_provider_and_test_work(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "1 passed" in done.stdout
+    assert "2 passed" in done.stdout

@@ -5,33 +5,55 @@ hash of the token for a bounded time, and however many requests carry a new
 token at once, only one introspection of it is in flight. With a store that
 can share them (the SQLite store), the worker processes of one host share
 results too: one introspection per token, however many workers see it.
+
+Globus Auth's ``active`` is the verdict on a token; this host's clock only
+bounds how long an answer is kept (RFC 7662 §2.2 leaves ``exp`` informative).
+A request waits at most ``timeout`` seconds for its authentication, however
+long Globus Auth takes: the introspection goes on in the background (its
+answer still cached when it comes), and a failure is shared by every request
+waiting for the same token, so none of them asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aptools.errors import AuthServiceError, AuthServiceUnavailable, Unauthorized
+from aptools.errors import (
+    AuthServiceError,
+    AuthServiceUnavailable,
+    ConsentRequired,
+    Unauthorized,
+)
 
 if TYPE_CHECKING:
     import globus_sdk
 
 from aptools.auth.caller import Caller
+from aptools.auth.globus import (
+    auth_errors,
+    failure_from,
+    failure_record,
+    scope_names,
+)
+from aptools.auth.sharing import answer, retrieved, settle
 from aptools.vocabulary import GROUP_URN, GROUPS_SCOPE, IDENTITY_URN
 
 log = logging.getLogger("aptools.auth")
 
 
 _Outcome = Caller | Unauthorized
+
+#: Introspections in the background at once, per process (each one waits at
+#: most about twice the timeout for Globus Auth).
+_INTROSPECTORS = 16
 
 
 class SharedIntrospections(Protocol):
@@ -81,6 +103,8 @@ class Authenticator:
         self._inflight: dict[bytes, Future[Caller]] = {}
         self._lock = threading.Lock()
         self._client: globus_sdk.ConfidentialAppAuthClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
 
     def __repr__(self) -> str:
         return f"Authenticator(client_id={self._client_id!r}, scope={self.scope!r})"
@@ -104,19 +128,61 @@ class Authenticator:
         return outcome
 
     def authenticate(self, key: bytes, token: str) -> Caller:
-        """Introspect (or wait for the introspection already under way)."""
+        """Introspect (or wait for the introspection already under way).
+
+        Answers within the timeout: raises :class:`~aptools.Unauthorized`
+        for a refused token, :class:`~aptools.AuthServiceUnavailable` (503)
+        when Globus Auth has not answered by then, or the
+        :class:`~aptools.AuthServiceError` it answered with.
+        """
         future, owner = self._claim(key)
         if owner:
-            self._resolve(key, token, future)
-        return future.result()
+            self._start(key, token, future)
+        try:
+            future.exception(timeout=self._timeout)
+        except TimeoutError:
+            self._give_up(future)
+        return answer(future)
 
     async def authenticate_async(self, key: bytes, token: str) -> Caller:
         """:meth:`authenticate` for the event loop: waiters hold no thread."""
         future, owner = self._claim(key)
         if owner:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._resolve, key, token, future)
-        return await asyncio.wrap_future(future)
+            self._start(key, token, future)
+        if not future.done():
+            # asyncio.wait never cancels the shared future when it times out.
+            waited = asyncio.wrap_future(future)
+            waited.add_done_callback(retrieved)
+            await asyncio.wait((waited,), timeout=self._timeout)
+            if not future.done():
+                self._give_up(future)
+        return answer(future)
+
+    def _start(self, key: bytes, token: str, future: Future[Caller]) -> None:
+        # In a thread of its own, so that no request waits longer than the
+        # timeout: the hand-off costs about 0.1 ms (measured), against a
+        # round trip to Globus Auth; cached tokens never come here.
+        pid = os.getpid()
+        with self._lock:
+            # A pool made before a fork has no threads in the child.
+            if self._pool is None or self._pool_pid != pid:
+                self._pool = ThreadPoolExecutor(
+                    _INTROSPECTORS, thread_name_prefix="aptools-introspect"
+                )
+                self._pool_pid = pid
+            pool = self._pool
+        pool.submit(self._resolve, key, token, future)
+
+    def _give_up(self, future: Future[Caller]) -> None:
+        """Fail ``future`` for every request waiting on it (unless just answered)."""
+        try:
+            future.set_exception(AuthServiceUnavailable())
+        except InvalidStateError:
+            return  # answered meanwhile, or given up by another waiter
+        log.warning(
+            "could not introspect a token: Globus Auth did not answer within %s s",
+            self._timeout,
+        )
 
     def _claim(self, key: bytes) -> tuple[Future[Caller], bool]:
         with self._lock:
@@ -137,22 +203,23 @@ class Authenticator:
             return future, True
 
     def _resolve(self, key: bytes, token: str, future: Future[Caller]) -> None:
+        # Waiters may have given up already (the future failed): an answer
+        # that comes late is still cached for the requests after them.
+        result: _Outcome | BaseException
         try:
             if self._shared is None:
-                outcome, ttl = self._outcome(token)
+                result, ttl = self._outcome(token)
             else:
-                outcome, ttl = self._shared_outcome(self._shared, key, token)
+                result, ttl = self._shared_outcome(self._shared, key, token)
+            self._remember(key, result, ttl)
         except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            self._remember(key, outcome, ttl)
-            if isinstance(outcome, Unauthorized):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+            result = exc
+        # No longer in flight before it is answered: a request that comes
+        # after the answer asks anew rather than take an old failure.
+        with self._lock:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        settle(future, result)
 
     def _outcome(self, token: str) -> tuple[_Outcome, float]:
         """Introspect: a caller, or the reason the token is refused."""
@@ -165,17 +232,25 @@ class Authenticator:
         self, shared: SharedIntrospections, key: bytes, token: str
     ) -> tuple[_Outcome, float]:
         # Long enough for another process's introspection, retry included.
-        with shared.hold(key, wait=2 * self._timeout + 1):
+        with shared.hold(key, wait=3 * self._timeout + 1):
             found = shared.get(key, time.time())
             if found is not None:
                 expires_at, record = found
                 return self._from_record(record, token), expires_at - time.time()
-            outcome, ttl = self._outcome(token)
+            try:
+                outcome, ttl = self._outcome(token)
+            except AuthServiceError as exc:
+                # Shared failure: the processes waiting on the hold for this
+                # token take it rather than ask Globus Auth again.
+                shared.put(key, time.time() + self._timeout, failure_record(exc))
+                raise
             if ttl > 0:
                 shared.put(key, time.time() + ttl, _record(outcome))
             return outcome, ttl
 
     def _from_record(self, record: dict[str, Any], token: str) -> _Outcome:
+        if "failed" in record:
+            raise failure_from(record)
         if "refused" in record:
             return Unauthorized(str(record["refused"]))
         return Caller(
@@ -218,7 +293,7 @@ class Authenticator:
         return self._client
 
     def _introspect(self, token: str) -> tuple[Caller, float]:
-        with _auth_errors("introspect a token"):
+        with auth_errors("introspect a token"):
             response = self.client().oauth2_token_introspect(
                 token, include="identity_set"
             )
@@ -241,9 +316,10 @@ class Authenticator:
         ttl = self._ttl
         exp = data.get("exp")
         if isinstance(exp, int | float):
-            ttl = min(ttl, exp - time.time())
-            if ttl <= 0:
-                raise Unauthorized("The bearer token has expired.")
+            # Globus Auth said active: that holds whatever this host's clock
+            # says; ``exp`` only bounds how long the answer is kept (0: not
+            # kept, when the clocks disagree).
+            ttl = max(0.0, min(ttl, exp - time.time()))
         caller = Caller(
             identity_id=sub,
             identities=identities,
@@ -256,24 +332,46 @@ class Authenticator:
         return caller, ttl
 
     def dependent_token(self, token: str, scope: str) -> dict[str, Any]:
-        with _auth_errors("get a dependent token"):
+        """The token data Globus Auth grants for ``scope`` on the caller's behalf.
+
+        Raises :class:`~aptools.ConsentRequired` when Globus Auth grants no
+        token for ``scope`` because the caller has not consented: its answer
+        lacks one, or it refuses the grant saying consent is needed.
+        Outages and the provider's own bad credentials are 503/502
+        (:class:`~aptools.AuthServiceUnavailable`, :class:`~aptools.AuthServiceError`).
+        """
+        with auth_errors("get a dependent token", consent_for=scope):
             tokens = self.client().oauth2_get_dependent_tokens(token, scope=scope)
+        wanted = scope_names(scope)
         for info in tokens.by_resource_server.values():
-            if scope in str(info.get("scope", "")).split():
+            if wanted <= scope_names(str(info.get("scope", ""))):
                 return dict(info)
-        raise AuthServiceError("Globus Auth granted no dependent token for the scope.")
+        log.info("Globus Auth granted no dependent token for a scope: no consent")
+        raise ConsentRequired(required_scopes=[scope])
 
     def fetch_groups(self, caller: Caller) -> frozenset[str]:
         import globus_sdk
         from globus_sdk.transport import RequestsTransport, RetryConfig
 
-        info = caller.dependent_token(GROUPS_SCOPE)
+        try:
+            info = caller.dependent_token(GROUPS_SCOPE)
+        except ConsentRequired:
+            # The provider's scope lacks Groups as a dependent scope: the
+            # provider's set-up, not something its caller can consent to.
+            log.error(
+                "Globus Auth granted no Groups token: is %s a dependent "
+                "scope of the provider's scope?",
+                GROUPS_SCOPE,
+            )
+            raise AuthServiceError(
+                "Globus Auth granted no token to look up your groups."
+            ) from None
         groups = globus_sdk.GroupsClient(
             authorizer=globus_sdk.AccessTokenAuthorizer(info["access_token"]),
             transport=RequestsTransport(http_timeout=self._timeout),
             retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
         )
-        with _auth_errors("list the caller's groups"):
+        with auth_errors("list the caller's groups"):
             found = groups.get_my_groups(statuses="active")
         return frozenset(GROUP_URN + str(group["id"]) for group in found)
 
@@ -289,29 +387,3 @@ def _record(outcome: _Outcome) -> dict[str, Any]:
         "client_id": outcome.client_id,
         "scopes": sorted(outcome.scopes),
     }
-
-
-@contextlib.contextmanager
-def _auth_errors(what: str) -> Iterator[None]:
-    """Map globus-sdk failures to 502/503 answers, logging what happened."""
-    import globus_sdk
-
-    try:
-        yield
-    except globus_sdk.NetworkError as exc:
-        log.warning("could not %s: Globus unreachable (%s)", what, type(exc).__name__)
-        raise AuthServiceUnavailable() from None
-    except globus_sdk.GlobusAPIError as exc:
-        log.error(
-            "could not %s: Globus answered HTTP %s (%s)",
-            what,
-            exc.http_status,
-            exc.code,
-        )
-        if exc.http_status in (401, 403):
-            raise AuthServiceError(
-                "The provider could not authenticate itself to Globus Auth."
-            ) from None
-        if exc.http_status >= 500 or exc.http_status == 429:
-            raise AuthServiceUnavailable() from None
-        raise AuthServiceError() from None

@@ -87,7 +87,15 @@ class Caller:
         return self._groups
 
     def dependent_token(self, scope: str) -> dict[str, Any]:
-        """The token data of a dependent-token grant for ``scope`` (cached)."""
+        """The token data of a dependent-token grant for ``scope`` (cached).
+
+        A dict with ``access_token``, ``scope``, ``resource_server``,
+        ``expires_at_seconds`` (POSIX time) and maybe ``refresh_token``.
+        Raises :class:`~aptools.ConsentRequired` when the caller has not
+        consented to ``scope``; :class:`~aptools.AuthServiceUnavailable`
+        (503) or :class:`~aptools.AuthServiceError` (502) when Globus Auth
+        cannot be asked or refuses the provider itself.
+        """
         with self._lock:
             found = self._dependent.get(scope)
             if found is None or found["expires_at_seconds"] - 60 < time.time():
@@ -96,7 +104,11 @@ class Caller:
             return found
 
     def authorizer(self, scope: str) -> globus_sdk.AccessTokenAuthorizer:
-        """An authorizer acting as the caller at another Globus service."""
+        """An authorizer acting as the caller at another Globus service.
+
+        Raises as :meth:`dependent_token` does, e.g.
+        :class:`~aptools.ConsentRequired` without the caller's consent.
+        """
         import globus_sdk
 
         return globus_sdk.AccessTokenAuthorizer(

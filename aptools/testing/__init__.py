@@ -1,14 +1,20 @@
 """Testing kit for providers and their authors.
 
 - :class:`FakeGlobusAuth`: a Globus Auth + Groups server on loopback that the
-  real globus-sdk talks to: identities, tokens, scopes, groups, failures.
+  real globus-sdk talks to: identities, tokens, scopes, groups, consent,
+  failures (``fail``, ``hang``, ``stop``) and a skewed clock.
 - :class:`ProviderClient`: calls a provider as a named identity, in process
   (WSGI or ASGI) or over HTTP.
+- :func:`load_provider`: imports a provider module anew, so that each test's
+  provider talks to that test's fake Globus Auth.
+- :mod:`aptools.testing.servers`: ``launch``, ``wait_until_ready`` and
+  ``stop`` a real gunicorn or uvicorn, with every process it started.
 - The pytest plugin (registered automatically when aptools is installed)
   adds the ``fake_globus_auth`` fixture.
 """
 
 from aptools.testing.client import ProviderClient, Reply
 from aptools.testing.fakeauth import FakeGlobusAuth, FakeIdentity
+from aptools.testing.loading import load_provider
 
-__all__ = ["FakeGlobusAuth", "FakeIdentity", "ProviderClient", "Reply"]
+__all__ = ["FakeGlobusAuth", "FakeIdentity", "ProviderClient", "Reply", "load_provider"]

@@ -14,25 +14,28 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
-import os
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
+from aptools.testing._fakeserver import (
+    FakeServer,
+    consent_refusal,
+    group_document,
+    handler_for,
+    token_document,
+)
+from aptools.testing.loading import environment_set
+from aptools.vocabulary import GROUPS_SCOPE
 
 __all__ = ["FakeGlobusAuth", "FakeIdentity"]
 
-GROUPS_SCOPE: Final = (
-    "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
-)
 DEFAULT_SCOPE: Final = "https://auth.globus.org/scopes/aptools-dev/action_all"
 
 
@@ -65,10 +68,20 @@ class FakeGlobusAuth:
     - :meth:`identity` makes an identity with a token for ``scope``;
       :meth:`token` makes more tokens (other scopes, inactive, expiring).
     - :meth:`group` makes a group with members; :meth:`link` links identities.
-    - :meth:`fail` makes every call answer an HTTP error, :meth:`hang` makes
-      calls wait without answering, :meth:`recover` ends either.
+    - :meth:`fail` makes every call answer an HTTP error (``fail(429,
+      retry_after=3)`` as a rate limit), :meth:`hang` makes calls wait without
+      answering, :meth:`recover` ends either; after :meth:`stop` nothing
+      answers, not even connections kept alive from before.
+    - :meth:`withhold_consent` keeps an identity from having consented to a
+      scope (the dependent-token grant then answers without a token for it,
+      or refuses with ``dependent_consent_required``), :meth:`grant_consent`
+      gives the consent.
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
-      ``"dependent_token"``, ``"my_groups"``).
+      ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
+      tokens granted by scope, :meth:`introspected` a token's introspections.
+    - ``clock_offset`` (seconds) sets this server's clock ahead of the host's
+      (behind if negative), as a distant Globus Auth's may be: tokens' ``exp``
+      and whether they are active follow its clock.
     """
 
     def __init__(
@@ -79,11 +92,16 @@ class FakeGlobusAuth:
         client_secret: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_offset: float = 0.0,
     ) -> None:
         self.scope = scope
         self.client_id = client_id or str(uuid.uuid4())
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.calls: collections.Counter[str] = collections.Counter()
+        self.grants: collections.Counter[str] = collections.Counter()
+        self._asked: collections.Counter[str] = collections.Counter()
+        #: Seconds this server's clock is ahead of the host's.
+        self.clock_offset = clock_offset
         #: Seconds every call waits before answering, to mimic a distant service.
         self.latency = 0.0
         self._tokens: dict[str, _Token] = {}
@@ -91,9 +109,11 @@ class FakeGlobusAuth:
         self._groups: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._failure: int | None = None
+        self._retry_after: int | None = None
+        self._no_consent: dict[tuple[str, str], bool] = {}
         self._hanging = threading.Event()
         self._released = threading.Event()
-        self._server = _Server((host, port), _handler_for(self))
+        self._server = FakeServer((host, port), handler_for(self._answer))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -113,9 +133,13 @@ class FakeGlobusAuth:
         return self
 
     def stop(self) -> None:
+        """Stop answering: the port closes, and so does every open connection."""
+        self._server.stopped = True
         self.recover()
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._thread = None
 
     def __enter__(self) -> FakeGlobusAuth:
@@ -133,20 +157,9 @@ class FakeGlobusAuth:
             "APTOOLS_CLIENT_SECRET": self.client_secret,
         }
 
-    @contextlib.contextmanager
-    def environment(self) -> Iterator[dict[str, str]]:
+    def environment(self) -> AbstractContextManager[dict[str, str]]:
         """Set :meth:`env` in ``os.environ`` for the block, then restore it."""
-        values = self.env()
-        saved = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
-            yield values
-        finally:
-            for name, old in saved.items():
-                if old is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = old
+        return environment_set(self.env())
 
     # -- the directory ---------------------------------------------------------
 
@@ -184,10 +197,36 @@ class FakeGlobusAuth:
                 sub=identity.id,
                 scopes=scopes if scopes is not None else (self.scope,),
                 active=active,
-                exp=int(time.time()) + expires_in,
+                exp=int(self.now()) + expires_in,
                 client_id=self.client_id,
             )
         return value
+
+    def now(self) -> float:
+        """This server's clock: the host's plus :attr:`clock_offset` (POSIX s)."""
+        return time.time() + self.clock_offset
+
+    def withhold_consent(
+        self, identity: FakeIdentity, scope: str, *, refuse: bool = False
+    ) -> None:
+        """``identity`` has not consented to ``scope`` (until :meth:`grant_consent`).
+
+        Dependent-token grants for ``scope`` then answer without a token for
+        it, as Globus Auth does; with ``refuse=True`` they answer 400
+        ``dependent_consent_required`` naming the scope instead.
+        """
+        with self._lock:
+            self._no_consent[(identity.id, scope)] = refuse
+
+    def grant_consent(self, identity: FakeIdentity, scope: str) -> None:
+        """``identity`` consents to ``scope``: grants for it give tokens again."""
+        with self._lock:
+            self._no_consent.pop((identity.id, scope), None)
+
+    def introspected(self, token: str) -> int:
+        """How many times ``token`` was sent to introspection."""
+        with self._lock:
+            return self._asked[token]
 
     def revoke(self, token: str) -> None:
         """Make a token inactive."""
@@ -214,9 +253,17 @@ class FakeGlobusAuth:
 
     # -- failure switches ---------------------------------------------------------
 
-    def fail(self, status: int = 500) -> None:
-        """Answer every call with HTTP ``status`` until :meth:`recover`."""
+    def fail(self, status: int = 500, *, retry_after: int | None = None) -> None:
+        """Answer every call with HTTP ``status`` until :meth:`recover`,
+        the calls :meth:`hang` holds included.
+
+        ``retry_after`` (seconds) adds a ``Retry-After`` header, as Globus
+        Auth's rate limit (429) does.
+        """
+        self._retry_after = retry_after
         self._failure = status
+        self._hanging.clear()
+        self._released.set()  # calls hanging now answer with the failure
 
     def hang(self) -> None:
         """Accept calls but never answer them until :meth:`recover`."""
@@ -226,10 +273,23 @@ class FakeGlobusAuth:
     def recover(self) -> None:
         """Answer normally again."""
         self._failure = None
+        self._retry_after = None
         self._hanging.clear()
         self._released.set()
 
     # -- request handling -----------------------------------------------------------
+
+    def _answer(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]] | None:
+        """(status, JSON document, extra headers); ``None``: stopped, no answer."""
+        status, doc = self._respond(method, path, headers, body)
+        if self._server.stopped:
+            return None
+        extra = {}
+        if self._retry_after is not None and status == self._failure:
+            extra["Retry-After"] = str(self._retry_after)
+        return status, doc, extra
 
     def _respond(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
@@ -240,8 +300,11 @@ class FakeGlobusAuth:
             "/v2/oauth2/token": "dependent_token",
             "/v2/groups/my_groups": "my_groups",
         }.get(route, "unknown")
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         with self._lock:
             self.calls[name] += 1
+            if name == "introspect":
+                self._asked[form.get("token", "")] += 1
         if self.latency:
             time.sleep(self.latency)
         if self._hanging.is_set():
@@ -257,7 +320,6 @@ class FakeGlobusAuth:
                 "error": "invalid_client",
                 "errors": [{"code": "UNAUTHORIZED"}],
             }
-        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if name == "introspect":
             return 200, self._introspect(form)
         return self._dependent(form)
@@ -276,7 +338,7 @@ class FakeGlobusAuth:
         with self._lock:
             info = self._tokens.get(form.get("token", ""))
             ident = self._identities.get(info.sub) if info else None
-        if info is None or ident is None or not info.active or info.exp < time.time():
+        if info is None or ident is None or not info.active or info.exp < self.now():
             return {"active": False}
         doc: dict[str, Any] = {
             "active": True,
@@ -298,27 +360,27 @@ class FakeGlobusAuth:
             return 400, {"error": "unsupported_grant_type"}
         with self._lock:
             info = self._tokens.get(form.get("token", ""))
-        if info is None or not info.active:
+        if info is None or not info.active or info.exp < self.now():
             return 400, {"error": "invalid_grant"}
+        wanted = form.get("scope", GROUPS_SCOPE).split()
+        with self._lock:
+            ident = self._identities[info.sub]
+            withheld = {
+                s: self._no_consent[(info.sub, s)]
+                for s in wanted
+                if (info.sub, s) in self._no_consent
+            }
+        refused = [s for s, refuse in withheld.items() if refuse]
+        if refused:
+            return 400, consent_refusal(refused)
         granted = []
-        for scope in form.get("scope", GROUPS_SCOPE).split():
-            with self._lock:
-                ident = self._identities[info.sub]
+        for scope in wanted:
+            if scope in withheld:
+                continue  # no consent: no token for it, and no word why
             value = self.token(ident, scopes=(scope,), expires_in=172800)
-            server = (
-                "groups.api.globus.org"
-                if scope == GROUPS_SCOPE
-                else scope.removeprefix("https://auth.globus.org/scopes/").split("/")[0]
-            )
-            granted.append(
-                {
-                    "access_token": value,
-                    "scope": scope,
-                    "resource_server": server,
-                    "expires_in": 172800,
-                    "token_type": "Bearer",
-                }
-            )
+            with self._lock:
+                self.grants[scope] += 1
+            granted.append(token_document(value, scope, expires_in=172800))
         return 200, granted
 
     def _my_groups(self, headers: Mapping[str, str]) -> tuple[int, Any]:
@@ -330,44 +392,8 @@ class FakeGlobusAuth:
             ident = self._identities[info.sub]
             mine = {info.sub, *ident.linked}
             found = [
-                {
-                    "id": gid,
-                    "name": f"group {gid[:8]}",
-                    "my_memberships": [
-                        {"identity_id": m, "status": "active", "role": "member"}
-                        for m in members & mine
-                    ],
-                }
+                group_document(gid, members & mine)
                 for gid, members in self._groups.items()
                 if members & mine
             ]
         return 200, found
-
-
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up on a hanging call is expected; stay quiet.
-        return
-
-
-def _handler_for(fake: FakeGlobusAuth) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, doc = fake._respond(self.command, self.path, self.headers, body)  # type: ignore[arg-type]
-            data = orjson.dumps(doc)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # quiet: tests read the counters instead
-
-    return Handler
