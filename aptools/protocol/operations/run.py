@@ -34,7 +34,6 @@ from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Reservation, Stored
 from aptools.vocabulary import TERMINAL
 
-
 # orjson serializes at most 254 nested arrays and objects; documents are
 # stored and fingerprinted by it, so this is the deepest a run request may be.
 MAX_DEPTH: Final = 254
