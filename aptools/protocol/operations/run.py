@@ -32,6 +32,7 @@ from aptools.protocol.lifecycle import (
 )
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Reservation, Stored
+from aptools.times import parse_datetime
 from aptools.vocabulary import TERMINAL
 
 # orjson serializes at most 254 nested arrays and objects; documents are
@@ -78,15 +79,9 @@ def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
     if text is None:
         return None
     try:
-        deadline = datetime.fromisoformat(text)
-    except ValueError:
-        raise RequestValidationError(
-            "$.deadline: must be an RFC 3339 date-time (rule 'format')"
-        ) from None
-    if deadline.tzinfo is None:
-        raise RequestValidationError(
-            "$.deadline: must carry a time zone offset (rule 'format')"
-        )
+        deadline = parse_datetime(text)
+    except ValueError as exc:
+        raise RequestValidationError(f"$.deadline: {exc} (rule 'format')") from None
     if deadline.timestamp() > now + spec.max_deadline:
         # Well formed, but more than this provider promises: 422, not 400.
         raise UnprocessableEntity(
