@@ -18,6 +18,7 @@ from aptools.protocol import spec as core
 from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
 from aptools.store import Store, open_store
+from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
 if TYPE_CHECKING:
     import falcon
@@ -118,9 +119,9 @@ class Provider:
             raise ProviderConfigError("keywords may hold 1024 characters in all")
         if not prefix.startswith("/"):
             raise ProviderConfigError(f"prefix must start with '/': {prefix!r}")
-        _check_principals("visible_to", visible_to, extra="public")
-        _check_principals("runnable_by", runnable_by, extra="all_authenticated_users")
-        _check_principals("administered_by", administered_by, extra=None)
+        _check_principals("visible_to", visible_to, PUBLIC, ALL_AUTHENTICATED)
+        _check_principals("runnable_by", runnable_by, ALL_AUTHENTICATED)
+        _check_principals("administered_by", administered_by)
         for name, value in (
             ("maximum_deadline", maximum_deadline),
             ("release_after", release_after),
@@ -321,10 +322,8 @@ class Provider:
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
             openapi=orjson.dumps(self.openapi()),
-            visible=core.Access.of(self._about["visible_to"], "public"),
-            runnable=core.Access.of(
-                self._about["runnable_by"], "all_authenticated_users"
-            ),
+            visible=core.Access.of(self._about["visible_to"], PUBLIC),
+            runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
             auth=auth,
             store=store,
             store_effect=Blocking if store.io_bound else Call,
@@ -403,14 +402,15 @@ def _check_text(name: str, value: str, most: int) -> None:
         raise ProviderConfigError(f"{name} must be a string of 1 to {most} characters")
 
 
-def _check_principals(name: str, values: Iterable[str], *, extra: str | None) -> None:
+def _check_principals(name: str, values: Iterable[str], *words: str) -> None:
+    """Principal URNs, or one of ``words`` (``public``, ...)."""
     if isinstance(values, str):
         raise ProviderConfigError(
             f"{name} must be a list of principal URNs, not a string"
         )
     for value in values:
-        if value != extra and not _PRINCIPAL.match(value):
-            allowed = f" or {extra!r}" if extra else ""
+        if value not in words and not _PRINCIPAL.match(value):
+            allowed = "".join(f" or {word!r}" for word in words)
             raise ProviderConfigError(
                 f"{name}: {value!r} is not a principal URN (urn:globus:auth:"
                 f"identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"
