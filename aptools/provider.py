@@ -17,6 +17,7 @@ from aptools.models import DURATION_PATTERN, parse_duration
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
+from aptools.schemacheck import check_schema
 from aptools.store import Store, open_store
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
@@ -142,6 +143,7 @@ class Provider:
             )
         try:
             schema = load_schema(input_schema)
+            check_schema(schema, stacklevel=3)  # warnings point at the caller
         except ValueError as exc:
             raise ProviderConfigError(str(exc)) from None
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"

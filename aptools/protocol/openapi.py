@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from aptools.models import DURATION_PATTERN
-from aptools.schema import PRINCIPAL_PATTERN
+from aptools.schema import action_request_schema, action_status_schema
+from aptools.vocabulary import ROLES, STATUS_ORDER
 
 __all__ = ["openapi_document"]
 
 _REF: Final = "#/components/schemas/"
-_STATUS_VALUES: Final = ["ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -34,10 +33,6 @@ def _rebase(node: Any, base: str) -> Any:
 
 
 def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
-    principal = {"type": "string", "pattern": PRINCIPAL_PATTERN}
-    principals = {"type": "array", "items": principal, "uniqueItems": True}
-    duration = {"type": "string", "pattern": DURATION_PATTERN}
-    text64 = {"type": "string", "minLength": 1, "maxLength": 64}
     body = {
         key: value
         for key, value in _rebase(dict(input_schema), _REF + "RunBody").items()
@@ -45,37 +40,9 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
     }
     return {
         "RunBody": body,
-        "ActionRequest": {
-            "type": "object",
-            "required": ["request_id", "body"],
-            "properties": {
-                "request_id": {"type": "string", "minLength": 1, "maxLength": 1024},
-                "body": _ref("RunBody"),
-                "label": text64,
-                "monitor_by": principals,
-                "manage_by": principals,
-                "allowed_clients": {"type": "array", "items": {"type": "string"}},
-                "deadline": {"type": "string", "format": "date-time"},
-                "release_after": duration,
-            },
-        },
-        "ActionStatus": {
-            "type": "object",
-            "required": ["action_id", "status", "creator_id", "details"],
-            "properties": {
-                "action_id": {"type": "string"},
-                "status": {"type": "string", "enum": _STATUS_VALUES},
-                "creator_id": principal,
-                "label": text64,
-                "monitor_by": principals,
-                "manage_by": principals,
-                "start_time": {"type": "string", "format": "date-time"},
-                "completion_time": {"type": "string", "format": "date-time"},
-                "release_after": duration,
-                "display_status": text64,
-                "details": {"type": "object"},
-            },
-        },
+        # The same schemas the run request's validator is compiled from.
+        "ActionRequest": action_request_schema(_ref("RunBody")),
+        "ActionStatus": action_status_schema(),
         "ActionStatusList": {"type": "array", "items": _ref("ActionStatus")},
         "LogPage": {
             "type": "object",
@@ -281,14 +248,20 @@ def _operation(
             {
                 "name": "status",
                 "in": "query",
-                "description": "Comma-separated statuses (default: active).",
-                "schema": {"type": "string", "pattern": _listed(_STATUS_WORDS)},
+                "description": (
+                    f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, "
+                    "in any letter case (blank or absent: ACTIVE)."
+                ),
+                "schema": {"type": "string", "pattern": _listed(STATUS_ORDER)},
             },
             {
                 "name": "roles",
                 "in": "query",
-                "description": "Comma-separated roles (default: creator_id).",
-                "schema": {"type": "string", "pattern": _listed(_ROLES)},
+                "description": (
+                    f"Comma-separated roles from {', '.join(ROLES)}, in any "
+                    "letter case (blank or absent: creator_id)."
+                ),
+                "schema": {"type": "string", "pattern": _listed(ROLES)},
             },
         ]
         op["responses"] = _answers(
@@ -345,13 +318,15 @@ def _link_runs(paths: dict[str, Any]) -> None:
                 run["responses"][code]["links"] = links
 
 
-_STATUS_WORDS: Final = [*_STATUS_VALUES, *(v.lower() for v in _STATUS_VALUES)]
-_ROLES: Final = ["creator_id", "monitor_by", "manage_by"]
-
-
-def _listed(words: list[str]) -> str:
-    one = "(" + "|".join(words) + ")"
-    return f"^{one}(,{one})*$"
+def _listed(words: Iterable[str]) -> str:
+    """A pattern for a comma-separated list of ``words`` in any letter case
+    (ECMA 262 patterns have no flags), blanks and spaces allowed."""
+    word = "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
+        for w in words
+    )
+    item = f" *({word})? *"
+    return f"^{item}(,{item})*$"
 
 
 def _slug(path: str) -> str:
