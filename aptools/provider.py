@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -77,6 +78,9 @@ class Provider:
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
     URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
+    ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) is where clients
+    reach the service's root, such as ``https://ap.example.org``: the OpenAPI
+    document's server.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class Provider:
         access_log: bool = True,
         offload_sync_handlers: bool = True,
         handler_threads: int | None = None,
+        public_url: str | None = None,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -179,6 +184,7 @@ class Provider:
         self._access_log = access_log
         self._offload = offload_sync_handlers
         self._handler_threads = handler_threads
+        self._public_url = None if public_url is None else _base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
@@ -347,6 +353,7 @@ class Provider:
         from aptools.protocol.routes import route_table
 
         routes = route_table(self._handlers, self.prefix)
+        base = self._public_url or _base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
             self.description,
             [(path, list(methods)) for path, methods in routes],
@@ -355,6 +362,7 @@ class Provider:
                 for path, methods in routes
                 for method, (_op, _headers, name) in methods.items()
             },
+            base_url=base,
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
@@ -397,6 +405,20 @@ def _compile(schema: Mapping[str, Any], echo_input: bool) -> Callable[[Any], Any
         return compile_request_validator(schema, echo_input=echo_input)
     except ValueError as exc:
         raise ProviderConfigError(str(exc)) from None
+
+
+def _base_url(value: str | None) -> str:
+    """An absolute http(s) URL or a path, without query or fragment."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    absolute = parts.scheme in ("http", "https") and parts.netloc
+    if parts.query or parts.fragment or not (absolute or value.startswith("/")):
+        raise ProviderConfigError(
+            "public_url (or APTOOLS_PUBLIC_URL) must be an http(s) URL such as "
+            f"https://ap.example.org, or a path: {value!r}"
+        )
+    return value.rstrip("/") or "/"
 
 
 def _check_text(name: str, value: str, most: int) -> None:

@@ -6,9 +6,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from aptools.schema import action_request_schema, action_status_schema
-from aptools.vocabulary import ROLES, STATUS_ORDER
+from aptools.vocabulary import PUBLIC, ROLES, STATUS_ORDER
 
-__all__ = ["openapi_document"]
+__all__ = ["SCHEME", "openapi_document"]
+
+#: The security scheme's name, as Globus' Registered APIs tooling names it.
+SCHEME: Final = "GlobusAuth"
 
 _REF: Final = "#/components/schemas/"
 
@@ -145,14 +148,19 @@ def openapi_document(
     description: Mapping[str, Any],
     routes: list[tuple[str, list[str]]],
     operations: Mapping[tuple[str, str], str],
+    *,
+    base_url: str = "/",
 ) -> dict[str, Any]:
-    """The document for a provider.
+    """The document for a provider, in the form Globus Flows' Registered APIs
+    take: OpenAPI 3.1, one ``servers`` entry (``base_url``: where the paths,
+    which hold the provider's prefix, are served), and on each operation a
+    Globus Auth security requirement with the provider's scope.
 
     ``routes`` lists each path and its methods; ``operations`` names the
     operation behind each ``(path, method)``.
     """
     scope = description["globus_auth_scope"]
-    secured = [{"globus_auth": [scope]}]
+    secured = [{SCHEME: [scope]}]
     action_id = {
         "name": "action_id",
         "in": "path",
@@ -178,22 +186,31 @@ def openapi_document(
             or description.get("subtitle")
             or "A Globus Action Provider.",
         },
+        "servers": [{"url": base_url}],
         "paths": paths,
         "components": {
             "schemas": _schemas(description.get("input_schema", {})),
-            "securitySchemes": {
-                "globus_auth": {
-                    "type": "oauth2",
-                    "description": "A Globus Auth access token for the scope.",
-                    "flows": {
-                        "authorizationCode": {
-                            "authorizationUrl": "https://auth.globus.org/v2/oauth2/authorize",
-                            "tokenUrl": "https://auth.globus.org/v2/oauth2/token",
-                            "scopes": {scope: "Use this Action Provider"},
-                        }
-                    },
-                }
-            },
+            "securitySchemes": {SCHEME: _globus_auth(scope, description["title"])},
+        },
+    }
+
+
+def _globus_auth(scope: str, title: str) -> dict[str, Any]:
+    """Globus Auth as an OAuth 2 authorization-code scheme: the form the
+    Registered APIs tooling (``globus-registered-api``) writes and checks,
+    with the URLs of the Globus environment globus-sdk is configured for."""
+    import globus_sdk.config
+
+    auth = globus_sdk.config.get_service_url("auth").rstrip("/")
+    return {
+        "type": "oauth2",
+        "description": "A Globus Auth access token issued for the scope.",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": f"{auth}/v2/oauth2/authorize",
+                "tokenUrl": f"{auth}/v2/oauth2/token",
+                "scopes": {scope: f"Use {title}"},
+            }
         },
     }
 
@@ -201,7 +218,7 @@ def openapi_document(
 def _operation(
     name: str, path: str, description: Mapping[str, Any], secured: list[Any]
 ) -> dict[str, Any]:
-    public = "public" in description.get("visible_to", [])
+    public = PUBLIC in description.get("visible_to", [])
     op: dict[str, Any] = {"operationId": f"{name}_{_slug(path)}", "tags": [name]}
     if name in ("introspect", "openapi"):
         op["summary"] = (
