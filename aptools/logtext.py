@@ -12,7 +12,6 @@ import json
 __all__ = ["quoted"]
 
 
-
 def quoted(value: object) -> str:
     """``value`` as one unambiguous log field.
 
