@@ -13,8 +13,11 @@ RFC 3339 §5.6 and nothing else:
 
 It refuses what ISO 8601 allows beyond that: the basic form
 (``20261130T205834Z``), week and ordinal dates, missing seconds, reduced
-precision, offsets without a colon or without minutes, a space or nothing in
-place of ``T``, non-ASCII digits, and dates that do not exist (``02-30``).
+precision, offsets without a colon or without minutes, non-ASCII digits, and
+dates that do not exist (``02-30``). A space in place of ``T`` is refused
+too: §5.6 only notes that an application *may choose* one for readability,
+while its grammar, which JSON Schema's ``date-time`` format and the
+interface refer to, has ``T`` or ``t``.
 """
 
 from __future__ import annotations
