@@ -69,6 +69,7 @@ def test_log_query_values(
         ("limit=-1", "limit"),
         ("limit=%2B5", "limit"),
         ("limit=5.0", "limit"),
+        ("limit=%205", "limit"),  # digits only, no spaces
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("limit=" + "9" * 5000, "limit"),  # no giant integer conversion

@@ -2,8 +2,9 @@
 
 The rule (``PROTOCOL.md``, "Query values"): a blank or absent value takes the
 parameter's default; numbers are ASCII digits only (``²`` and Arabic-Indic
-digits are not numbers here); words (enums, booleans) match in any letter
-case; lists are comma-separated or repeated. Anything else is a 400 naming
+digits are not numbers here, nor are signs or spaces); words (enums,
+booleans) match in any letter case, spaces around them ignored; lists are
+comma-separated or repeated. Anything else is a 400 naming
 the parameter, never quoting the value.
 """
 
@@ -43,7 +44,6 @@ def integer(req: Request, name: str, default: int, low: int, high: int) -> int:
     raw = req.get_param(name)
     if raw is None or not raw.strip():
         return default
-    raw = raw.strip()
     if not _ASCII_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise BadRequest(
             f"Query parameter {name!r} must be a whole number from {low} to "
