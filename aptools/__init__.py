@@ -39,6 +39,7 @@ from aptools.models import (
     parse_duration,
 )
 from aptools.provider import Provider, ProviderConfigError
+from aptools.schemacheck import SchemaKeywordWarning
 from aptools.store import (
     MemoryStore,
     Reservation,
@@ -81,6 +82,7 @@ __all__ = [
     "RequestValidationError",
     "Reservation",
     "SQLiteStore",
+    "SchemaKeywordWarning",
     "SharedIntrospections",
     "StatusName",
     "Store",

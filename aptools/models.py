@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 __all__ = [
@@ -25,6 +25,9 @@ __all__ = [
     "parse_duration",
 ]
 
+# Kept importable from here: date-time text lives in aptools.times.
+from aptools.times import isoformat as isoformat
+from aptools.times import timestamp_of as timestamp_of
 from aptools.vocabulary import (
     ACTIVE,
     FAILED,
@@ -58,48 +61,6 @@ def parse_duration(text: str) -> float:
         if part and unit:
             total += float(part[:-1]) * unit
     return total
-
-
-_second: tuple[int, str] = (-1, "")
-
-
-def isoformat(timestamp: float) -> str:
-    """RFC 3339 text for a POSIX timestamp, in UTC, to the microsecond.
-
-    >>> isoformat(0.5)
-    '1970-01-01T00:00:00.500000+00:00'
-    """
-    global _second
-    whole = int(timestamp // 1)
-    micros = round((timestamp - whole) * 1e6)
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
-    cached_whole, prefix = _second
-    if cached_whole != whole:
-        # PERF: formatting the date and time once a second, not per call.
-        prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second = (whole, prefix)
-    return f"{prefix}.{micros:06d}+00:00"
-
-
-def timestamp_of(text: str) -> float:
-    """The POSIX timestamp of RFC 3339 text (the inverse of :func:`isoformat`).
-
-    >>> timestamp_of("1970-01-01T00:00:00.500000+00:00")
-    0.5
-    """
-    whole, prefix = _second
-    # PERF: text made by isoformat() this second is read without parsing.
-    if (
-        whole >= 0
-        and len(text) == 32
-        and text.startswith(prefix)
-        and text[19] == "."
-        and text.endswith("+00:00")
-        and text[20:26].isdigit()
-    ):
-        return whole + int(text[20:26]) / 1e6
-    return datetime.fromisoformat(text).timestamp()
 
 
 @dataclass(slots=True, kw_only=True)

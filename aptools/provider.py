@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -17,7 +18,9 @@ from aptools.models import DURATION_PATTERN, parse_duration
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
+from aptools.schemacheck import check_schema
 from aptools.store import Store, open_store
+from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
 if TYPE_CHECKING:
     import falcon
@@ -75,6 +78,9 @@ class Provider:
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
     URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
+    ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) is where clients
+    reach the service's root, such as ``https://ap.example.org``: the OpenAPI
+    document's server.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class Provider:
         access_log: bool = True,
         offload_sync_handlers: bool = True,
         handler_threads: int | None = None,
+        public_url: str | None = None,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -118,9 +125,9 @@ class Provider:
             raise ProviderConfigError("keywords may hold 1024 characters in all")
         if not prefix.startswith("/"):
             raise ProviderConfigError(f"prefix must start with '/': {prefix!r}")
-        _check_principals("visible_to", visible_to, extra="public")
-        _check_principals("runnable_by", runnable_by, extra="all_authenticated_users")
-        _check_principals("administered_by", administered_by, extra=None)
+        _check_principals("visible_to", visible_to, PUBLIC, ALL_AUTHENTICATED)
+        _check_principals("runnable_by", runnable_by, ALL_AUTHENTICATED)
+        _check_principals("administered_by", administered_by)
         for name, value in (
             ("maximum_deadline", maximum_deadline),
             ("release_after", release_after),
@@ -141,6 +148,7 @@ class Provider:
             )
         try:
             schema = load_schema(input_schema)
+            check_schema(schema, stacklevel=3)  # warnings point at the caller
         except ValueError as exc:
             raise ProviderConfigError(str(exc)) from None
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
@@ -176,6 +184,7 @@ class Provider:
         self._access_log = access_log
         self._offload = offload_sync_handlers
         self._handler_threads = handler_threads
+        self._public_url = None if public_url is None else _base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
@@ -321,10 +330,8 @@ class Provider:
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
             openapi=orjson.dumps(self.openapi()),
-            visible=core.Access.of(self._about["visible_to"], "public"),
-            runnable=core.Access.of(
-                self._about["runnable_by"], "all_authenticated_users"
-            ),
+            visible=core.Access.of(self._about["visible_to"], PUBLIC),
+            runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
             auth=auth,
             store=store,
             store_effect=Blocking if store.io_bound else Call,
@@ -346,6 +353,7 @@ class Provider:
         from aptools.protocol.routes import route_table
 
         routes = route_table(self._handlers, self.prefix)
+        base = self._public_url or _base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
             self.description,
             [(path, list(methods)) for path, methods in routes],
@@ -354,6 +362,7 @@ class Provider:
                 for path, methods in routes
                 for method, (_op, _headers, name) in methods.items()
             },
+            base_url=base,
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
@@ -398,19 +407,34 @@ def _compile(schema: Mapping[str, Any], echo_input: bool) -> Callable[[Any], Any
         raise ProviderConfigError(str(exc)) from None
 
 
+def _base_url(value: str | None) -> str:
+    """An absolute http(s) URL or a path, without query or fragment."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    absolute = parts.scheme in ("http", "https") and parts.netloc
+    if parts.query or parts.fragment or not (absolute or value.startswith("/")):
+        raise ProviderConfigError(
+            "public_url (or APTOOLS_PUBLIC_URL) must be an http(s) URL such as "
+            f"https://ap.example.org, or a path: {value!r}"
+        )
+    return value.rstrip("/") or "/"
+
+
 def _check_text(name: str, value: str, most: int) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= most:
         raise ProviderConfigError(f"{name} must be a string of 1 to {most} characters")
 
 
-def _check_principals(name: str, values: Iterable[str], *, extra: str | None) -> None:
+def _check_principals(name: str, values: Iterable[str], *words: str) -> None:
+    """Principal URNs, or one of ``words`` (``public``, ...)."""
     if isinstance(values, str):
         raise ProviderConfigError(
             f"{name} must be a list of principal URNs, not a string"
         )
     for value in values:
-        if value != extra and not _PRINCIPAL.match(value):
-            allowed = f" or {extra!r}" if extra else ""
+        if value not in words and not _PRINCIPAL.match(value):
+            allowed = "".join(f" or {word!r}" for word in words)
             raise ProviderConfigError(
                 f"{name}: {value!r} is not a principal URN (urn:globus:auth:"
                 f"identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"

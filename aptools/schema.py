@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from pathlib import Path
 from typing import Any, Final
 
@@ -11,16 +13,25 @@ import fastjsonschema
 
 from aptools.errors import RequestValidationError
 from aptools.models import DURATION_PATTERN
-from aptools.vocabulary import PRINCIPAL_PATTERN
+from aptools.times import parse_datetime
+from aptools.vocabulary import PRINCIPAL_PATTERN, STATUS_ORDER
 
-__all__ = ["PRINCIPAL_PATTERN", "compile_request_validator", "load_schema"]
+__all__ = [
+    "PRINCIPAL_PATTERN",
+    "action_request_schema",
+    "action_status_schema",
+    "compile_request_validator",
+    "load_schema",
+]
 
 
-_PRINCIPALS: Final = {
-    "type": "array",
-    "items": {"type": "string", "pattern": PRINCIPAL_PATTERN},
-    "uniqueItems": True,
-}
+# The interface's documents, defined once: the run request's validator and
+# the OpenAPI document are both built from these.
+PRINCIPAL: Final = {"type": "string", "pattern": PRINCIPAL_PATTERN}
+_PRINCIPALS: Final = {"type": "array", "items": PRINCIPAL, "uniqueItems": True}
+DURATION: Final = {"type": "string", "pattern": DURATION_PATTERN}
+DATE_TIME: Final = {"type": "string", "format": "date-time"}
+_TEXT64: Final = {"type": "string", "minLength": 1, "maxLength": 64}
 
 Validator = Callable[[Any], Any]
 
@@ -52,21 +63,57 @@ def load_schema(schema: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     return loaded
 
 
-def _envelope(body: Mapping[str, Any]) -> dict[str, Any]:
+def action_request_schema(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The run request (the interface's action request) with ``body`` as the
+    schema of its body. Unknown top-level keys are accepted (PROTOCOL.md)."""
     return {
         "type": "object",
         "required": ["request_id", "body"],
         "properties": {
             "request_id": {"type": "string", "minLength": 1, "maxLength": 1024},
-            "body": body,
-            "label": {"type": "string", "minLength": 1, "maxLength": 64},
-            "monitor_by": _PRINCIPALS,
-            "manage_by": _PRINCIPALS,
+            "body": dict(body),
+            "label": dict(_TEXT64),
+            "monitor_by": deepcopy(_PRINCIPALS),
+            "manage_by": deepcopy(_PRINCIPALS),
             "allowed_clients": {"type": "array", "items": {"type": "string"}},
-            "deadline": {"type": "string", "minLength": 1},
-            "release_after": {"type": "string", "pattern": DURATION_PATTERN},
+            "deadline": dict(DATE_TIME),
+            "release_after": dict(DURATION),
         },
     }
+
+
+def action_status_schema() -> dict[str, Any]:
+    """The action status document every operation on an action answers."""
+    return {
+        "type": "object",
+        "required": ["action_id", "status", "creator_id", "details"],
+        "properties": {
+            "action_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(STATUS_ORDER)},
+            "creator_id": dict(PRINCIPAL),
+            "label": dict(_TEXT64),
+            "monitor_by": deepcopy(_PRINCIPALS),
+            "manage_by": deepcopy(_PRINCIPALS),
+            "start_time": dict(DATE_TIME),
+            "completion_time": dict(DATE_TIME),
+            "release_after": dict(DURATION),
+            "display_status": dict(_TEXT64),
+            "details": {"type": "object"},
+        },
+    }
+
+
+def _is_date_time(value: Any) -> bool:
+    try:
+        parse_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# "date-time" in any schema (the envelope's deadline, a provider's own
+# properties) means RFC 3339 §5.6, checked as strictly as deadline.
+_FORMATS: Final = {"date-time": _is_date_time}
 
 
 def _uses_refs(node: Any) -> bool:
@@ -90,15 +137,30 @@ def compile_request_validator(
     try:
         if not _uses_refs(input_schema):
             # PERF: one generated function checks envelope and body together.
-            checks = [(fastjsonschema.compile(_envelope(body_schema)), "$")]
+            checks = [
+                (
+                    fastjsonschema.compile(
+                        action_request_schema(body_schema), formats=_FORMATS
+                    ),
+                    "$",
+                )
+            ]
         else:
             # References inside the input schema resolve against its own root,
             # so it keeps a validator of its own.
             checks = [
-                (fastjsonschema.compile(_envelope({"type": "object"})), "$"),
-                (fastjsonschema.compile(dict(input_schema)), "$.body"),
+                (
+                    fastjsonschema.compile(
+                        action_request_schema({"type": "object"}), formats=_FORMATS
+                    ),
+                    "$",
+                ),
+                (
+                    fastjsonschema.compile(dict(input_schema), formats=_FORMATS),
+                    "$.body",
+                ),
             ]
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error) as exc:
         raise ValueError(f"input_schema is not a valid JSON Schema: {exc}") from exc
 
     def validate(document: Any) -> Any:
@@ -116,7 +178,6 @@ def compile_request_validator(
 
 _RULES: Final = {
     "type": "must be of type {definition}",
-    "required": "is missing required properties {definition}",
     "additionalProperties": "must not contain additional properties",
     "minLength": "must be at least {definition} characters long",
     "maxLength": "must be at most {definition} characters long",
@@ -134,6 +195,37 @@ _RULES: Final = {
     "format": "must be a valid {definition}",
 }
 
+# What the interface's own patterns and formats look like, in words.
+_SAYS: Final = {
+    ("pattern", DURATION_PATTERN): (
+        "must be an ISO 8601 duration such as P30D or PT1H30M"
+    ),
+    ("pattern", PRINCIPAL_PATTERN): (
+        "must be a principal URN (urn:globus:auth:identity:<uuid> or "
+        "urn:globus:groups:id:<uuid>)"
+    ),
+}
+
+
+def _missing(exc: fastjsonschema.JsonSchemaValueException) -> str:
+    required = exc.rule_definition or []
+    present = exc.value if isinstance(exc.value, dict) else {}
+    # Names from the schema's list, never from the caller's document.
+    missing = [name for name in required if name not in present] or required
+    if len(missing) == 1:
+        return f"is missing required property {json.dumps(missing[0])}"
+    return f"is missing required properties {json.dumps(missing)}"
+
+
+def _date_time_fault(value: Any) -> str:
+    try:
+        parse_datetime(value)
+    except ValueError as exc:
+        return str(exc)  # says what is wrong, without quoting the value
+    except TypeError:
+        pass
+    return "must be an RFC 3339 date-time"
+
 
 def describe(
     exc: fastjsonschema.JsonSchemaValueException,
@@ -141,21 +233,34 @@ def describe(
     root: str = "$",
     echo_input: bool = False,
 ) -> str:
-    """``$.body.n: must be at most 60 (rule 'maximum')`` from a schema error."""
+    """``$.body.n: must be at most 60 (rule 'maximum')`` from a schema error.
+
+    A missing property is named alone (``$.body: is missing required
+    property "root"``); the interface's own patterns are said in words. The
+    caller's value is quoted only with ``echo_input``.
+    """
     name = exc.name or "data"
     path = root + name.removeprefix("data")
     rule = exc.rule or "schema"
-    if echo_input:
-        text = exc.message.removeprefix(name).strip()
-        return f"{path}: {text} (rule {rule!r})"
-    template = _RULES.get(rule, "does not satisfy the schema")
     definition = exc.rule_definition
-    if isinstance(definition, list | dict):
-        shown = json.dumps(definition)
+    said = _SAYS.get((rule, definition)) if isinstance(definition, str) else None
+    if rule == "required":
+        text = _missing(exc)
+    elif (rule, definition) == ("format", "date-time"):
+        text = _date_time_fault(exc.value)
+    elif said is not None:
+        text = said
+    elif echo_input:
+        text = exc.message.removeprefix(name).strip()
     else:
-        shown = str(definition)
-    # Rules quote only the schema, never the caller's value.
-    return f"{path}: {template.format(definition=shown)} (rule {rule!r})"
+        template = _RULES.get(rule, "does not satisfy the schema")
+        if isinstance(definition, list | dict):
+            shown = json.dumps(definition)
+        else:
+            shown = str(definition)
+        # Rules quote only the schema, never the caller's value.
+        text = template.format(definition=shown)
+    return f"{path}: {text} (rule {rule!r})"
 
 
 def example_for(schema: Mapping[str, Any]) -> Any:

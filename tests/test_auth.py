@@ -244,6 +244,20 @@ def test_visible_to_restricts_introspection(
     assert doc.headers["access-control-allow-origin"] == "*"
 
 
+@pytest.mark.parametrize("with_identity", [False, True])
+def test_visible_to_all_authenticated_users(
+    make: MakeClient, alice: FakeIdentity, bob: FakeIdentity, with_identity: bool
+) -> None:
+    visible_to = ["all_authenticated_users"] + ([alice.urn] if with_identity else [])
+    provider, client = make(visible_to=visible_to)
+    assert provider.description["visible_to"] == visible_to
+    for path in ("/", "/openapi.json"):
+        assert client.call("GET", path).status_code == 401
+        assert client.call("GET", path, "not-a-valid-token").status_code == 401
+        for who in (alice, bob):  # any valid token, no list to be on
+            assert client.call("GET", path, who).status_code == 200
+
+
 def test_caller_in_handler_and_dependent_tokens(
     make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity
 ) -> None:

@@ -71,3 +71,63 @@ def test_after_request_hooks(
     assert [(i.operation, i.status) for i in seen] == [("run", 202), ("run", 401)]
     assert seen[0].caller == alice.urn and seen[1].caller is None
     assert "metrics backend down" in caplog.text
+
+
+FORGED = "2030-01-01 00:00:00,000 INFO aptools.access: POST /test/run 202 FORGED"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/actions/x%0A" + FORGED.replace(" ", "%20"),  # API 1.1 action id
+        "/x%0D%0A" + FORGED.replace(" ", "%20") + "/status",  # API 1.0 action id
+        "/nothing-here%0A" + FORGED.replace(" ", "%20"),  # unrouted path
+        "/actions/y%1B%5B31mRED%1B%5B0m",  # terminal escapes
+        "/actions/z%E2%80%A8" + FORGED.replace(" ", "%20"),  # line separator
+    ],
+)
+def test_client_text_cannot_forge_an_access_log_line(
+    make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="aptools.access")
+    _, client = make()
+    for who in (None, alice):  # no token needed to try
+        client.call("GET", path, who)
+    lines = [r.getMessage() for r in caplog.records if r.name == "aptools.access"]
+    assert len(lines) == 2
+    for line in lines:
+        assert line.isprintable() and line.isascii()
+        assert "\\u001b" in line or "FORGED" in line  # the text is kept, escaped
+
+
+def test_a_crash_log_quotes_the_path(
+    make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+) -> None:
+    def run(request: object, caller: object) -> None:
+        raise RuntimeError("bug")
+
+    _, client = make(run=run)
+    with caplog.at_level(logging.ERROR, logger="aptools"):
+        got = client.call(
+            "POST", "/run?x=1", alice, json={"request_id": "r", "body": GOOD}
+        )
+    assert got.status_code == 500
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == "unhandled error on POST /test/run"
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("/test/actions/abc-123", "/test/actions/abc-123"),
+        ("x\nFORGED", '"x\\nFORGED"'),
+        ("\x1b[31m", '"\\u001b[31m"'),
+        ("a b", '"a b"'),  # a space could fake another field
+        ("\\n", '"\\\\n"'),  # a literal backslash is not an escape
+        ("é\u2028", '"\\u00e9\\u2028"'),
+    ],
+)
+def test_quoted_log_fields(text: str, logged: str) -> None:
+    from aptools.logtext import quoted
+
+    assert quoted(text) == logged

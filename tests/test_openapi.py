@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
 
+from aptools import ProviderConfigError
+from aptools.schema import action_request_schema, action_status_schema
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .conftest import ECHO_SCHEMA, MakeClient
@@ -31,9 +34,9 @@ def test_served_document_is_valid_and_specific(
     run = paths["/test/run"]["post"]
     assert set(run["responses"]) >= {"200", "202", "400", "401", "403", "409", "413"}
     assert doc["components"]["schemas"]["RunBody"] == ECHO_SCHEMA
-    flows = doc["components"]["securitySchemes"]["globus_auth"]["flows"]
+    flows = doc["components"]["securitySchemes"]["GlobusAuth"]["flows"]
     assert auth.scope in flows["authorizationCode"]["scopes"]
-    assert run["security"] == [{"globus_auth": [auth.scope]}]
+    assert run["security"] == [{"GlobusAuth": [auth.scope]}]
     assert paths["/test"]["get"]["security"] == [{}]  # public introspection
 
 
@@ -74,3 +77,96 @@ def test_openapi_command_prints_the_document(tmp_path: Path) -> None:
         "minimum": 0,
         "maximum": 60,
     }
+
+
+def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method != "parameters"
+    ]
+
+
+@pytest.mark.parametrize(
+    "visible_to, public",
+    [(["public"], True), (["all_authenticated_users"], False), (None, False)],
+)
+def test_document_qualifies_for_registered_apis(
+    make: MakeClient,
+    alice: FakeIdentity,
+    auth: FakeGlobusAuth,
+    visible_to: list[str] | None,
+    public: bool,
+) -> None:
+    """Globus Flows' Registered APIs take an OpenAPI 3.1 document with a
+    server and a Globus Auth security requirement on each operation."""
+    _, client = make(
+        visible_to=visible_to if visible_to is not None else [alice.urn],
+        log=lambda a, c, q: [],
+        enumerate=lambda q, c: q.actions,
+        resume=lambda a, c: None,
+        public_url="https://ap.example.org/",
+    )
+    doc = client.call("GET", "/openapi.json", alice).json
+    validate(doc)  # OpenAPI 3.1, by openapi-spec-validator
+    assert doc["openapi"].startswith("3.1")
+    assert doc["servers"] == [{"url": "https://ap.example.org"}]
+    scheme = doc["components"]["securitySchemes"]["GlobusAuth"]
+    code = scheme["flows"]["authorizationCode"]
+    assert scheme["type"] == "oauth2"
+    assert code["authorizationUrl"] == auth.url.rstrip("/") + "/v2/oauth2/authorize"
+    assert code["tokenUrl"] == auth.url.rstrip("/") + "/v2/oauth2/token"
+    assert list(code["scopes"]) == [auth.scope]
+    seen = set()
+    for path, method, op in _operations(doc):
+        seen.add(op["tags"][0])
+        if method == "options" or (
+            op["tags"][0] in ("introspect", "openapi") and public
+        ):
+            assert op["security"] == [{}], (path, method)
+        else:
+            assert op["security"] == [{"GlobusAuth": [auth.scope]}], (path, method)
+    assert seen >= {"run", "status", "cancel", "release", "log", "enumerate", "resume"}
+    assert seen >= {"introspect", "openapi", "options"}
+
+
+def test_public_url_setting_and_environment(
+    make: MakeClient, alice: FakeIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APTOOLS_PUBLIC_URL", raising=False)
+    provider, _ = make()
+    assert provider.openapi()["servers"] == [{"url": "/"}]
+    monkeypatch.setenv("APTOOLS_PUBLIC_URL", "https://env.example.org/base/")
+    provider, client = make()
+    assert provider.openapi()["servers"] == [{"url": "https://env.example.org/base"}]
+    assert client.call("GET", "/openapi.json").json["servers"] == [
+        {"url": "https://env.example.org/base"}
+    ]
+    provider, _ = make(public_url="http://127.0.0.1:8000")
+    assert provider.openapi()["servers"] == [{"url": "http://127.0.0.1:8000"}]
+    monkeypatch.setenv("APTOOLS_PUBLIC_URL", "ftp://nope")
+    with pytest.raises(ProviderConfigError, match="APTOOLS_PUBLIC_URL"):
+        make()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["example.org", "ftp://example.org", "https://x.org/?a=1", "https://x.org/#f"],
+)
+def test_a_bad_public_url_fails_at_definition(make: MakeClient, url: str) -> None:
+    with pytest.raises(ProviderConfigError, match="public_url"):
+        make(public_url=url)
+
+
+def test_one_source_for_the_run_request_schema(make: MakeClient) -> None:
+    """The document describes what the validator enforces: the same schema."""
+    provider, _ = make()
+    request = provider.openapi()["components"]["schemas"]["ActionRequest"]
+    assert request == action_request_schema({"$ref": "#/components/schemas/RunBody"})
+    assert request["properties"]["deadline"] == {
+        "type": "string",
+        "format": "date-time",
+    }
+    status = provider.openapi()["components"]["schemas"]["ActionStatus"]
+    assert status == action_status_schema()

@@ -100,7 +100,9 @@ def test_input_schema_from_json_text_and_file(
     "kw, message",
     [
         ({"runnable_by": ["someone"]}, "runnable_by.*not a principal URN"),
-        ({"visible_to": ["all_authenticated_users"]}, "visible_to"),
+        ({"visible_to": ["everyone"]}, "visible_to.*'public'.*'all_authenticated"),
+        ({"runnable_by": ["public"]}, "runnable_by"),
+        ({"administered_by": ["all_authenticated_users"]}, "administered_by"),
         ({"runnable_by": "all_authenticated_users"}, "not a string"),
         ({"maximum_deadline": "30 days"}, "maximum_deadline"),
         ({"title": ""}, "title"),

@@ -545,3 +545,42 @@ def test_handler_threads_must_be_a_positive_whole_number(auth: FakeGlobusAuth) -
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ProviderConfigError, match="handler_threads"):
             _bare_provider(auth, handler_threads=bad)
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "depth, accepted",
+    [
+        (252, True),
+        (253, True),  # with the request object: 254 levels, the deepest written
+        (254, False),
+        (255, False),
+        (600, False),
+        (1022, False),
+        (1023, False),  # the deepest the parser takes
+        (1024, False),
+        (3000, False),
+    ],
+)
+@pytest.mark.parametrize("where", ["tags", "body"])
+def test_deeply_nested_documents_are_run_or_400(
+    make: MakeClient, alice: FakeIdentity, depth: int, accepted: bool, where: str
+) -> None:
+    # tags: a key the schema ignores; body: a schema that takes anything.
+    _, client = make(input_schema={"type": "object"}, run=lambda r, c: {"ok": 1})
+    inner = _nested(depth - 1) if where == "body" else _nested(depth)
+    key = b'"body":{"x":' + inner + b"}" if where == "body" else b'"body":{},"tags":'
+    raw = b'{"request_id":"deep",' + key + (b"" if where == "body" else inner) + b"}"
+    for _ in range(2):  # and the replay of the same request
+        result = client.call("POST", "/run", alice, body=raw)
+        if accepted:
+            assert result.status_code in (200, 202), result.text
+        else:
+            assert result.status_code == 400
+            assert "nested too deeply (at most 254 levels" in result.json["description"]
+    if accepted and where == "body":
+        status = client.call("GET", f"/actions/{result.json['action_id']}", alice)
+        assert status.status_code == 200

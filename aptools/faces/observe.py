@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from aptools.logtext import quoted
+
 __all__ = ["Observer", "RequestInfo"]
 
 access_log = logging.getLogger("aptools.access")
@@ -79,13 +81,15 @@ class Observer:
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s %.2fms operation=%s caller=%s action_id=%s",
-                info.method,
-                info.route or req.path,
+                # The method, the unrouted path and the action id come from
+                # the client: quoted, so that they cannot forge a line.
+                quoted(info.method),
+                info.route or quoted(req.path),
                 info.status,
                 info.duration * 1e3,
                 info.operation,
                 info.caller,
-                info.action_id,
+                None if info.action_id is None else quoted(info.action_id),
                 extra={"aptools": asdict(info)},
             )
         for hook in self._hooks:

@@ -75,7 +75,11 @@ def _in_groups(caller: Caller, groups: Collection[str]) -> Op[bool]:
 
 def require(access: Access, caller: Caller) -> Op[None]:
     """403 unless the caller is on a provider-level list."""
-    if access.everyone or not caller.identities.isdisjoint(access.identities):
+    if (
+        access.everyone
+        or access.authenticated
+        or not caller.identities.isdisjoint(access.identities)
+    ):
         return
     if access.groups and (yield from _in_groups(caller, access.groups)):
         return

@@ -19,6 +19,7 @@ from aptools.errors import (
     InternalError,
     NotFound,
 )
+from aptools.logtext import quoted
 from aptools.models import Action, ActionStatus, isoformat, parse_duration, timestamp_of
 from aptools.protocol.access import UNKNOWN
 from aptools.protocol.effects import Op
@@ -155,8 +156,8 @@ def crash_reply(req: falcon.Request, exc: BaseException) -> InternalError:
     """Log an exception that escaped a handler; the caller sees only a 500."""
     log.error(
         "unhandled error on %s %s",
-        req.method,
-        req.path,
+        quoted(req.method),
+        quoted(req.path),
         exc_info=(type(exc), exc, exc.__traceback__),
     )
     return InternalError()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from aptools.models import DURATION_PATTERN
-from aptools.schema import PRINCIPAL_PATTERN
+from aptools.schema import action_request_schema, action_status_schema
+from aptools.vocabulary import PUBLIC, ROLES, STATUS_ORDER
 
-__all__ = ["openapi_document"]
+__all__ = ["SCHEME", "openapi_document"]
+
+#: The security scheme's name, as Globus' Registered APIs tooling names it.
+SCHEME: Final = "GlobusAuth"
 
 _REF: Final = "#/components/schemas/"
-_STATUS_VALUES: Final = ["ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED"]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -34,10 +36,6 @@ def _rebase(node: Any, base: str) -> Any:
 
 
 def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
-    principal = {"type": "string", "pattern": PRINCIPAL_PATTERN}
-    principals = {"type": "array", "items": principal, "uniqueItems": True}
-    duration = {"type": "string", "pattern": DURATION_PATTERN}
-    text64 = {"type": "string", "minLength": 1, "maxLength": 64}
     body = {
         key: value
         for key, value in _rebase(dict(input_schema), _REF + "RunBody").items()
@@ -45,37 +43,9 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
     }
     return {
         "RunBody": body,
-        "ActionRequest": {
-            "type": "object",
-            "required": ["request_id", "body"],
-            "properties": {
-                "request_id": {"type": "string", "minLength": 1, "maxLength": 1024},
-                "body": _ref("RunBody"),
-                "label": text64,
-                "monitor_by": principals,
-                "manage_by": principals,
-                "allowed_clients": {"type": "array", "items": {"type": "string"}},
-                "deadline": {"type": "string", "format": "date-time"},
-                "release_after": duration,
-            },
-        },
-        "ActionStatus": {
-            "type": "object",
-            "required": ["action_id", "status", "creator_id", "details"],
-            "properties": {
-                "action_id": {"type": "string"},
-                "status": {"type": "string", "enum": _STATUS_VALUES},
-                "creator_id": principal,
-                "label": text64,
-                "monitor_by": principals,
-                "manage_by": principals,
-                "start_time": {"type": "string", "format": "date-time"},
-                "completion_time": {"type": "string", "format": "date-time"},
-                "release_after": duration,
-                "display_status": text64,
-                "details": {"type": "object"},
-            },
-        },
+        # The same schemas the run request's validator is compiled from.
+        "ActionRequest": action_request_schema(_ref("RunBody")),
+        "ActionStatus": action_status_schema(),
         "ActionStatusList": {"type": "array", "items": _ref("ActionStatus")},
         "LogPage": {
             "type": "object",
@@ -178,14 +148,19 @@ def openapi_document(
     description: Mapping[str, Any],
     routes: list[tuple[str, list[str]]],
     operations: Mapping[tuple[str, str], str],
+    *,
+    base_url: str = "/",
 ) -> dict[str, Any]:
-    """The document for a provider.
+    """The document for a provider, in the form Globus Flows' Registered APIs
+    take: OpenAPI 3.1, one ``servers`` entry (``base_url``: where the paths,
+    which hold the provider's prefix, are served), and on each operation a
+    Globus Auth security requirement with the provider's scope.
 
     ``routes`` lists each path and its methods; ``operations`` names the
     operation behind each ``(path, method)``.
     """
     scope = description["globus_auth_scope"]
-    secured = [{"globus_auth": [scope]}]
+    secured = [{SCHEME: [scope]}]
     action_id = {
         "name": "action_id",
         "in": "path",
@@ -211,22 +186,31 @@ def openapi_document(
             or description.get("subtitle")
             or "A Globus Action Provider.",
         },
+        "servers": [{"url": base_url}],
         "paths": paths,
         "components": {
             "schemas": _schemas(description.get("input_schema", {})),
-            "securitySchemes": {
-                "globus_auth": {
-                    "type": "oauth2",
-                    "description": "A Globus Auth access token for the scope.",
-                    "flows": {
-                        "authorizationCode": {
-                            "authorizationUrl": "https://auth.globus.org/v2/oauth2/authorize",
-                            "tokenUrl": "https://auth.globus.org/v2/oauth2/token",
-                            "scopes": {scope: "Use this Action Provider"},
-                        }
-                    },
-                }
-            },
+            "securitySchemes": {SCHEME: _globus_auth(scope, description["title"])},
+        },
+    }
+
+
+def _globus_auth(scope: str, title: str) -> dict[str, Any]:
+    """Globus Auth as an OAuth 2 authorization-code scheme: the form the
+    Registered APIs tooling (``globus-registered-api``) writes and checks,
+    with the URLs of the Globus environment globus-sdk is configured for."""
+    import globus_sdk.config
+
+    auth = globus_sdk.config.get_service_url("auth").rstrip("/")
+    return {
+        "type": "oauth2",
+        "description": "A Globus Auth access token issued for the scope.",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": f"{auth}/v2/oauth2/authorize",
+                "tokenUrl": f"{auth}/v2/oauth2/token",
+                "scopes": {scope: f"Use {title}"},
+            }
         },
     }
 
@@ -234,7 +218,7 @@ def openapi_document(
 def _operation(
     name: str, path: str, description: Mapping[str, Any], secured: list[Any]
 ) -> dict[str, Any]:
-    public = "public" in description.get("visible_to", [])
+    public = PUBLIC in description.get("visible_to", [])
     op: dict[str, Any] = {"operationId": f"{name}_{_slug(path)}", "tags": [name]}
     if name in ("introspect", "openapi"):
         op["summary"] = (
@@ -281,14 +265,20 @@ def _operation(
             {
                 "name": "status",
                 "in": "query",
-                "description": "Comma-separated statuses (default: active).",
-                "schema": {"type": "string", "pattern": _listed(_STATUS_WORDS)},
+                "description": (
+                    f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, "
+                    "in any letter case (blank or absent: ACTIVE)."
+                ),
+                "schema": {"type": "string", "pattern": _listed(STATUS_ORDER)},
             },
             {
                 "name": "roles",
                 "in": "query",
-                "description": "Comma-separated roles (default: creator_id).",
-                "schema": {"type": "string", "pattern": _listed(_ROLES)},
+                "description": (
+                    f"Comma-separated roles from {', '.join(ROLES)}, in any "
+                    "letter case (blank or absent: creator_id)."
+                ),
+                "schema": {"type": "string", "pattern": _listed(ROLES)},
             },
         ]
         op["responses"] = _answers(
@@ -345,13 +335,15 @@ def _link_runs(paths: dict[str, Any]) -> None:
                 run["responses"][code]["links"] = links
 
 
-_STATUS_WORDS: Final = [*_STATUS_VALUES, *(v.lower() for v in _STATUS_VALUES)]
-_ROLES: Final = ["creator_id", "monitor_by", "manage_by"]
-
-
-def _listed(words: list[str]) -> str:
-    one = "(" + "|".join(words) + ")"
-    return f"^{one}(,{one})*$"
+def _listed(words: Iterable[str]) -> str:
+    """A pattern for a comma-separated list of ``words`` in any letter case
+    (ECMA 262 patterns have no flags), blanks and spaces allowed."""
+    word = "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
+        for w in words
+    )
+    item = f" *({word})? *"
+    return f"^{item}(,{item})*$"
 
 
 def _slug(path: str) -> str:

@@ -16,7 +16,7 @@ import orjson
 from aptools.auth import Authenticator
 from aptools.protocol.effects import Effect
 from aptools.store import Store
-from aptools.vocabulary import GROUP_URN
+from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -31,6 +31,8 @@ class Access:
     everyone: bool
     identities: frozenset[str]
     groups: frozenset[str]
+    #: Any authenticated caller is on the list (``all_authenticated_users``).
+    authenticated: bool = False
 
     @classmethod
     def of(cls, principals: Iterable[str], everyone_word: str) -> Access:
@@ -39,6 +41,7 @@ class Access:
             everyone=everyone_word in items,
             identities=frozenset(p for p in items if not p.startswith(GROUP_URN)),
             groups=frozenset(p for p in items if p.startswith(GROUP_URN)),
+            authenticated=ALL_AUTHENTICATED in items,
         )
 
 

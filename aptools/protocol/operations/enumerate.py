@@ -16,24 +16,15 @@ from aptools.protocol.lifecycle import (
     finish_fields,
     save,
 )
-from aptools.protocol.query import _words
+from aptools.protocol.query import roles_filter, status_filter
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Stored
-from aptools.vocabulary import ROLES, STATUSES
 
 
 def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     caller = yield from authenticate(spec, req)
-    statuses = frozenset(
-        w.upper()
-        for w in _words(
-            req,
-            "status",
-            {s.lower() for s in STATUSES} | STATUSES,
-            "active",
-        )
-    )
-    roles = _words(req, "roles", ROLES, "creator_id")
+    statuses = status_filter(req)
+    roles = roles_filter(req)
     mine: frozenset[str] = caller.identities
     if roles - {"creator_id"}:
         groups: frozenset[str] = yield Blocking(caller.groups)

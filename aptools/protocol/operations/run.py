@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -32,7 +32,16 @@ from aptools.protocol.lifecycle import (
 )
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Reservation, Stored
+from aptools.times import parse_datetime
 from aptools.vocabulary import TERMINAL
+
+# orjson serializes at most 254 nested arrays and objects; documents are
+# stored and fingerprinted by it, so this is the deepest a run request may be.
+MAX_DEPTH: Final = 254
+_TOO_DEEP: Final = (
+    f"The request body is nested too deeply (at most {MAX_DEPTH} levels of "
+    "arrays and objects)."
+)
 
 
 def _read_document(spec: Spec, req: Request) -> Op[Any]:
@@ -47,25 +56,32 @@ def _read_document(spec: Spec, req: Request) -> Op[Any]:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        reason = "nested too deeply" if "depth" in exc.msg else "not valid JSON"
+        if "depth" in exc.msg:
+            raise BadRequest(_TOO_DEEP) from None
         raise BadRequest(
-            f"The request body is {reason} (line {exc.lineno}, column {exc.colno})."
+            f"The request body is not valid JSON (line {exc.lineno}, "
+            f"column {exc.colno})."
         ) from None
+
+
+def _fingerprint(document: Any) -> str:
+    """The request's identity for idempotency; refuses (400) what cannot be
+    written back, before any work: the parser takes 1,024 levels of nesting,
+    the serializer (and so the store) 254."""
+    try:
+        encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        raise BadRequest(_TOO_DEEP) from None
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
     if text is None:
         return None
     try:
-        deadline = datetime.fromisoformat(text)
-    except ValueError:
-        raise RequestValidationError(
-            "$.deadline: must be an RFC 3339 date-time (rule 'format')"
-        ) from None
-    if deadline.tzinfo is None:
-        raise RequestValidationError(
-            "$.deadline: must carry a time zone offset (rule 'format')"
-        )
+        deadline = parse_datetime(text)
+    except ValueError as exc:
+        raise RequestValidationError(f"$.deadline: {exc} (rule 'format')") from None
     if deadline.timestamp() > now + spec.max_deadline:
         # Well formed, but more than this provider promises: 422, not 400.
         raise UnprocessableEntity(
@@ -80,6 +96,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     if not spec.runnable.everyone:
         yield from require(spec.runnable, caller)
     document = yield from _read_document(spec, req)
+    fingerprint = _fingerprint(document)
     spec.validate(document)
     now = time.time()
     deadline = _deadline(spec, document.get("deadline"), now)
@@ -98,9 +115,6 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         deadline=deadline,
         release_after=document.get("release_after") or spec.release_after,
     )
-    fingerprint = hashlib.sha256(
-        orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
     give_up = time.monotonic() + spec.pending_wait
     pause = 0.005
     while True:
