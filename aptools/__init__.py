@@ -40,6 +40,7 @@ from aptools.models import (
 from aptools.provider import Provider, ProviderConfigError
 from aptools.store import (
     MemoryStore,
+    RequestKey,
     Reservation,
     SQLiteStore,
     Store,
@@ -76,6 +77,7 @@ __all__ = [
     "Provider",
     "ProviderConfigError",
     "RequestInfo",
+    "RequestKey",
     "RequestValidationError",
     "Reservation",
     "SQLiteStore",

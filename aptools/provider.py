@@ -75,6 +75,10 @@ class Provider:
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
     URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
+    The provider keeps its actions, request ids and shared token
+    introspections there under ``store_namespace`` (by default
+    ``f"{scope} {prefix}"``), so providers sharing a store never see each
+    other's; give two providers one namespace only to share their actions.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class Provider:
         client_id: str | None = None,
         client_secret: str | None = None,
         store: Store | str | None = None,
+        store_namespace: str | None = None,
         max_body_size: int = DEFAULT_MAX_BODY,
         echo_input: bool = False,
         token_cache_ttl: float = 60.0,
@@ -129,6 +134,8 @@ class Provider:
                 raise ProviderConfigError(
                     f"{name} must be an ISO 8601 duration such as 'P30D': {value!r}"
                 )
+        if store_namespace is not None:
+            _check_text("store_namespace", store_namespace, 1024)
         if max_body_size < 1:
             raise ProviderConfigError("max_body_size must be positive")
         if handler_threads is not None and (
@@ -169,6 +176,7 @@ class Provider:
         self._client_id = client_id
         self._client_secret = client_secret
         self._store = store
+        self._namespace = store_namespace or f"{scope} {self.prefix}"
         self._max_body = max_body_size
         self._echo_input = echo_input
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
@@ -292,9 +300,15 @@ class Provider:
                 "no Globus Auth client secret: pass client_secret= or set "
                 "APTOOLS_CLIENT_SECRET"
             )
-        store = (
-            self._store if isinstance(self._store, Store) else open_store(self._store)
-        )
+        try:
+            opened = (
+                self._store
+                if isinstance(self._store, Store)
+                else open_store(self._store)
+            )
+        except ValueError as exc:
+            raise ProviderConfigError(str(exc)) from None
+        store = opened.for_provider(self._namespace)
         ttl, size, timeout = self._cache
         auth = Authenticator(
             client_id=client_id,

@@ -13,7 +13,15 @@ from typing import Any
 import orjson
 import pytest
 
-from aptools import Action, MemoryStore, SQLiteStore, Store, Stored, open_store
+from aptools import (
+    Action,
+    MemoryStore,
+    RequestKey,
+    SQLiteStore,
+    Store,
+    Stored,
+    open_store,
+)
 from aptools.models import isoformat
 
 NOW = 1_900_000_000.0
@@ -46,7 +54,7 @@ def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
 def put(store: Store, act: Action, expires_at: float | None = None) -> None:
     assert (
         store.reserve(
-            act.creator_id, act.request_id, "fp", act.action_id, NOW, 60
+            RequestKey(act.creator_id, act.request_id, "fp"), act.action_id, NOW, 60
         ).outcome
         == "new"
     )
@@ -54,30 +62,37 @@ def put(store: Store, act: Action, expires_at: float | None = None) -> None:
 
 
 def test_reserve_outcomes(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp1", "a1", NOW, 60).outcome == "new"
-    assert store.reserve(ALICE, "r", "fp1", "a2", NOW, 60).outcome == "pending"
-    assert store.reserve(ALICE, "r", "fp2", "a2", NOW, 60).outcome == "conflict"
+    assert store.reserve(RequestKey(ALICE, "r", "fp1"), "a1", NOW, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, "r", "fp1"), "a2", NOW, 60).outcome == "pending"
+    )
+    assert (
+        store.reserve(RequestKey(ALICE, "r", "fp2"), "a2", NOW, 60).outcome
+        == "conflict"
+    )
     assert store.get("a1", NOW) is None  # pending actions are invisible
     done = action("a1", request_id="r")
     store.finish(Stored.of(done), done, None)
-    found = store.reserve(ALICE, "r", "fp1", "a3", NOW, 60)
+    found = store.reserve(RequestKey(ALICE, "r", "fp1"), "a3", NOW, 60)
     assert found.outcome == "existing" and found.stored is not None
     assert found.stored.action().action_id == "a1"
-    assert store.reserve(BOB, "r", "fp2", "b1", NOW, 60).outcome == "new"
+    assert store.reserve(RequestKey(BOB, "r", "fp2"), "b1", NOW, 60).outcome == "new"
 
 
 def test_stale_reservation_is_taken_over(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
-    assert store.reserve(ALICE, "r", "fp", "a2", NOW + 61, 60).outcome == "new"
+    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW + 61, 60).outcome == "new"
+    )
     done = action("a2", request_id="r")
     store.finish(Stored.of(done), done, None)
     assert store.get("a2", NOW) is not None
 
 
 def test_abandon_frees_the_key(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
+    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
     store.abandon("a1")
-    assert store.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "new"
+    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW, 60).outcome == "new"
 
 
 def test_copies_are_private(store: Store) -> None:
@@ -109,14 +124,19 @@ def test_expiry_and_purge(store: Store) -> None:
     assert store.get("a1", NOW + 10) is None
     assert store.purge(NOW + 11) == 1
     assert store.get("a2", NOW + 11) is not None
-    assert store.reserve(ALICE, "req-a1", "other", "a3", NOW + 11, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, "req-a1", "other"), "a3", NOW + 11, 60).outcome
+        == "new"
+    )
 
 
 def test_delete_removes_action_and_key(store: Store) -> None:
     put(store, action("a1", "FAILED"))
     store.delete("a1")
     assert store.get("a1", NOW) is None
-    assert store.reserve(ALICE, "req-a1", "fp", "a2", NOW, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, "req-a1", "fp"), "a2", NOW, 60).outcome == "new"
+    )
 
 
 def test_list_by_principal_role_and_status(store: Store) -> None:
@@ -158,7 +178,9 @@ def _race(
 ) -> None:
     store = SQLiteStore(path)
     outcomes = [
-        store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome
+        store.reserve(
+            RequestKey(ALICE, f"r{i}", "fp"), f"p{n}-{i}", time.time(), 60
+        ).outcome
         for i in range(40)
     ]
     queue.put(outcomes)
@@ -198,7 +220,9 @@ def _open_new_files(
         together.wait(60)
         try:
             store = SQLiteStore(os.path.join(folder, f"{i}.db"))
-            store.reserve(ALICE, "r", "fp", f"a{os.getpid()}", time.time(), 60)
+            store.reserve(
+                RequestKey(ALICE, "r", "fp"), f"a{os.getpid()}", time.time(), 60
+            )
             store.close()
         except Exception as exc:  # reported to the test
             failures.append(f"{i}: {exc!r}")
@@ -245,7 +269,10 @@ def test_sqlite_opens_while_another_process_writes(tmp_path: Path) -> None:
 
 def _hold(path: str, request_id: str, finish: bool, ready: Any, go: Any) -> None:
     store = SQLiteStore(path)
-    assert store.reserve(ALICE, request_id, "fp", "held", NOW, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, request_id, "fp"), "held", NOW, 60).outcome
+        == "new"
+    )
     ready.set()
     go.wait(60)
     if finish:
@@ -267,13 +294,13 @@ def test_sqlite_claim_lives_as_long_as_its_holder(tmp_path: Path, finish: bool) 
     try:
         assert ready.wait(60)
         # Held by a live process, however old: no lease to wait out.
-        assert store.reserve(ALICE, "r", "fp", "mine", NOW + 10**6, 60).outcome == (
-            "pending"
-        )
+        assert store.reserve(
+            RequestKey(ALICE, "r", "fp"), "mine", NOW + 10**6, 60
+        ).outcome == ("pending")
     finally:
         go.set()
         holder.join(timeout=60)
-    after = store.reserve(ALICE, "r", "fp", "mine", NOW, 60)
+    after = store.reserve(RequestKey(ALICE, "r", "fp"), "mine", NOW, 60)
     if finish:
         assert after.outcome == "existing" and after.stored is not None
         assert after.stored.action_id == "held"
@@ -289,13 +316,17 @@ def test_sqlite_stores_of_one_file_in_one_process_share_claims(
 ) -> None:
     first = SQLiteStore(tmp_path / "s.db")
     second = SQLiteStore(tmp_path / "s.db")
-    assert first.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
-    assert second.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "pending"
+    assert first.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
+    assert (
+        second.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW, 60).outcome == "pending"
+    )
     second.close()  # closing one store does not drop the other's claims
-    assert first.reserve(ALICE, "r", "fp", "a3", NOW, 60).outcome == "pending"
+    assert (
+        first.reserve(RequestKey(ALICE, "r", "fp"), "a3", NOW, 60).outcome == "pending"
+    )
     done = action("a1", request_id="r")
     first.finish(Stored.of(done), done, None)
-    again = first.reserve(ALICE, "r", "fp", "a4", NOW, 60)
+    again = first.reserve(RequestKey(ALICE, "r", "fp"), "a4", NOW, 60)
     assert again.outcome == "existing"
     first.close()
 

@@ -7,7 +7,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aptools.models import Action
-from aptools.store.base import CONFLICT, NEW, PENDING, Reservation, Store, Stored
+from aptools.store.base import (
+    CONFLICT,
+    NEW,
+    PENDING,
+    RequestKey,
+    Reservation,
+    Store,
+    Stored,
+)
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
@@ -15,6 +23,7 @@ __all__ = ["MemoryStore"]
 
 @dataclass(slots=True)
 class _Row:
+    namespace: str
     creator_id: str
     request_id: str
     fingerprint: str
@@ -33,28 +42,38 @@ class MemoryStore(Store):
     """Actions in a dict, guarded by one lock. For tests and single processes.
 
     >>> provider = Provider(..., store=MemoryStore())
+
+    Views made by :meth:`for_provider` share the dict and the lock; each
+    sees only the rows of its own namespace.
     """
 
     def __init__(self) -> None:
+        self._namespace = ""
         self._rows: dict[str, _Row] = {}
-        self._keys: dict[tuple[str, str], str] = {}
+        self._keys: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
 
+    def for_provider(self, namespace: str) -> MemoryStore:
+        view = object.__new__(MemoryStore)
+        view._namespace = namespace
+        view._rows = self._rows
+        view._keys = self._keys
+        view._lock = self._lock
+        return view
+
+    def _row(self, action_id: str) -> _Row | None:
+        row = self._rows.get(action_id)
+        return row if row is not None and row.namespace == self._namespace else None
+
     def reserve(
-        self,
-        creator_id: str,
-        request_id: str,
-        fingerprint: str,
-        action_id: str,
-        now: float,
-        lease: float,
+        self, key: RequestKey, action_id: str, now: float, lease: float
     ) -> Reservation:
-        key = (creator_id, request_id)
+        held_key = (self._namespace, key.creator_id, key.request_id)
         with self._lock:
-            held = self._keys.get(key)
+            held = self._keys.get(held_key)
             row = self._rows.get(held) if held is not None else None
             if row is not None and row.live(now):
-                if row.fingerprint != fingerprint:
+                if row.fingerprint != key.fingerprint:
                     return CONFLICT
                 if row.stored is not None:
                     return Reservation("existing", row.stored)
@@ -62,14 +81,16 @@ class MemoryStore(Store):
                     return PENDING
             if held is not None:
                 self._rows.pop(held, None)
-            self._rows[action_id] = _Row(creator_id, request_id, fingerprint, now)
-            self._keys[key] = action_id
+            self._rows[action_id] = _Row(
+                self._namespace, key.creator_id, key.request_id, key.fingerprint, now
+            )
+            self._keys[held_key] = action_id
             return NEW
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
-            row = self._rows.get(action.action_id)
-            if row is None:
+            row = self._row(action.action_id)
+            if row is None or row.stored is not None:
                 return
             row.expires_at = expires_at
             row.monitor_by = tuple(action.monitor_by)
@@ -77,11 +98,18 @@ class MemoryStore(Store):
             row.stored = stored.trimmed()
 
     def abandon(self, action_id: str) -> None:
-        self.delete(action_id)
+        with self._lock:
+            row = self._row(action_id)
+            if row is not None and row.stored is None:
+                self._drop(action_id, row)
 
     def get(self, action_id: str, now: float) -> Stored | None:
         row = self._rows.get(action_id)
-        if row is None or (row.expires_at is not None and row.expires_at <= now):
+        if (
+            row is None
+            or row.namespace != self._namespace
+            or (row.expires_at is not None and row.expires_at <= now)
+        ):
             return None
         return row.stored
 
@@ -89,7 +117,7 @@ class MemoryStore(Store):
         self, action_id: str, stored: Stored, expires_at: float | None, now: float
     ) -> Stored | None:
         with self._lock:
-            row = self._rows.get(action_id)
+            row = self._row(action_id)
             if row is None or row.stored is None or not row.live(now):
                 return None
             if row.stored.status not in TERMINAL:
@@ -99,11 +127,15 @@ class MemoryStore(Store):
 
     def delete(self, action_id: str) -> None:
         with self._lock:
-            row = self._rows.pop(action_id, None)
+            row = self._row(action_id)
             if row is not None:
-                key = (row.creator_id, row.request_id)
-                if self._keys.get(key) == action_id:
-                    del self._keys[key]
+                self._drop(action_id, row)
+
+    def _drop(self, action_id: str, row: _Row) -> None:
+        del self._rows[action_id]
+        key = (row.namespace, row.creator_id, row.request_id)
+        if self._keys.get(key) == action_id:
+            del self._keys[key]
 
     def list(
         self,
@@ -116,7 +148,12 @@ class MemoryStore(Store):
         found = []
         for row in rows:
             stored = row.stored
-            if stored is None or stored.status not in statuses or not row.live(now):
+            if (
+                stored is None
+                or row.namespace != self._namespace
+                or stored.status not in statuses
+                or not row.live(now)
+            ):
                 continue
             if _holds(row, principals):
                 found.append(stored.action())
@@ -124,13 +161,18 @@ class MemoryStore(Store):
 
     def purge(self, now: float) -> int:
         with self._lock:
-            gone = [aid for aid, row in self._rows.items() if not row.live(now)]
-        for action_id in gone:
-            self.delete(action_id)
+            gone = [
+                (action_id, row)
+                for action_id, row in self._rows.items()
+                if row.namespace == self._namespace and not row.live(now)
+            ]
+            for action_id, row in gone:
+                self._drop(action_id, row)
         return len(gone)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        """How many actions (reserved ones included) this view holds."""
+        return sum(1 for row in self._rows.values() if row.namespace == self._namespace)
 
 
 def _holds(row: _Row, principals: Mapping[str, Collection[str]]) -> bool:
@@ -138,6 +180,8 @@ def _holds(row: _Row, principals: Mapping[str, Collection[str]]) -> bool:
         if role == "creator_id":
             if row.creator_id in wanted:
                 return True
-        elif any(p in wanted for p in getattr(row, role)):
+        elif role in ("monitor_by", "manage_by") and any(
+            p in wanted for p in getattr(row, role)
+        ):
             return True
     return False

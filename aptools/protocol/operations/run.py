@@ -31,7 +31,7 @@ from aptools.protocol.lifecycle import (
     new_action_id,
 )
 from aptools.protocol.spec import Reply, Request, Spec
-from aptools.store import Reservation, Stored
+from aptools.store import RequestKey, Reservation, Stored
 from aptools.vocabulary import TERMINAL
 
 
@@ -101,17 +101,11 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     fingerprint = hashlib.sha256(
         orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
+    key = RequestKey(caller.identity_urn, request.request_id, fingerprint)
     give_up = time.monotonic() + spec.pending_wait
     pause = 0.005
     while True:
-        claim = (
-            caller.identity_urn,
-            request.request_id,
-            fingerprint,
-            request.action_id,
-            now,
-            spec.lease,
-        )
+        claim = (key, request.action_id, now, spec.lease)
         # PERF: a local store answers in place, without an effect round trip.
         reservation: Reservation = (
             (yield Blocking(spec.store.reserve, *claim))
