@@ -90,14 +90,12 @@ class Claims:
     POSIX record locks belong to a process (and closing any descriptor of
     the file drops them all), so each process keeps one of these per file
     (see :func:`open_claims`), counts its holders per slot and locks a slot
-    once. ``path=None`` keeps the claims in this process only.
+    once.
     """
 
-    def __init__(self, path: str | None) -> None:
-        self._fd = (
-            None
-            if path is None
-            else os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def __init__(self, path: str) -> None:
+        self._fd: int | None = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
         self.users = 0
         self._reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -54,11 +55,10 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
 
     def for_provider(self, namespace: str) -> MemoryStore:
-        view = object.__new__(MemoryStore)
+        # A shallow copy: the same rows and lock (and whatever a subclass
+        # keeps), another namespace.
+        view = copy.copy(self)
         view._namespace = namespace
-        view._rows = self._rows
-        view._keys = self._keys
-        view._lock = self._lock
         return view
 
     def _row(self, action_id: str) -> _Row | None:

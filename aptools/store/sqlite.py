@@ -14,6 +14,7 @@ every provider on the file, as they were, until they are released.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sqlite3
@@ -36,7 +37,6 @@ from aptools.store.base import (
 from aptools.store.claims import (
     FORKS,
     Claim,
-    Claims,
     close_claims,
     open_claims,
     patiently,
@@ -83,9 +83,6 @@ class _File:
         self.timeout = timeout
         self._local = threading.local()
         self._claims_path: str | None = None
-        if path == ":memory:":
-            self.claims = Claims(None)
-            return
         _check_place(path)
         try:
             prepare(self.connection(), timeout)
@@ -102,10 +99,6 @@ class _File:
                 f"SQLite store {path}: cannot open its claims file"
                 f" {exc.filename}: {exc.strerror}"
             ) from None
-
-    @property
-    def shares_introspections(self) -> bool:
-        return self._claims_path is not None
 
     def connection(self) -> sqlite3.Connection:
         """The calling thread's connection, opened on first use."""
@@ -150,6 +143,12 @@ class _File:
 def _check_place(path: str) -> None:
     """Refuse a path whose directory is missing: the store lives where it is
     configured, and a typo must not grow a new, empty store elsewhere."""
+    if path == ":memory:" or path.startswith("file:"):
+        raise ValueError(
+            f"SQLite store {path}: give the path of a file (an in-memory SQLite"
+            " database is private to one connection; the memory store,"
+            " 'memory:', keeps actions in memory)"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         what = "is not a directory" if os.path.exists(folder) else "does not exist"
@@ -190,10 +189,9 @@ class SQLiteStore(Store):
         self._namespace = ""
 
     def for_provider(self, namespace: str) -> SQLiteStore:
-        view = object.__new__(SQLiteStore)
-        view.path = self.path
-        view._file = self._file
-        view._claims = self._claims
+        # A shallow copy: the same file, connections and claims (and whatever
+        # a subclass keeps), another namespace.
+        view = copy.copy(self)
         view._namespace = namespace
         return view
 
@@ -364,11 +362,9 @@ class SQLiteStore(Store):
                 self._delete(db, action_id)
         return len(gone)
 
-    def introspections(self) -> SQLiteIntrospections | None:
+    def introspections(self) -> SQLiteIntrospections:
         """Token introspections of this view's namespace, shared through
-        the file (none for an in-memory database)."""
-        if not self._file.shares_introspections:
-            return None
+        the file by the processes using it."""
         return SQLiteIntrospections(
             self._file.connection, self._claims, self._namespace
         )
