@@ -1,4 +1,7 @@
-"""The store contract, for every store; SQLite across processes and restarts."""
+"""The SQLite store across processes, restarts, older files and bad paths.
+
+The contract every store keeps is in test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,9 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from aptools import (
@@ -27,16 +28,6 @@ from aptools.models import isoformat
 NOW = 1_900_000_000.0
 ALICE = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000a"
 BOB = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000b"
-GROUP = "urn:globus:groups:id:00000000-0000-0000-0000-0000000000aa"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    )
-    yield made
-    made.close()
 
 
 def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
@@ -59,105 +50,6 @@ def put(store: Store, act: Action, expires_at: float | None = None) -> None:
         == "new"
     )
     store.finish(Stored.of(act), act, expires_at)
-
-
-def test_reserve_outcomes(store: Store) -> None:
-    assert store.reserve(RequestKey(ALICE, "r", "fp1"), "a1", NOW, 60).outcome == "new"
-    assert (
-        store.reserve(RequestKey(ALICE, "r", "fp1"), "a2", NOW, 60).outcome == "pending"
-    )
-    assert (
-        store.reserve(RequestKey(ALICE, "r", "fp2"), "a2", NOW, 60).outcome
-        == "conflict"
-    )
-    assert store.get("a1", NOW) is None  # pending actions are invisible
-    done = action("a1", request_id="r")
-    store.finish(Stored.of(done), done, None)
-    found = store.reserve(RequestKey(ALICE, "r", "fp1"), "a3", NOW, 60)
-    assert found.outcome == "existing" and found.stored is not None
-    assert found.stored.action().action_id == "a1"
-    assert store.reserve(RequestKey(BOB, "r", "fp2"), "b1", NOW, 60).outcome == "new"
-
-
-def test_stale_reservation_is_taken_over(store: Store) -> None:
-    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
-    assert (
-        store.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW + 61, 60).outcome == "new"
-    )
-    done = action("a2", request_id="r")
-    store.finish(Stored.of(done), done, None)
-    assert store.get("a2", NOW) is not None
-
-
-def test_abandon_frees_the_key(store: Store) -> None:
-    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
-    store.abandon("a1")
-    assert store.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW, 60).outcome == "new"
-
-
-def test_copies_are_private(store: Store) -> None:
-    put(store, action("a1", details={"n": 1}))
-    got = store.get("a1", NOW)
-    assert got is not None
-    copy = got.action()
-    copy.details["n"] = 2
-    again = store.get("a1", NOW)
-    assert again is not None and again.action().details == {"n": 1}
-    assert orjson.loads(again.public)["details"] == {"n": 1}
-
-
-def test_terminal_actions_never_change(store: Store) -> None:
-    put(store, action("a1"))
-    finished = Stored.of(action("a1", "SUCCEEDED", details={"r": 1}))
-    done = store.update("a1", finished, NOW + 100, NOW)
-    assert done is not None and done.status == "SUCCEEDED"
-    back = store.update("a1", Stored.of(action("a1", "ACTIVE")), None, NOW)
-    assert back is not None and back.status == "SUCCEEDED"
-    assert back.action().details == {"r": 1}
-    assert store.update("missing", Stored.of(action("missing")), None, NOW) is None
-
-
-def test_expiry_and_purge(store: Store) -> None:
-    put(store, action("a1", "SUCCEEDED"), expires_at=NOW + 10)
-    put(store, action("a2"))
-    assert store.get("a1", NOW + 9) is not None
-    assert store.get("a1", NOW + 10) is None
-    assert store.purge(NOW + 11) == 1
-    assert store.get("a2", NOW + 11) is not None
-    assert (
-        store.reserve(RequestKey(ALICE, "req-a1", "other"), "a3", NOW + 11, 60).outcome
-        == "new"
-    )
-
-
-def test_delete_removes_action_and_key(store: Store) -> None:
-    put(store, action("a1", "FAILED"))
-    store.delete("a1")
-    assert store.get("a1", NOW) is None
-    assert (
-        store.reserve(RequestKey(ALICE, "req-a1", "fp"), "a2", NOW, 60).outcome == "new"
-    )
-
-
-def test_list_by_principal_role_and_status(store: Store) -> None:
-    put(store, action("a1"))
-    put(store, action("a2", "SUCCEEDED"))
-    put(store, action("b1", creator_id=BOB, monitor_by=[ALICE]))
-    put(store, action("b2", creator_id=BOB, manage_by=[GROUP]))
-    put(store, action("b3", creator_id=BOB))
-
-    def ids(roles: dict[str, set[str]], statuses: set[str]) -> set[str]:
-        return {a.action_id for a in store.list(roles, statuses, NOW)}
-
-    assert ids({"creator_id": {ALICE}}, {"ACTIVE"}) == {"a1"}
-    assert ids({"creator_id": {ALICE}}, {"ACTIVE", "SUCCEEDED"}) == {"a1", "a2"}
-    assert ids({"monitor_by": {ALICE}}, {"ACTIVE"}) == {"b1"}
-    assert ids({"manage_by": {ALICE, GROUP}}, {"ACTIVE"}) == {"b2"}
-    assert ids({"creator_id": {ALICE}, "monitor_by": {ALICE}}, {"ACTIVE"}) == {
-        "a1",
-        "b1",
-    }
-    assert ids({"creator_id": {BOB}}, set()) == set()
 
 
 def test_sqlite_survives_reopening(tmp_path: Path) -> None:
@@ -331,16 +223,6 @@ def test_sqlite_stores_of_one_file_in_one_process_share_claims(
     first.close()
 
 
-def test_open_store_urls(tmp_path: Path) -> None:
-    assert isinstance(open_store("memory:"), MemoryStore)
-    made = open_store(f"sqlite:///{tmp_path}/x/y.db")
-    assert isinstance(made, SQLiteStore) and (tmp_path / "x" / "y.db").exists()
-    made.close()
-    for bad in ("postgres://db", "sqlite:///", "file.db"):
-        with pytest.raises(ValueError):
-            open_store(bad)
-
-
 def test_action_ids_differ_across_forks() -> None:
     import os as _os
 
@@ -357,3 +239,224 @@ def test_action_ids_differ_across_forks() -> None:
     _os.close(read)
     _os.close(write)
     assert child != new_action_id()
+
+
+# -- files of the version before provider namespaces -------------------------
+
+# The tables exactly as the version before namespaces made them.
+_V0_SCHEMA = """
+CREATE TABLE aptools_actions (
+    action_id   TEXT PRIMARY KEY,
+    creator_id  TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    reserved_at REAL NOT NULL,
+    pending     INTEGER NOT NULL DEFAULT 1,
+    status      TEXT NOT NULL DEFAULT '',
+    expires_at  REAL,
+    public      BLOB,
+    doc         BLOB,
+    UNIQUE (creator_id, request_id)
+);
+CREATE INDEX aptools_actions_expiry
+    ON aptools_actions (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE aptools_principals (
+    principal TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    PRIMARY KEY (principal, role, action_id)
+) WITHOUT ROWID;
+CREATE INDEX aptools_principals_action ON aptools_principals (action_id);
+CREATE TABLE aptools_introspections (
+    key        BLOB PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    record     BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _old_file(path: Path) -> None:
+    """A file as the version before namespaces left it: two finished actions
+    (one shared with BOB, one expiring) and a claim row of an older one."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_V0_SCHEMA)
+    for act, expires_at in (
+        (action("old1", monitor_by=[BOB]), None),
+        (action("old2", "SUCCEEDED"), NOW + 100),
+    ):
+        stored = Stored.of(act)
+        db.execute(
+            "INSERT INTO aptools_actions VALUES (?, ?, ?, 'fp', ?, 0, ?, ?, ?, ?)",
+            (
+                act.action_id,
+                ALICE,
+                act.request_id,
+                NOW,
+                act.status,
+                expires_at,
+                stored.public,
+                stored.doc,
+            ),
+        )
+    db.execute(
+        "INSERT INTO aptools_principals VALUES (?, 'monitor_by', 'old1')", (BOB,)
+    )
+    db.execute(
+        "INSERT INTO aptools_actions (action_id, creator_id, request_id,"
+        " fingerprint, reserved_at) VALUES ('claimed', ?, 'req-claimed', 'fp', ?)",
+        (ALICE, NOW),
+    )
+    db.close()
+
+
+def test_sqlite_reads_files_of_the_version_before_namespaces(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_file(path)
+    root = SQLiteStore(path)
+    alpha, beta = root.for_provider("alpha"), root.for_provider("beta")
+    # Actions from before namespaces stay readable by the provider they
+    # belong to; which that is, the file never said, so every provider on
+    # the file reads them, as before.
+    for view in (alpha, beta):
+        got = view.get("old1", NOW)
+        assert got is not None and got.action().monitor_by == [BOB]
+        assert [
+            a.action_id for a in view.list({"monitor_by": {BOB}}, {"ACTIVE"}, NOW)
+        ] == ["old1"]
+        again = view.reserve(RequestKey(ALICE, "req-old1", "fp"), "x", NOW, 60)
+        assert again.outcome == "existing" and again.stored is not None
+    # They keep changing and expiring as before.
+    done = Stored.of(action("old1", "SUCCEEDED"))
+    assert alpha.update("old1", done, NOW + 10, NOW) == done
+    assert beta.purge(NOW + 11) == 1
+    assert alpha.get("old1", NOW) is None
+    assert alpha.get("old2", NOW) is not None
+    # A claim row an older version left is free for a new run.
+    claimed = RequestKey(ALICE, "req-claimed", "fp")
+    assert alpha.reserve(claimed, "fresh", NOW, 60).outcome == "new"
+    # New actions are the provider's own; a request id may recur elsewhere.
+    put(alpha, action("new", request_id="again"))
+    put(beta, action("new-beta", request_id="again"))
+    assert beta.get("new", NOW) is None and alpha.get("new-beta", NOW) is None
+    root.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    reopened = SQLiteStore(path).for_provider("alpha")
+    assert reopened.get("new", NOW) is not None
+    assert reopened.get("old2", NOW) is not None
+    reopened.close()
+
+
+def _open_old(path: str, together: Any, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    together.wait(60)
+    try:
+        store = SQLiteStore(path).for_provider("p")
+        found = store.get("old1", NOW)
+        queue.put("ok" if found is not None else "old1 not found")
+        store.close()
+    except Exception as exc:  # reported to the test
+        queue.put(repr(exc))
+
+
+def test_sqlite_processes_may_upgrade_an_old_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_file(path)
+    ctx = multiprocessing.get_context("spawn")
+    together = ctx.Barrier(3)
+    queue = ctx.Queue()
+    openers = [
+        ctx.Process(target=_open_old, args=(str(path), together, queue))
+        for _ in range(3)
+    ]
+    for p in openers:
+        p.start()
+    try:
+        said = [queue.get(timeout=120) for _ in openers]
+    finally:
+        for p in openers:
+            p.join(timeout=60)
+    assert said == ["ok"] * 3
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM aptools_actions").fetchone() == (3,)
+
+
+def test_sqlite_refuses_a_file_of_a_newer_version(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(ValueError, match="newer") as refused:
+        SQLiteStore(path)
+    assert str(path) in str(refused.value)
+
+
+# -- paths that cannot hold a store ---------------------------------------------
+
+
+def test_sqlite_refuses_a_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "deeper"
+    with pytest.raises(ValueError, match="does not exist") as refused:
+        SQLiteStore(missing / "actions.db")
+    assert str(missing) in str(refused.value)
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n" * 20)
+    before = text.read_bytes()
+    with pytest.raises(ValueError, match="not a SQLite database") as refused:
+        SQLiteStore(text)
+    assert str(text) in str(refused.value)
+    assert text.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file", "memory"])
+def test_sqlite_refuses_paths_that_cannot_be_a_database_file(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    path = {
+        "a directory": str(tmp_path),
+        "under a file": str(tmp_path / "file" / "a.db"),
+        "memory": ":memory:",
+    }[where]
+    with pytest.raises(ValueError) as refused:
+        SQLiteStore(path)
+    assert path in str(refused.value) or str(tmp_path / "file") in str(refused.value)
+
+
+# -- views -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_views_keep_a_subclass_and_its_state(tmp_path: Path, kind: str) -> None:
+    base: type[Store] = MemoryStore if kind == "memory" else SQLiteStore
+
+    class Counted(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.gets = 0
+
+        def get(self, action_id: str, now: float) -> Stored | None:
+            self.gets += 1
+            found: Stored | None = super().get(action_id, now)
+            return found
+
+    made = Counted() if kind == "memory" else Counted(tmp_path / "s.db")
+    view = made.for_provider("p")
+    assert isinstance(view, Counted)
+    assert view.get("a1", NOW) is None and view.gets == 1
+    made.close()
+
+
+def test_introspections_of_one_file_are_shared_by_its_stores(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "s.db").for_provider("p").introspections()
+    second = SQLiteStore(tmp_path / "s.db").for_provider("p").introspections()
+    first.put(b"k" * 32, NOW + 60, {"sub": "x"})
+    assert second.get(b"k" * 32, NOW) == (NOW + 60, {"sub": "x"})
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        [(key,)] = db.execute("SELECT key FROM aptools_introspections").fetchall()
+    assert key != b"k" * 32  # scoped to the namespace, not the token's hash alone
