@@ -111,6 +111,11 @@ def redact(url: str) -> str:
             name = user.partition(":")[0]
             rest = f"{name}:***@{host}{rest[end:]}"
         url = f"{scheme}{sep}{rest}"
+    else:
+        # Not a URL of any known form: hide whatever might be credentials.
+        head, at_sign, tail = url.rpartition("@")
+        if at_sign and ":" in head:
+            url = f"{head.partition(':')[0]}:***@{tail}"
     return re.sub(r"(?i)(password=)[^&#;\s]*", r"\1***", url)
 
 
