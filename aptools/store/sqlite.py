@@ -198,14 +198,15 @@ class SQLiteStore(Store):
     def reserve(
         self, key: RequestKey, action_id: str, now: float, lease: float
     ) -> Reservation:
-        held = (self._namespace, key.creator_id, key.request_id)
-        taken = self._claims.take(held, key.fingerprint, action_id, now, lease)
+        creator_id, request_id, fingerprint = key
+        held = (self._namespace, creator_id, request_id)
+        taken = self._claims.take(held, fingerprint, action_id, now, lease)
         if taken != "new":
             return PENDING if taken == "pending" else CONFLICT
         try:
             row = (
                 self._file.connection()
-                .execute(_FIND, (key.creator_id, key.request_id, self._namespace))
+                .execute(_FIND, (creator_id, request_id, self._namespace))
                 .fetchone()
             )
             if row is None:
@@ -213,7 +214,7 @@ class SQLiteStore(Store):
             found, found_print, pending, expires_at = row[:4]
             if not pending and (expires_at is None or expires_at > now):
                 self._claims.give(action_id)
-                if found_print != key.fingerprint:
+                if found_print != fingerprint:
                     return CONFLICT
                 return Reservation("existing", Stored(found, *row[4:]))
             # Expired, or a claim row left by an earlier version: gone.
