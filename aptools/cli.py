@@ -84,7 +84,10 @@ def dev(args: argparse.Namespace) -> int:
     _log_requests()
     fake = FakeGlobusAuth().start()
     os.environ.update(fake.env())
-    os.environ.setdefault("APTOOLS_STORE", DEV_STORE)
+    if "APTOOLS_STORE" not in os.environ:
+        # The dev store's directory is ours to make (a configured one is not).
+        os.makedirs(".aptools", exist_ok=True)
+        os.environ["APTOOLS_STORE"] = DEV_STORE
     provider = load_provider(args.target)
     fake.scope = provider.scope
     runnable = provider.description["runnable_by"]
