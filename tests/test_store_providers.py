@@ -13,6 +13,7 @@ from aptools import MemoryStore, Provider, ProviderConfigError, SQLiteStore, Sto
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .conftest import Client, MakeClient
+from .servers import ROOT, aptools_cli
 
 GOOD = {"input_string": "hello"}
 OTHER_SCOPE = (
@@ -213,3 +214,32 @@ def test_an_unknown_store_url_fails_the_build_without_its_password(
         _build(auth, flavour, "scheme://user:hunter22@host/db")
     assert "hunter22" not in str(refused.value)
     assert "scheme://user:***@host/db" in str(refused.value)
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+@pytest.mark.parametrize("store", ["missing-dir", "not-a-database", "unknown-scheme"])
+def test_the_command_refuses_a_bad_store_in_one_line(
+    tmp_path: Path, command: str, store: str
+) -> None:
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    url, named = {
+        "missing-dir": (f"sqlite:///{tmp_path}/no-such-dir/a.db", "no-such-dir"),
+        "not-a-database": (f"sqlite:///{tmp_path}/passwd", str(tmp_path / "passwd")),
+        "unknown-scheme": ("scheme://user:hunter22@host/db", "user:***@host"),
+    }[store]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "APTOOLS_STORE": url,
+        "APTOOLS_CLIENT_ID": "client",
+        "APTOOLS_CLIENT_SECRET": "secret",
+        "WATCHASAY_SCOPE": OTHER_SCOPE,
+    }
+    args = [command, "examples.watchasay.app"]
+    if command == "serve":
+        args += ["--wsgi", "--port", "1"]  # refused before it would listen
+    done = aptools_cli(*args, cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode != 0
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert "hunter22" not in done.stdout + done.stderr
+    assert not (tmp_path / "no-such-dir").exists()

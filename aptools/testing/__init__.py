@@ -6,6 +6,8 @@
   (WSGI or ASGI) or over HTTP.
 - The pytest plugin (registered automatically when aptools is installed)
   adds the ``fake_globus_auth`` fixture.
+- :mod:`aptools.testing.store_contract`: the tests any action store must
+  pass (imported on its own; it needs pytest).
 """
 
 from aptools.testing.client import ProviderClient, Reply
