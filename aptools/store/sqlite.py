@@ -15,7 +15,6 @@ every provider on the file, as they were, until they are released.
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import sqlite3
 import threading
@@ -46,8 +45,6 @@ from aptools.store.sqlite_schema import busy, prepare
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["SQLiteStore"]
-
-log = logging.getLogger("aptools.store")
 
 _TERMINAL = tuple(sorted(TERMINAL))
 # Rows of this view's namespace, and rows from before namespaces existed.
@@ -112,8 +109,14 @@ class _File:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            patiently(lambda: db.execute("PRAGMA journal_mode=WAL"), busy, self.timeout)
-            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                patiently(
+                    lambda: db.execute("PRAGMA journal_mode=WAL"), busy, self.timeout
+                )
+                db.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                db.close()
+                raise
             local.db = db
             local.forks = FORKS[0]
         return db
