@@ -203,6 +203,9 @@ class StoreContract:
         got = store.get("a1", NOW)
         assert got is not None and got.public == later.public
         assert store.update("unknown", later, None, NOW) is None
+        # A retry of the request that made it finds it as it is now.
+        found = store.reserve(key(action("a1")), "a2", NOW, LEASE)
+        assert found.stored is not None and found.stored.public == later.public
 
     def test_terminal_actions_never_change(self, store: Store) -> None:
         put(store, action("a1"))
