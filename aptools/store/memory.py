@@ -24,7 +24,6 @@ __all__ = ["MemoryStore"]
 
 @dataclass(slots=True)
 class _Row:
-    namespace: str
     creator_id: str
     request_id: str
     fingerprint: str
@@ -44,36 +43,37 @@ class MemoryStore(Store):
 
     >>> provider = Provider(..., store=MemoryStore())
 
-    Views made by :meth:`for_provider` share the dict and the lock; each
-    sees only the rows of its own namespace.
+    Each namespace has dicts of its own; views made by :meth:`for_provider`
+    share the lock and the table of namespaces.
     """
 
     def __init__(self) -> None:
-        self._namespace = ""
-        self._rows: dict[str, _Row] = {}
-        self._keys: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
+        self._spaces: dict[str, tuple[dict[str, _Row], dict[tuple[str, str], str]]]
+        self._spaces = {}
+        self._bind("")
+
+    def _bind(self, namespace: str) -> None:
+        with self._lock:
+            # PERF: a view reads its namespace's own dicts; no row is ever
+            # compared with its namespace.
+            self._rows, self._keys = self._spaces.setdefault(namespace, ({}, {}))
 
     def for_provider(self, namespace: str) -> MemoryStore:
-        # A shallow copy: the same rows and lock (and whatever a subclass
-        # keeps), another namespace.
+        # A shallow copy: the same lock and namespaces (and whatever a
+        # subclass keeps), bound to another namespace.
         view = copy.copy(self)
-        view._namespace = namespace
+        view._bind(namespace)
         return view
-
-    def _row(self, action_id: str) -> _Row | None:
-        row = self._rows.get(action_id)
-        return row if row is not None and row.namespace == self._namespace else None
 
     def reserve(
         self, key: RequestKey, action_id: str, now: float, lease: float
     ) -> Reservation:
         # PERF: unpacked at once; three field reads cost twice as much.
         creator_id, request_id, fingerprint = key
-        namespace = self._namespace
-        held_key = (namespace, creator_id, request_id)
+        pair = (creator_id, request_id)
         with self._lock:
-            held = self._keys.get(held_key)
+            held = self._keys.get(pair)
             row = self._rows.get(held) if held is not None else None
             if row is not None and row.live(now):
                 if row.fingerprint != fingerprint:
@@ -84,20 +84,14 @@ class MemoryStore(Store):
                     return PENDING
             if held is not None:
                 self._rows.pop(held, None)
-            self._rows[action_id] = _Row(
-                namespace, creator_id, request_id, fingerprint, now
-            )
-            self._keys[held_key] = action_id
+            self._rows[action_id] = _Row(creator_id, request_id, fingerprint, now)
+            self._keys[pair] = action_id
             return NEW
 
     def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
             row = self._rows.get(action.action_id)
-            if (
-                row is None
-                or row.namespace != self._namespace
-                or row.stored is not None
-            ):
+            if row is None or row.stored is not None:
                 return
             row.expires_at = expires_at
             row.monitor_by = tuple(action.monitor_by)
@@ -106,17 +100,13 @@ class MemoryStore(Store):
 
     def abandon(self, action_id: str) -> None:
         with self._lock:
-            row = self._row(action_id)
+            row = self._rows.get(action_id)
             if row is not None and row.stored is None:
-                self._drop(action_id, row)
+                self._drop(action_id)
 
     def get(self, action_id: str, now: float) -> Stored | None:
         row = self._rows.get(action_id)
-        if (
-            row is None
-            or row.namespace != self._namespace
-            or (row.expires_at is not None and row.expires_at <= now)
-        ):
+        if row is None or (row.expires_at is not None and row.expires_at <= now):
             return None
         return row.stored
 
@@ -124,7 +114,7 @@ class MemoryStore(Store):
         self, action_id: str, stored: Stored, expires_at: float | None, now: float
     ) -> Stored | None:
         with self._lock:
-            row = self._row(action_id)
+            row = self._rows.get(action_id)
             if row is None or row.stored is None or not row.live(now):
                 return None
             if row.stored.status not in TERMINAL:
@@ -134,15 +124,14 @@ class MemoryStore(Store):
 
     def delete(self, action_id: str) -> None:
         with self._lock:
-            row = self._row(action_id)
-            if row is not None:
-                self._drop(action_id, row)
+            self._drop(action_id)
 
-    def _drop(self, action_id: str, row: _Row) -> None:
-        del self._rows[action_id]
-        key = (row.namespace, row.creator_id, row.request_id)
-        if self._keys.get(key) == action_id:
-            del self._keys[key]
+    def _drop(self, action_id: str) -> None:
+        row = self._rows.pop(action_id, None)
+        if row is not None:
+            key = (row.creator_id, row.request_id)
+            if self._keys.get(key) == action_id:
+                del self._keys[key]
 
     def list(
         self,
@@ -155,12 +144,7 @@ class MemoryStore(Store):
         found = []
         for row in rows:
             stored = row.stored
-            if (
-                stored is None
-                or row.namespace != self._namespace
-                or stored.status not in statuses
-                or not row.live(now)
-            ):
+            if stored is None or stored.status not in statuses or not row.live(now):
                 continue
             if _holds(row, principals):
                 found.append(stored.action())
@@ -168,18 +152,13 @@ class MemoryStore(Store):
 
     def purge(self, now: float) -> int:
         with self._lock:
-            gone = [
-                (action_id, row)
-                for action_id, row in self._rows.items()
-                if row.namespace == self._namespace and not row.live(now)
-            ]
-            for action_id, row in gone:
-                self._drop(action_id, row)
+            gone = [aid for aid, row in self._rows.items() if not row.live(now)]
+            for action_id in gone:
+                self._drop(action_id)
         return len(gone)
 
     def __len__(self) -> int:
-        """How many actions (reserved ones included) this view holds."""
-        return sum(1 for row in self._rows.values() if row.namespace == self._namespace)
+        return len(self._rows)
 
 
 def _holds(row: _Row, principals: Mapping[str, Collection[str]]) -> bool:
