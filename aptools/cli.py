@@ -22,6 +22,7 @@ from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aptools.provider import Provider, ProviderConfigError
+from aptools.store import redact
 
 __all__ = ["asgi_app", "load_provider", "main", "wsgi_app"]
 
@@ -125,7 +126,7 @@ def dev(args: argparse.Namespace) -> int:
     lines = [
         f"aptools dev: {provider.title} at {base}/",
         "  development only: tokens are checked by a fake Globus Auth",
-        f"  store: {os.environ['APTOOLS_STORE']}",
+        f"  store: {redact(os.environ['APTOOLS_STORE'])}",
         "",
         "Identities:",
         f"  alice  {alice.urn}  token {alice.token}  (may run the provider)",
