@@ -42,6 +42,7 @@ from aptools.provider import Provider, ProviderConfigError
 from aptools.schemacheck import SchemaKeywordWarning
 from aptools.store import (
     MemoryStore,
+    RequestKey,
     Reservation,
     SQLiteStore,
     Store,
@@ -79,6 +80,7 @@ __all__ = [
     "Provider",
     "ProviderConfigError",
     "RequestInfo",
+    "RequestKey",
     "RequestValidationError",
     "Reservation",
     "SQLiteStore",

@@ -81,6 +81,10 @@ class Provider:
     ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) is where clients
     reach the service's root, such as ``https://ap.example.org``: the OpenAPI
     document's server.
+    The provider keeps its actions, request ids and shared token
+    introspections there under ``store_namespace`` (by default
+    ``f"{scope} {prefix}"``), so providers sharing a store never see each
+    other's; give two providers one namespace only to share their actions.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Provider:
         client_id: str | None = None,
         client_secret: str | None = None,
         store: Store | str | None = None,
+        store_namespace: str | None = None,
         max_body_size: int = DEFAULT_MAX_BODY,
         echo_input: bool = False,
         token_cache_ttl: float = 60.0,
@@ -136,6 +141,8 @@ class Provider:
                 raise ProviderConfigError(
                     f"{name} must be an ISO 8601 duration such as 'P30D': {value!r}"
                 )
+        if store_namespace is not None:
+            _check_text("store_namespace", store_namespace, 1024)
         if max_body_size < 1:
             raise ProviderConfigError("max_body_size must be positive")
         if handler_threads is not None and (
@@ -177,6 +184,7 @@ class Provider:
         self._client_id = client_id
         self._client_secret = client_secret
         self._store = store
+        self._namespace = store_namespace or f"{scope} {self.prefix}"
         self._max_body = max_body_size
         self._echo_input = echo_input
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
@@ -301,9 +309,15 @@ class Provider:
                 "no Globus Auth client secret: pass client_secret= or set "
                 "APTOOLS_CLIENT_SECRET"
             )
-        store = (
-            self._store if isinstance(self._store, Store) else open_store(self._store)
-        )
+        try:
+            opened = (
+                self._store
+                if isinstance(self._store, Store)
+                else open_store(self._store)
+            )
+        except ValueError as exc:
+            raise ProviderConfigError(str(exc)) from None
+        store = opened.for_provider(self._namespace)
         ttl, size, timeout = self._cache
         auth = Authenticator(
             client_id=client_id,

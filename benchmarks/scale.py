@@ -11,9 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aptools import Action, MemoryStore, SQLiteStore, Stored
+from aptools import Action, MemoryStore, RequestKey, SQLiteStore, Stored
 from aptools.models import isoformat
 
+from .contenders.common import PREFIX, SCOPE
 from .inprocess import Contender
 
 
@@ -31,10 +32,14 @@ def _action(n: int, creator: str, now: float) -> Action:
 
 
 _INSERT = (
-    "INSERT INTO aptools_actions (action_id, creator_id, request_id, fingerprint,"
-    " reserved_at, pending, status, expires_at, public, doc)"
-    " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    "INSERT INTO aptools_actions (action_id, namespace, creator_id, request_id,"
+    " fingerprint, reserved_at, pending, status, expires_at, public, doc)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
 )
+
+
+# The echo provider's store namespace (Provider's default: scope and prefix).
+NAMESPACE = f"{SCOPE} {PREFIX}"
 
 
 def populate(path: Path, count: int, creator: str) -> list[str]:
@@ -53,6 +58,7 @@ def populate(path: Path, count: int, creator: str) -> list[str]:
         batch.append(
             (
                 action.action_id,
+                NAMESPACE,
                 creator,
                 action.request_id,
                 "pre",
@@ -125,7 +131,8 @@ def memory_bytes_per_action(count: int) -> float:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for action in actions:
-        store.reserve(creator, action.request_id, "f" * 64, action.action_id, now, 300)
+        key = RequestKey(creator, action.request_id, "f" * 64)
+        store.reserve(key, action.action_id, now, 300)
         store.finish(Stored.of(action), action, now + 86400)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

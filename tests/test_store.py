@@ -1,4 +1,7 @@
-"""The store contract, for every store; SQLite across processes and restarts."""
+"""The SQLite store across processes, restarts and bad paths.
+
+The contract every store keeps is in test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +9,25 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from aptools import Action, MemoryStore, SQLiteStore, Store, Stored, open_store
+from aptools import (
+    Action,
+    MemoryStore,
+    RequestKey,
+    SQLiteStore,
+    Store,
+    Stored,
+    open_store,
+)
 from aptools.models import isoformat
 
 NOW = 1_900_000_000.0
 ALICE = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000a"
 BOB = "urn:globus:auth:identity:00000000-0000-0000-0000-00000000000b"
-GROUP = "urn:globus:groups:id:00000000-0000-0000-0000-0000000000aa"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    )
-    yield made
-    made.close()
 
 
 def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
@@ -46,98 +45,11 @@ def action(action_id: str, status: str = "ACTIVE", **kw: object) -> Action:
 def put(store: Store, act: Action, expires_at: float | None = None) -> None:
     assert (
         store.reserve(
-            act.creator_id, act.request_id, "fp", act.action_id, NOW, 60
+            RequestKey(act.creator_id, act.request_id, "fp"), act.action_id, NOW, 60
         ).outcome
         == "new"
     )
     store.finish(Stored.of(act), act, expires_at)
-
-
-def test_reserve_outcomes(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp1", "a1", NOW, 60).outcome == "new"
-    assert store.reserve(ALICE, "r", "fp1", "a2", NOW, 60).outcome == "pending"
-    assert store.reserve(ALICE, "r", "fp2", "a2", NOW, 60).outcome == "conflict"
-    assert store.get("a1", NOW) is None  # pending actions are invisible
-    done = action("a1", request_id="r")
-    store.finish(Stored.of(done), done, None)
-    found = store.reserve(ALICE, "r", "fp1", "a3", NOW, 60)
-    assert found.outcome == "existing" and found.stored is not None
-    assert found.stored.action().action_id == "a1"
-    assert store.reserve(BOB, "r", "fp2", "b1", NOW, 60).outcome == "new"
-
-
-def test_stale_reservation_is_taken_over(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
-    assert store.reserve(ALICE, "r", "fp", "a2", NOW + 61, 60).outcome == "new"
-    done = action("a2", request_id="r")
-    store.finish(Stored.of(done), done, None)
-    assert store.get("a2", NOW) is not None
-
-
-def test_abandon_frees_the_key(store: Store) -> None:
-    assert store.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
-    store.abandon("a1")
-    assert store.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "new"
-
-
-def test_copies_are_private(store: Store) -> None:
-    put(store, action("a1", details={"n": 1}))
-    got = store.get("a1", NOW)
-    assert got is not None
-    copy = got.action()
-    copy.details["n"] = 2
-    again = store.get("a1", NOW)
-    assert again is not None and again.action().details == {"n": 1}
-    assert orjson.loads(again.public)["details"] == {"n": 1}
-
-
-def test_terminal_actions_never_change(store: Store) -> None:
-    put(store, action("a1"))
-    finished = Stored.of(action("a1", "SUCCEEDED", details={"r": 1}))
-    done = store.update("a1", finished, NOW + 100, NOW)
-    assert done is not None and done.status == "SUCCEEDED"
-    back = store.update("a1", Stored.of(action("a1", "ACTIVE")), None, NOW)
-    assert back is not None and back.status == "SUCCEEDED"
-    assert back.action().details == {"r": 1}
-    assert store.update("missing", Stored.of(action("missing")), None, NOW) is None
-
-
-def test_expiry_and_purge(store: Store) -> None:
-    put(store, action("a1", "SUCCEEDED"), expires_at=NOW + 10)
-    put(store, action("a2"))
-    assert store.get("a1", NOW + 9) is not None
-    assert store.get("a1", NOW + 10) is None
-    assert store.purge(NOW + 11) == 1
-    assert store.get("a2", NOW + 11) is not None
-    assert store.reserve(ALICE, "req-a1", "other", "a3", NOW + 11, 60).outcome == "new"
-
-
-def test_delete_removes_action_and_key(store: Store) -> None:
-    put(store, action("a1", "FAILED"))
-    store.delete("a1")
-    assert store.get("a1", NOW) is None
-    assert store.reserve(ALICE, "req-a1", "fp", "a2", NOW, 60).outcome == "new"
-
-
-def test_list_by_principal_role_and_status(store: Store) -> None:
-    put(store, action("a1"))
-    put(store, action("a2", "SUCCEEDED"))
-    put(store, action("b1", creator_id=BOB, monitor_by=[ALICE]))
-    put(store, action("b2", creator_id=BOB, manage_by=[GROUP]))
-    put(store, action("b3", creator_id=BOB))
-
-    def ids(roles: dict[str, set[str]], statuses: set[str]) -> set[str]:
-        return {a.action_id for a in store.list(roles, statuses, NOW)}
-
-    assert ids({"creator_id": {ALICE}}, {"ACTIVE"}) == {"a1"}
-    assert ids({"creator_id": {ALICE}}, {"ACTIVE", "SUCCEEDED"}) == {"a1", "a2"}
-    assert ids({"monitor_by": {ALICE}}, {"ACTIVE"}) == {"b1"}
-    assert ids({"manage_by": {ALICE, GROUP}}, {"ACTIVE"}) == {"b2"}
-    assert ids({"creator_id": {ALICE}, "monitor_by": {ALICE}}, {"ACTIVE"}) == {
-        "a1",
-        "b1",
-    }
-    assert ids({"creator_id": {BOB}}, set()) == set()
 
 
 def test_sqlite_survives_reopening(tmp_path: Path) -> None:
@@ -158,7 +70,9 @@ def _race(
 ) -> None:
     store = SQLiteStore(path)
     outcomes = [
-        store.reserve(ALICE, f"r{i}", "fp", f"p{n}-{i}", time.time(), 60).outcome
+        store.reserve(
+            RequestKey(ALICE, f"r{i}", "fp"), f"p{n}-{i}", time.time(), 60
+        ).outcome
         for i in range(40)
     ]
     queue.put(outcomes)
@@ -198,7 +112,9 @@ def _open_new_files(
         together.wait(60)
         try:
             store = SQLiteStore(os.path.join(folder, f"{i}.db"))
-            store.reserve(ALICE, "r", "fp", f"a{os.getpid()}", time.time(), 60)
+            store.reserve(
+                RequestKey(ALICE, "r", "fp"), f"a{os.getpid()}", time.time(), 60
+            )
             store.close()
         except Exception as exc:  # reported to the test
             failures.append(f"{i}: {exc!r}")
@@ -245,7 +161,10 @@ def test_sqlite_opens_while_another_process_writes(tmp_path: Path) -> None:
 
 def _hold(path: str, request_id: str, finish: bool, ready: Any, go: Any) -> None:
     store = SQLiteStore(path)
-    assert store.reserve(ALICE, request_id, "fp", "held", NOW, 60).outcome == "new"
+    assert (
+        store.reserve(RequestKey(ALICE, request_id, "fp"), "held", NOW, 60).outcome
+        == "new"
+    )
     ready.set()
     go.wait(60)
     if finish:
@@ -267,13 +186,13 @@ def test_sqlite_claim_lives_as_long_as_its_holder(tmp_path: Path, finish: bool) 
     try:
         assert ready.wait(60)
         # Held by a live process, however old: no lease to wait out.
-        assert store.reserve(ALICE, "r", "fp", "mine", NOW + 10**6, 60).outcome == (
-            "pending"
-        )
+        assert store.reserve(
+            RequestKey(ALICE, "r", "fp"), "mine", NOW + 10**6, 60
+        ).outcome == ("pending")
     finally:
         go.set()
         holder.join(timeout=60)
-    after = store.reserve(ALICE, "r", "fp", "mine", NOW, 60)
+    after = store.reserve(RequestKey(ALICE, "r", "fp"), "mine", NOW, 60)
     if finish:
         assert after.outcome == "existing" and after.stored is not None
         assert after.stored.action_id == "held"
@@ -289,25 +208,19 @@ def test_sqlite_stores_of_one_file_in_one_process_share_claims(
 ) -> None:
     first = SQLiteStore(tmp_path / "s.db")
     second = SQLiteStore(tmp_path / "s.db")
-    assert first.reserve(ALICE, "r", "fp", "a1", NOW, 60).outcome == "new"
-    assert second.reserve(ALICE, "r", "fp", "a2", NOW, 60).outcome == "pending"
+    assert first.reserve(RequestKey(ALICE, "r", "fp"), "a1", NOW, 60).outcome == "new"
+    assert (
+        second.reserve(RequestKey(ALICE, "r", "fp"), "a2", NOW, 60).outcome == "pending"
+    )
     second.close()  # closing one store does not drop the other's claims
-    assert first.reserve(ALICE, "r", "fp", "a3", NOW, 60).outcome == "pending"
+    assert (
+        first.reserve(RequestKey(ALICE, "r", "fp"), "a3", NOW, 60).outcome == "pending"
+    )
     done = action("a1", request_id="r")
     first.finish(Stored.of(done), done, None)
-    again = first.reserve(ALICE, "r", "fp", "a4", NOW, 60)
+    again = first.reserve(RequestKey(ALICE, "r", "fp"), "a4", NOW, 60)
     assert again.outcome == "existing"
     first.close()
-
-
-def test_open_store_urls(tmp_path: Path) -> None:
-    assert isinstance(open_store("memory:"), MemoryStore)
-    made = open_store(f"sqlite:///{tmp_path}/x/y.db")
-    assert isinstance(made, SQLiteStore) and (tmp_path / "x" / "y.db").exists()
-    made.close()
-    for bad in ("postgres://db", "sqlite:///", "file.db"):
-        with pytest.raises(ValueError):
-            open_store(bad)
 
 
 def test_action_ids_differ_across_forks() -> None:
@@ -326,3 +239,74 @@ def test_action_ids_differ_across_forks() -> None:
     _os.close(read)
     _os.close(write)
     assert child != new_action_id()
+
+
+# -- paths that cannot hold a store ---------------------------------------------
+
+
+def test_sqlite_refuses_a_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "deeper"
+    with pytest.raises(ValueError, match="does not exist") as refused:
+        SQLiteStore(missing / "actions.db")
+    assert str(missing) in str(refused.value)
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n" * 20)
+    before = text.read_bytes()
+    with pytest.raises(ValueError, match="not a SQLite database") as refused:
+        SQLiteStore(text)
+    assert str(text) in str(refused.value)
+    assert text.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file", "memory"])
+def test_sqlite_refuses_paths_that_cannot_be_a_database_file(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    path = {
+        "a directory": str(tmp_path),
+        "under a file": str(tmp_path / "file" / "a.db"),
+        "memory": ":memory:",
+    }[where]
+    with pytest.raises(ValueError) as refused:
+        SQLiteStore(path)
+    assert path in str(refused.value) or str(tmp_path / "file") in str(refused.value)
+
+
+# -- views -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_views_keep_a_subclass_and_its_state(tmp_path: Path, kind: str) -> None:
+    base: type[Store] = MemoryStore if kind == "memory" else SQLiteStore
+
+    class Counted(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.gets = 0
+
+        def get(self, action_id: str, now: float) -> Stored | None:
+            self.gets += 1
+            found: Stored | None = super().get(action_id, now)
+            return found
+
+    made = Counted() if kind == "memory" else Counted(tmp_path / "s.db")
+    view = made.for_provider("p")
+    assert isinstance(view, Counted)
+    assert view.get("a1", NOW) is None and view.gets == 1
+    made.close()
+
+
+def test_introspections_of_one_file_are_shared_by_its_stores(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "s.db").for_provider("p").introspections()
+    second = SQLiteStore(tmp_path / "s.db").for_provider("p").introspections()
+    first.put(b"k" * 32, NOW + 60, {"sub": "x"})
+    assert second.get(b"k" * 32, NOW) == (NOW + 60, {"sub": "x"})
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        [(key,)] = db.execute("SELECT key FROM aptools_introspections").fetchall()
+    assert key != b"k" * 32  # scoped to the namespace, not the token's hash alone

@@ -60,9 +60,11 @@ class SharedIntrospections(Protocol):
     """Introspection results shared by the worker processes of one host.
 
     Keys are hashes of tokens (never tokens); records are JSON objects. A
-    store offers one from :meth:`~aptools.Store.introspections`. Failures of
-    the shared place must not fail a request: ``get`` then answers ``None``
-    and ``put`` does nothing.
+    store offers one from :meth:`~aptools.Store.introspections`, keyed
+    within the namespace of the provider it is bound to. Failures of the
+    shared place must not fail a request: ``get`` then answers ``None`` and
+    ``put`` does nothing. Whatever a record says, the reader checks it
+    against its own scope before trusting it.
     """
 
     def hold(self, key: bytes, wait: float) -> AbstractContextManager[None]:
@@ -236,7 +238,9 @@ class Authenticator:
             found = shared.get(key, time.time())
             if found is not None:
                 expires_at, record = found
-                return self._from_record(record, token), expires_at - time.time()
+                outcome = self._from_record(record, token)
+                if outcome is not None:
+                    return outcome, expires_at - time.time()
             try:
                 outcome, ttl = self._outcome(token)
             except AuthServiceError as exc:
@@ -245,23 +249,38 @@ class Authenticator:
                 shared.put(key, time.time() + self._timeout, failure_record(exc))
                 raise
             if ttl > 0:
-                shared.put(key, time.time() + ttl, _record(outcome))
+                shared.put(key, time.time() + ttl, _record(outcome, self.scope))
             return outcome, ttl
 
-    def _from_record(self, record: dict[str, Any], token: str) -> _Outcome:
+    def _from_record(self, record: dict[str, Any], token: str) -> _Outcome | None:
+        """The outcome a shared record holds, if this provider may trust it.
+
+        A record counts only when it was written for this provider's scope,
+        and an acceptance only when it says the token is active and was
+        issued for that scope; anything else is introspected anew.
+        """
         if "failed" in record:
             raise failure_from(record)
-        if "refused" in record:
-            return Unauthorized(str(record["refused"]))
-        return Caller(
-            identity_id=record["sub"],
-            identities=frozenset(record["identities"]),
-            username=record["username"],
-            client_id=record["client_id"],
-            scopes=frozenset(record["scopes"]),
-            token=token,
-            auth=self,
-        )
+        try:
+            if record.get("scope") != self.scope:
+                return None
+            if "refused" in record:
+                return Unauthorized(str(record["refused"]))
+            scopes = frozenset(record["scopes"])
+            if record.get("active") is not True or self.scope not in scopes:
+                return None
+            return Caller(
+                identity_id=record["sub"],
+                identities=frozenset(record["identities"]),
+                username=record["username"],
+                client_id=record["client_id"],
+                scopes=scopes,
+                token=token,
+                auth=self,
+            )
+        except (AttributeError, KeyError, TypeError):
+            log.warning("a shared introspection record is malformed; ignored")
+            return None
 
     def _remember(self, key: bytes, outcome: _Outcome, ttl: float) -> None:
         if ttl <= 0:
@@ -376,11 +395,14 @@ class Authenticator:
         return frozenset(GROUP_URN + str(group["id"]) for group in found)
 
 
-def _record(outcome: _Outcome) -> dict[str, Any]:
-    """What another process needs to rebuild ``outcome`` (no token)."""
+def _record(outcome: _Outcome, scope: str) -> dict[str, Any]:
+    """What another process of the provider with ``scope`` needs to rebuild
+    ``outcome`` (no token)."""
     if isinstance(outcome, Unauthorized):
-        return {"refused": outcome.description}
+        return {"scope": scope, "refused": outcome.description}
     return {
+        "scope": scope,
+        "active": True,
         "sub": outcome.identity_id,
         "identities": sorted(outcome.identities),
         "username": outcome.username,

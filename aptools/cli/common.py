@@ -9,9 +9,10 @@ import logging
 import os
 import sys
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from aptools.provider import Provider
+from aptools.store import redact
 
 __all__ = [
     "CommandError",
@@ -97,24 +98,6 @@ def log_requests() -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     logging.getLogger("aptools.access").setLevel(logging.INFO)
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print or log)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<a store URL that cannot be parsed>"
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _configured_store(provider: Provider | None) -> str:

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aptools.cli.common import CommandError, load_provider, log_requests, loopback, port
 from aptools.cli.fakeauth import describe, identities
+from aptools.store import redact
 
 __all__ = ["add_parser", "dev"]
 
@@ -115,7 +116,10 @@ def dev(args: argparse.Namespace) -> int:
     fake = FakeGlobusAuth().start()
     try:
         os.environ.update(fake.env())
-        os.environ.setdefault("APTOOLS_STORE", DEV_STORE)
+        if "APTOOLS_STORE" not in os.environ:
+            # The dev store's directory is ours to make (a configured one is not).
+            os.makedirs(".aptools", exist_ok=True)
+            os.environ["APTOOLS_STORE"] = DEV_STORE
         provider = load_provider(args.target)
         fake.scope = provider.scope
         people = identities(fake, provider.description["runnable_by"])
@@ -125,7 +129,7 @@ def dev(args: argparse.Namespace) -> int:
         lines = [
             f"aptools dev: {provider.title} at {base}/",
             "  development only: tokens are checked by a fake Globus Auth",
-            f"  store: {os.environ['APTOOLS_STORE']}",
+            f"  store: {redact(os.environ['APTOOLS_STORE'])}",
             "",
             *describe(people),
             "",

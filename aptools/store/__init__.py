@@ -1,34 +1,20 @@
-"""Action stores: the interface, an in-memory store and the SQLite default."""
+"""Action stores: the interface, the registry by URL, the memory and SQLite stores."""
 
 from __future__ import annotations
 
-import os
-
-from aptools.store.base import Reservation, Store, Stored
+from aptools.store.base import RequestKey, Reservation, Store, Stored
 from aptools.store.memory import MemoryStore
+from aptools.store.registry import DEFAULT_URL, open_store, redact
 from aptools.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Reservation", "SQLiteStore", "Store", "Stored", "open_store"]
-
-DEFAULT_URL = "sqlite:///aptools-actions.db"
-
-
-def open_store(url: str | None = None) -> Store:
-    """A store from a URL: ``memory:`` or ``sqlite:///path/to/file.db``.
-
-    Without a URL, ``APTOOLS_STORE`` is read, and failing that a SQLite file
-    ``aptools-actions.db`` in the working directory is used.
-
-    >>> open_store("sqlite:////var/lib/provider/actions.db")
-    """
-    url = url or os.environ.get("APTOOLS_STORE") or DEFAULT_URL
-    if url in ("memory:", "memory://"):
-        return MemoryStore()
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if not path:
-            raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
-        return SQLiteStore(path)
-    raise ValueError(
-        f"unknown store URL {url!r}: use 'memory:' or 'sqlite:///path/to/file.db'"
-    )
+__all__ = [
+    "DEFAULT_URL",
+    "MemoryStore",
+    "RequestKey",
+    "Reservation",
+    "SQLiteStore",
+    "Store",
+    "Stored",
+    "open_store",
+    "redact",
+]

@@ -19,9 +19,25 @@ from aptools.models import Action
 if TYPE_CHECKING:
     from aptools.auth import SharedIntrospections
 
-__all__ = ["Reservation", "Store", "Stored"]
+__all__ = ["RequestKey", "Reservation", "Store", "Stored"]
 
 ROLES: Final = ("creator_id", "monitor_by", "manage_by")
+
+
+class RequestKey(NamedTuple):
+    """What makes two run requests the same request (the interface's
+    idempotency rule): who sent it, its ``request_id``, and the document.
+
+    ``(creator_id, request_id)`` is the key a store holds;
+    ``fingerprint`` tells a retry (same document) from a conflict (another).
+    """
+
+    #: The caller's principal URN (``urn:globus:auth:identity:<uuid>``).
+    creator_id: str
+    #: The client's ``request_id`` from the run document.
+    request_id: str
+    #: SHA-256 hex digest of the whole run document (sorted keys).
+    fingerprint: str
 
 
 class Stored(NamedTuple):
@@ -100,11 +116,17 @@ CONFLICT: Final = Reservation("conflict")
 
 
 class Store(abc.ABC):
-    """Where actions live. Subclass it to add a backend.
+    """Where actions live. Subclass it to add a backend (and run
+    :class:`aptools.testing.store_contract.StoreContract` to prove it).
 
-    Times are POSIX timestamps. ``expires_at`` is when a terminal action is
-    released by itself (``None`` while it is not terminal); from that moment
-    on every method treats the action as absent.
+    Times are POSIX timestamps in seconds. ``expires_at`` is when a terminal
+    action is released by itself (``None`` while it is not terminal); from
+    that moment on every method treats the action as absent. Action ids are
+    unique in the whole store (the framework draws 122 random bits for each).
+
+    A store object is a view of its backend bound to one provider's
+    namespace (see :meth:`for_provider`); a store opened directly is bound
+    to the namespace ``""``.
     """
 
     #: True when calls may wait on the network; the ASGI app then runs them in
@@ -112,21 +134,29 @@ class Store(abc.ABC):
     io_bound: bool = False
 
     @abc.abstractmethod
+    def for_provider(self, namespace: str) -> Store:
+        """A view of this store scoped to one provider.
+
+        It shares this store's connections, but every action, request key
+        and shared introspection it reads or writes belongs to ``namespace``
+        only: two providers on one database never see each other's actions
+        or request ids. :meth:`Provider.compile` calls it with the provider's
+        ``store_namespace`` (by default ``f"{scope} {prefix}"``).
+        """
+
+    @abc.abstractmethod
     def reserve(
-        self,
-        creator_id: str,
-        request_id: str,
-        fingerprint: str,
-        action_id: str,
-        now: float,
-        lease: float,
+        self, key: RequestKey, action_id: str, now: float, lease: float
     ) -> Reservation:
-        """Atomically hold ``(creator_id, request_id)`` for a new action.
+        """Atomically hold ``key`` (its creator and request id) for a new
+        action ``action_id``.
 
         A hold still pending after ``lease`` seconds is taken to belong to a
-        crashed or stuck run and is handed to this caller as ``"new"``. (A
-        store that learns of a holder's death directly, as the SQLite store
-        does across processes, may hand the key on sooner.)
+        crashed or stuck run and is handed to this caller as ``"new"`` (the
+        old holder's :meth:`finish` then stores nothing). A store that learns
+        of a holder's death directly, as the SQLite store does across
+        processes, may hand the key on sooner, and need not hand over a key
+        whose holder it knows to be alive.
         """
 
     @abc.abstractmethod
@@ -134,11 +164,15 @@ class Store(abc.ABC):
         """Store the first state of a reserved action and release the hold.
 
         ``stored`` is ``Stored.of(action)``; ``action`` gives the principals.
+        Nothing is stored when the reservation was abandoned or handed over.
         """
 
     @abc.abstractmethod
     def abandon(self, action_id: str) -> None:
-        """Drop a reservation whose handler failed, freeing its request key."""
+        """Drop a reservation whose handler failed, freeing its request key.
+
+        Unknown or finished actions are left alone.
+        """
 
     @abc.abstractmethod
     def get(self, action_id: str, now: float) -> Stored | None:
@@ -157,7 +191,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, action_id: str) -> None:
-        """Remove the action and its request key."""
+        """Remove the action and its request key (nothing if unknown)."""
 
     @abc.abstractmethod
     def list(
@@ -171,13 +205,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def purge(self, now: float) -> int:
-        """Delete expired actions; return how many went."""
+        """Delete this namespace's expired actions; return how many went."""
 
     def introspections(self) -> SharedIntrospections | None:
         """A place where the worker processes using this store share token
-        introspections, or ``None`` (the default: each process keeps its own).
+        introspections, keyed within this view's namespace, or ``None`` (the
+        default: each process keeps its own).
         """
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the default holds none."""
+        """Release connections (those of every view of the same store);
+        the default holds none."""

@@ -11,6 +11,8 @@
   ``stop`` a real gunicorn or uvicorn, with every process it started.
 - The pytest plugin (registered automatically when aptools is installed)
   adds the ``fake_globus_auth`` fixture.
+- :mod:`aptools.testing.store_contract`: the tests any action store must
+  pass (imported on its own; it needs pytest).
 """
 
 from aptools.testing.client import ProviderClient, Reply

@@ -31,7 +31,7 @@ from aptools.protocol.lifecycle import (
     new_action_id,
 )
 from aptools.protocol.spec import Reply, Request, Spec
-from aptools.store import Reservation, Stored
+from aptools.store import RequestKey, Reservation, Stored
 from aptools.times import parse_datetime
 from aptools.vocabulary import TERMINAL
 
@@ -115,17 +115,11 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         deadline=deadline,
         release_after=document.get("release_after") or spec.release_after,
     )
+    key = RequestKey(caller.identity_urn, request.request_id, fingerprint)
     give_up = time.monotonic() + spec.pending_wait
     pause = 0.005
     while True:
-        claim = (
-            caller.identity_urn,
-            request.request_id,
-            fingerprint,
-            request.action_id,
-            now,
-            spec.lease,
-        )
+        claim = (key, request.action_id, now, spec.lease)
         # PERF: a local store answers in place, without an effect round trip.
         reservation: Reservation = (
             (yield Blocking(spec.store.reserve, *claim))
