@@ -18,6 +18,7 @@ from aptools.errors import (
     NotFound,
     PayloadTooLarge,
     RequestValidationError,
+    StoreUnavailable,
     Unauthorized,
     UnprocessableEntity,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "SharedIntrospections",
     "StatusName",
     "Store",
+    "StoreUnavailable",
     "Stored",
     "Unauthorized",
     "UnprocessableEntity",
