@@ -14,7 +14,8 @@ DEFAULT_URL = "sqlite:///aptools-actions.db"
 
 
 def open_store(url: str | None = None) -> Store:
-    """A store from a URL: ``memory:`` or ``sqlite:///path/to/file.db``.
+    """A store from a URL: ``memory:``, ``sqlite:///path/to/file.db`` or
+    ``postgresql://user:password@host:5432/dbname``.
 
     Without a URL, ``APTOOLS_STORE`` is read, and failing that a SQLite file
     ``aptools-actions.db`` in the working directory is used.
@@ -29,6 +30,11 @@ def open_store(url: str | None = None) -> Store:
         if not path:
             raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
         return SQLiteStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from aptools.store.postgresql._premerge import open_adapted
+
+        return open_adapted(url)
     raise ValueError(
-        f"unknown store URL {url!r}: use 'memory:' or 'sqlite:///path/to/file.db'"
+        "unknown store URL: use 'memory:', 'sqlite:///path/to/file.db' or "
+        "'postgresql://user@host/dbname'"
     )

@@ -67,17 +67,19 @@ class _Database:
         self._pool: ConnectionPool[Conn] | None = None
         self._forks = _forks[0]
         self._mutex = threading.Lock()
-        self._options = {
+        self._options: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": max(1, round(settings.connect_timeout)),
             "options": (
                 f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
             ),
-            "application_name": "aptools",
             # PERF: every statement is prepared on its first use on a
             # connection, then sent as Bind/Execute only.
             "prepare_threshold": 0,
         }
+
+        if "application_name" not in settings.conninfo:
+            self._options["application_name"] = "aptools"
 
     def connect(self) -> Conn:
         """A connection of its own (for start-up work), not from the pool."""
