@@ -83,7 +83,7 @@ class _Database:
 
     def connect(self) -> Conn:
         """A connection of its own (for start-up work), not from the pool."""
-        return psycopg.connect(self.settings.conninfo, **self._options)  # type: ignore[arg-type]
+        return psycopg.connect(self.settings.conninfo, **self._options)
 
     def pool(self) -> ConnectionPool[Conn]:
         pool = self._pool
