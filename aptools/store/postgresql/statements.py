@@ -133,10 +133,9 @@ class Statements:
             # A bounded batch; rows another call holds are left for later,
             # so a purge never waits on a request, nor a request long on it.
             purge=(
-                f"DELETE FROM {actions} WHERE namespace = %(namespace)s"
-                " AND action_id IN (SELECT action_id FROM"
+                f"DELETE FROM {actions} WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
                 f" {actions} WHERE namespace = %(namespace)s"
-                " AND expires_at <= %(now)s LIMIT %(batch)s FOR UPDATE SKIP LOCKED)"
+                " AND expires_at <= %(now)s LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"
             ).encode(),
             list_by_creator=listing.format(by_creator).encode(),
             list_by_shared=listing.format(by_shared).encode(),
