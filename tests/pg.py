@@ -8,12 +8,15 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+T = TypeVar("T")
 
 URL = os.environ.get(
     "APTOOLS_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -56,6 +59,17 @@ def through(relay: Relay, schema: str, **params: object) -> str:
     return with_params(
         urlunsplit(parts._replace(netloc=netloc)), schema=schema, **params
     )
+
+
+def eventually(attempt: Callable[[], T], done: Callable[[T], bool]) -> T:
+    """``attempt()`` until ``done`` says yes, as a client honouring
+    ``Retry-After`` would; the last answer after 30 s."""
+    give_up = time.monotonic() + 30
+    while True:
+        got = attempt()
+        if done(got) or time.monotonic() > give_up:
+            return got
+        time.sleep(0.2)
 
 
 def execute(sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -106,7 +106,9 @@ class Server:
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            # A worker still booting lets the listening socket hold the
+            # request past the read timeout: ask again.
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.kind} did not start in time")

@@ -23,6 +23,7 @@ from .pg import (  # noqa: F401 - the fixtures pg_url and schema
     URL,
     Relay,
     adapted,
+    eventually,
     execute,
     pg_url_fixture,
     require_server,
@@ -510,7 +511,11 @@ def test_outage_answers_503_and_recovers_losing_nothing(
         assert result.headers["Retry-After"]
     relay.mend()
     for result in accepted:
-        back = client.call("GET", f"/{result.json['action_id']}/status", alice)
+        path = f"/{result.json['action_id']}/status"
+        back = eventually(
+            lambda p=path: client.call("GET", p, alice),
+            lambda r: r.status_code != 503,
+        )
         assert back.status_code == 200 and back.json["status"] == "SUCCEEDED"
     assert client.run(alice, {"input_string": "x"}, "after").status_code == 202
     provider.store.close()

@@ -39,6 +39,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 _TERMINAL: Final = sorted(TERMINAL)
 # Expired actions deleted per statement by purge.
 PURGE_BATCH: Final = 1000
+# Seconds a pool keeps trying to replace a lost connection in the background.
+RECONNECT_TIMEOUT: Final = 5.0
 
 # How many forks this process descends from. PERF: comparing a counter is
 # cheaper than asking the OS for the process id on every call.
@@ -102,6 +104,11 @@ class _Database:
                     max_size=self.settings.pool_max,
                     timeout=self.settings.pool_timeout,
                     name="aptools",
+                    # Give up a lost connection's reconnection (backing off
+                    # from 1 s) soon: a call finding the pool empty starts a
+                    # fresh attempt at once, so the pool is whole again
+                    # within seconds of the database's return.
+                    reconnect_timeout=RECONNECT_TIMEOUT,
                     open=True,
                 )
             return self._pool
