@@ -376,7 +376,7 @@ def test_url_settings_and_bad_urls_never_show_the_password() -> None:
 
 def test_unreachable_at_start_up_is_a_clear_error_without_password() -> None:
     require_server()
-    with pytest.raises(psycopg.OperationalError) as caught:
+    with pytest.raises(ConnectionError) as caught:
         PostgreSQLStore(
             "postgresql://postgres:s3cret@127.0.0.1:1/test?connect_timeout=1"
         )

@@ -59,6 +59,12 @@ class Settings:
     connect_timeout: float = 3.0
     statement_timeout: float = 5.0
 
+    def scrub(self, exc: BaseException) -> str:
+        """The first line of ``exc``'s message, without the password."""
+        text = str(exc).strip().split("\n", 1)[0]
+        password = urlsplit(self.conninfo).password
+        return text.replace(password, "***") if password else text
+
     @classmethod
     def parse(cls, url: str) -> Settings:
         """Read a store URL; :class:`ValueError` (password redacted) if bad."""

@@ -167,8 +167,8 @@ class PostgreSQLStore(Store):
     start-up (see :mod:`aptools.store.postgresql.schema`). Raises
     :class:`ValueError` for a bad URL (its password never shown),
     :class:`~aptools.store.postgresql.schema.SchemaTooNew` for a database of
-    a newer aptools, and :class:`psycopg.OperationalError` when the database
-    cannot be reached at start-up. Once running, a call that cannot reach the
+    a newer aptools, and :class:`ConnectionError` when the database cannot be
+    reached at start-up. Once running, a call that cannot reach the
     database in time raises :class:`aptools.StoreUnavailable` (503).
     """
 
@@ -184,8 +184,8 @@ class PostgreSQLStore(Store):
             with self._db.connect() as conn:
                 migrate(conn, settings.schema)
         except psycopg.OperationalError as exc:
-            raise psycopg.OperationalError(
-                f"PostgreSQL store {self.url}: cannot connect ({type(exc).__name__})"
+            raise ConnectionError(
+                f"PostgreSQL store {self.url}: cannot connect: {settings.scrub(exc)}"
             ) from None
         self._sql = self._db.statements
 
