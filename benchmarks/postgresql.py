@@ -177,6 +177,57 @@ def plans(schema: str) -> dict[str, str]:
     return found
 
 
+def lock_waits(store_url: str, app_name: str, n: int) -> str:
+    """Two hosts (stores with pools of their own) running actions of different
+    request keys at once: how often is a backend of theirs waiting for a lock?
+    """
+    import threading
+
+    from aptools import Action, Stored
+    from aptools.store.postgresql import PostgreSQLStore
+    from aptools.store.postgresql._interface import RequestKey
+
+    hosts = [PostgreSQLStore(store_url).for_provider("locks") for _ in range(2)]
+
+    def load(host: Any, tag: str) -> None:
+        for i in range(n):
+            action_id = str(uuid.uuid4())
+            key = RequestKey("urn:globus:auth:identity:l", f"{tag}-{i}", "fp")
+            host.reserve(key, action_id, time.time(), 300.0)
+            action = Action(
+                action_id=action_id,
+                status="SUCCEEDED",
+                creator_id=key.creator_id,
+                request_id=key.request_id,
+                start_time="2026-01-01T00:00:00+00:00",
+            )
+            host.finish(Stored.of(action), action, None)
+
+    threads = [
+        threading.Thread(target=load, args=(host, f"h{i}"))
+        for i, host in enumerate(hosts)
+    ]
+    for thread in threads:
+        thread.start()
+    samples = waits = 0
+    with psycopg.connect(URL, autocommit=True) as conn:
+        while any(thread.is_alive() for thread in threads):
+            samples += 1
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.application_name = %s",
+                (app_name,),
+            ).fetchone()
+            waits += bool(row and row[0])
+    for host in hosts:
+        host.close()
+    return (
+        f"\nLock waits: two hosts running {n} actions each of different request keys"
+        f" at once; a backend of theirs was waiting for a lock in {waits} of"
+        f" {samples} samples of pg_locks.\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -203,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         populate(schema, args.rows)
         raw = Raw(schema, raw_name)
         report = run(floor, aptools, raw, args, app_name)
+        report += lock_waits(store_url, app_name, args.n)
         report += f"\nPlans with {args.rows} actions stored:\n\n"
         for name, nodes in plans(schema).items():
             report += f"- `{name}`: {nodes}\n"

@@ -39,6 +39,7 @@ from aptools.store.postgresql import (  # noqa: E402
     PostgreSQLStore,
     SchemaTooNew,
     open_postgresql,
+    redact,
 )
 from aptools.store.postgresql._interface import RequestKey  # noqa: E402
 from aptools.store.postgresql.statements import Statements  # noqa: E402
@@ -358,6 +359,21 @@ def test_a_newer_schema_is_a_clear_start_up_error(pg_url: str, schema: str) -> N
 
 
 # -- URLs --
+
+
+def test_url_settings() -> None:
+    from aptools.store.postgresql.settings import Settings
+
+    got = Settings.parse(
+        "postgres://u:pw@db:6543/prod?schema=echo&pool_min=2&pool_max=20"
+        "&pool_timeout=1.5&connect_timeout=2&statement_timeout=9&sslmode=require"
+    )
+    assert (got.schema, got.pool_min, got.pool_max) == ("echo", 2, 20)
+    assert (got.pool_timeout, got.connect_timeout, got.statement_timeout) == (1.5, 2, 9)
+    assert got.conninfo == "postgres://u:pw@db:6543/prod?sslmode=require"
+    plain = Settings.parse("postgresql://db/prod")
+    assert (plain.schema, plain.pool_max, plain.statement_timeout) == ("public", 10, 5)
+    assert redact("postgresql://u:pw@db/prod") == "postgresql://u:***@db/prod"
 
 
 def test_url_settings_and_bad_urls_never_show_the_password() -> None:
