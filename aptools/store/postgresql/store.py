@@ -125,16 +125,19 @@ class _Database:
         attempts = self.settings.pool_max + 1
         while True:
             attempts -= 1
-            conn: Conn | None = None
+            pool = self.pool()
             try:
-                with self.pool().connection() as conn:
-                    return call(conn)
+                # PERF: getconn/putconn rather than pool.connection(), whose
+                # exit also runs a (local) commit: a few µs less per call.
+                conn = pool.getconn()
             except PoolTimeout:
                 log.warning(
                     "PostgreSQL store: no connection within %ss",
                     self.settings.pool_timeout,
                 )
                 raise StoreUnavailable() from None
+            try:
+                return call(conn)
             except psycopg.errors.QueryCanceled:
                 log.warning(
                     "PostgreSQL store: a statement exceeded %ss",
@@ -142,10 +145,12 @@ class _Database:
                 )
                 raise StoreUnavailable() from None
             except psycopg.OperationalError as exc:
-                if conn is not None and conn.broken and attempts > 0:
+                if conn.broken and attempts > 0:
                     continue
                 log.warning("PostgreSQL store unreachable: %s", type(exc).__name__)
                 raise StoreUnavailable() from None
+            finally:
+                pool.putconn(conn)
 
     def close(self) -> None:
         with self._mutex:
