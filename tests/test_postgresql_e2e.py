@@ -89,6 +89,25 @@ def test_identical_runs_split_across_hosts_make_one_action(
     assert len({r.json()["action_id"] for r in results}) == 1
 
 
+def test_a_new_token_is_introspected_once_across_hosts(
+    pair: tuple[Server, Server], auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
+    # Three processes on two hosts get a token none has seen, while Globus
+    # Auth is slow to answer: one introspection reaches it.
+    token = auth.token(alice)
+    before = auth.calls["introspect"]
+    auth.latency = 0.5
+    try:
+        with ThreadPoolExecutor(50) as pool:
+            results = list(
+                pool.map(lambda n: run(pair[n % 2], token, f"t{n}", 0), range(50))
+            )
+    finally:
+        auth.latency = 0.0
+    assert [r.status_code for r in results] == [202] * 50
+    assert auth.calls["introspect"] == before + 1
+
+
 def _kill_host(server: Server) -> None:
     """kill -9 the server and its workers, as a host that dies."""
     assert server.proc is not None
