@@ -305,7 +305,7 @@ def test_open_store_urls(tmp_path: Path) -> None:
     made = open_store(f"sqlite:///{tmp_path}/x/y.db")
     assert isinstance(made, SQLiteStore) and (tmp_path / "x" / "y.db").exists()
     made.close()
-    for bad in ("postgres://db", "sqlite:///", "file.db"):
+    for bad in ("mysql://db", "sqlite:///", "file.db"):
         with pytest.raises(ValueError):
             open_store(bad)
 
