@@ -161,11 +161,18 @@ def plans(schema: str) -> dict[str, str]:
         "statuses": ["ACTIVE"],
         "creators": ["urn:globus:auth:identity:c7"],
         "shared": ["monitor_by urn:globus:groups:id:g7"],
+        "abandoned": time.time() - 86_400,
         "batch": 1000,
     }
     found = {}
     with psycopg.connect(URL) as conn:
-        for name in ("list_by_creator", "list_by_shared", "list_by_both", "purge"):
+        for name in (
+            "list_by_creator",
+            "list_by_shared",
+            "list_by_both",
+            "purge",
+            "purge_abandoned",
+        ):
             lines = conn.execute(b"EXPLAIN " + getattr(sql, name), params).fetchall()
             nodes = [
                 line.strip().removeprefix("->  ").split("  (")[0]

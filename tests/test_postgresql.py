@@ -184,6 +184,16 @@ def test_expiry_and_purge_in_batches(store: PostgreSQLStore) -> None:
     assert store.get("a2", NOW + 11) is not None
 
 
+def test_purge_drops_keys_abandoned_long_ago(
+    store: PostgreSQLStore, schema: str
+) -> None:
+    assert store.reserve(key("r1"), "a1", NOW, 60).outcome == "new"
+    assert store.reserve(key("r2"), "a2", NOW + 86_000, 60).outcome == "new"
+    assert store.purge(NOW + 86_401) == 0  # no action went: they were pending
+    held = execute(f'SELECT action_id FROM "{schema}".aptools_actions')
+    assert held == [("a2",)]
+
+
 def test_delete_removes_action_and_key(store: PostgreSQLStore) -> None:
     put(store, action("a1", "FAILED"))
     store.delete("a1")
@@ -255,11 +265,13 @@ def test_explain_lists_and_purge_use_indexes(
         "shared": ["monitor_by urn:m7"],
         "batch": 1000,
     }
+    params["abandoned"] = NOW
     for statement in (
         sql.list_by_creator,
         sql.list_by_shared,
         sql.list_by_both,
         sql.purge,
+        sql.purge_abandoned,
     ):
         with psycopg.connect(URL) as conn:
             plan = "\n".join(

@@ -55,6 +55,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             USING gin (shared) WHERE NOT pending""",
         """CREATE INDEX aptools_actions_expiry ON {s}.aptools_actions
             (namespace, expires_at) WHERE expires_at IS NOT NULL""",
+        """CREATE INDEX aptools_actions_pending ON {s}.aptools_actions
+            (namespace, reserved_at) WHERE pending""",
         """CREATE TABLE {s}.aptools_introspections (
             namespace  text NOT NULL,
             key        bytea NOT NULL,

@@ -47,6 +47,7 @@ class Statements:
     update: bytes
     delete: bytes
     purge: bytes
+    purge_abandoned: bytes
     list_by_creator: bytes
     list_by_shared: bytes
     list_by_both: bytes
@@ -136,6 +137,14 @@ class Statements:
                 f"DELETE FROM {actions} WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
                 f" {actions} WHERE namespace = %(namespace)s"
                 " AND expires_at <= %(now)s LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"
+            ).encode(),
+            # Keys still held long after any lease: their holder died and no
+            # retry came to take them over.
+            purge_abandoned=(
+                f"DELETE FROM {actions} WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
+                f" {actions} WHERE namespace = %(namespace)s AND pending"
+                " AND reserved_at <= %(abandoned)s"
+                " LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"
             ).encode(),
             list_by_creator=listing.format(by_creator).encode(),
             list_by_shared=listing.format(by_shared).encode(),

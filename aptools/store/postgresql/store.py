@@ -39,6 +39,9 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 _TERMINAL: Final = sorted(TERMINAL)
 # Expired actions deleted per statement by purge.
 PURGE_BATCH: Final = 1000
+# A request key still held this long (seconds) belongs to a run whose host
+# died and that no retry took over (any lease is far shorter): purged.
+ABANDONED_AFTER: Final = 86_400.0
 # Seconds a pool keeps trying to replace a lost connection in the background.
 RECONNECT_TIMEOUT: Final = 5.0
 
@@ -318,14 +321,25 @@ class PostgreSQLStore(Store):
         return [Stored(*row).action() for row in self._db.run(fetch)]
 
     def purge(self, now: float) -> int:
-        """Delete expired actions, at most :data:`PURGE_BATCH` per statement."""
-        params = {"namespace": self.namespace, "now": now, "batch": PURGE_BATCH}
+        """Delete expired actions, and request keys held for more than
+        :data:`ABANDONED_AFTER` seconds, at most :data:`PURGE_BATCH` rows per
+        statement (so no lock is held for long); return how many actions
+        went."""
+        params = {
+            "namespace": self.namespace,
+            "now": now,
+            "abandoned": now - ABANDONED_AFTER,
+            "batch": PURGE_BATCH,
+        }
         gone = 0
         while True:
             count = self._execute(self._sql.purge, params)
             gone += count
             if count < PURGE_BATCH:
-                return gone
+                break
+        while self._execute(self._sql.purge_abandoned, params) == PURGE_BATCH:
+            pass
+        return gone
 
     def introspections(self) -> Introspections:
         """Token introspections shared by every host, in this namespace."""
