@@ -3,6 +3,7 @@ and a TCP relay in front of it that a test can cut, to make it unreachable."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import secrets
@@ -23,8 +24,10 @@ URL = os.environ.get(
 )
 
 
+@functools.cache
 def unavailable() -> str | None:
-    """Why no PostgreSQL answers at :data:`URL`, or ``None`` if one does."""
+    """Why no PostgreSQL answers at :data:`URL`, or ``None`` if one does
+    (asked once per test run)."""
     try:
         import psycopg
     except ImportError:
