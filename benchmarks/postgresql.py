@@ -235,6 +235,67 @@ def lock_waits(store_url: str, app_name: str, n: int) -> str:
     )
 
 
+def async_or_threads(store_url: str, schema: str, n: int) -> str:
+    """What the ASGI face would gain from psycopg's async API: status reads
+    by 16 concurrent tasks on one event loop, through the store in worker
+    threads (what aptools does) or through an async pool of the same size."""
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from aptools.store.postgresql import PostgreSQLStore
+    from aptools.store.postgresql.statements import Statements
+
+    store = PostgreSQLStore(store_url)
+    get = Statements.of(schema).get
+    params = {"namespace": "", "action_id": "pre-7", "now": time.time()}
+    tasks = 16
+
+    async def threads() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def worker() -> None:
+            for _ in range(n // tasks):
+                await loop.run_in_executor(None, store.get, "pre-7", params["now"])
+
+        await asyncio.gather(*(worker() for _ in range(tasks)))
+
+    async def natively() -> None:
+        async with AsyncConnectionPool(
+            URL,
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+        ) as pool:
+
+            async def worker() -> None:
+                for _ in range(n // tasks):
+                    async with pool.connection() as conn:
+                        cur = await conn.execute(get, params, binary=True)
+                        await cur.fetchone()
+
+            await asyncio.gather(*(worker() for _ in range(tasks)))
+
+    found: dict[str, list[tuple[float, float]]] = {"threads": [], "async": []}
+    for _ in range(3):
+        for name, job in (("threads", threads), ("async", natively)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            asyncio.run(job())
+            found[name].append(
+                (
+                    (time.perf_counter() - wall) / n * 1e6,
+                    (time.process_time() - cpu) / n * 1e6,
+                )
+            )
+    store.close()
+    text = "\nStatus reads by 16 tasks on one event loop (µs per read, median of 3):"
+    for name, runs in found.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        text += f" {name}: {wall:.0f} wall, {cpu:.0f} CPU;"
+    return text.rstrip(";") + ".\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -262,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         raw = Raw(schema, raw_name)
         report = run(floor, aptools, raw, args, app_name)
         report += lock_waits(store_url, app_name, args.n)
+        report += async_or_threads(store_url, schema, args.n * 4)
         report += f"\nPlans with {args.rows} actions stored:\n\n"
         for name, nodes in plans(schema).items():
             report += f"- `{name}`: {nodes}\n"
