@@ -7,6 +7,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,28 @@ def test_a_newer_schema_is_a_clear_start_up_error(pg_url: str, schema: str) -> N
     execute(f'INSERT INTO "{schema}".aptools_schema (version) VALUES ({VERSION + 1})')
     with pytest.raises(SchemaTooNew, match=f"version {VERSION + 1}"):
         PostgreSQLStore(pg_url)
+
+
+def _child_reads(store: PostgreSQLStore, out: Any) -> None:
+    got = store.get("a1", NOW)
+    put(store, action("c1"))
+    out.put(None if got is None else got.action_id)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_opens_its_own_connections(store: PostgreSQLStore) -> None:
+    # As gunicorn forks workers from a parent that used the store already.
+    put(store, action("a1"))
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_reads, args=(store, out))
+    child.start()
+    assert out.get(timeout=30) == "a1"
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    # The parent's connections were neither shared nor ended by the child.
+    assert store.get("c1", NOW) is not None
+    assert store.get("a1", NOW) is not None
 
 
 # -- URLs --
