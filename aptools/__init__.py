@@ -19,6 +19,7 @@ from aptools.errors import (
     NotFound,
     PayloadTooLarge,
     RequestValidationError,
+    StoreUnavailable,
     Unauthorized,
     UnprocessableEntity,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "SharedIntrospections",
     "StatusName",
     "Store",
+    "StoreUnavailable",
     "Stored",
     "Unauthorized",
     "UnprocessableEntity",

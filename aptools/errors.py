@@ -25,6 +25,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RequestValidationError",
+    "StoreUnavailable",
     "Unauthorized",
     "UnprocessableEntity",
 ]
@@ -246,6 +247,30 @@ class ConsentRequired(ActionProviderError):
         details["required_scope"] = required
         details.update(gare.to_dict())
         return details
+
+
+class StoreUnavailable(ActionProviderError):
+    """The action store could not be reached or answered too late; retry later.
+
+    Raised by network stores (PostgreSQL) on a lost connection, a full pool
+    or a statement timeout. Answered as 503 with ``Retry-After`` (seconds,
+    RFC 9110 section 10.2.3).
+    """
+
+    status_code = 503
+    error_code = "StoreUnavailable"
+    default_description = "The action store could not be reached in time; retry later."
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        retry_after: int = 1,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            description, headers={"Retry-After": str(retry_after), **(headers or {})}
+        )
 
 
 class ActionFailed(Exception):

@@ -36,12 +36,13 @@ ENTRY_POINT_GROUP: Final = "aptools.stores"
 BUILT_IN: Final[dict[str, str]] = {
     "memory": "aptools.store.registry:open_memory",
     "sqlite": "aptools.store.registry:open_sqlite",
-    # "postgresql" and "postgres": the PostgreSQL store registers here.
+    "postgresql": "aptools.store.postgresql:open_postgresql",
+    "postgres": "aptools.store.postgresql:open_postgresql",
 }
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _SQLITE_FORMS = "'sqlite:///relative/file.db' or 'sqlite:////absolute/file.db'"
-_FORMS = f"'memory:', {_SQLITE_FORMS}"
+_FORMS = f"'memory:', {_SQLITE_FORMS}, 'postgresql://user@host/dbname'"
 
 
 def open_store(url: str | None = None) -> Store:

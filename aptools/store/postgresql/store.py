@@ -1,0 +1,375 @@
+"""The PostgreSQL store: one database shared by any number of hosts.
+
+Every call is one statement in autocommit mode, sent on a connection of a
+per-process pool (psycopg 3, psycopg_pool), so each is atomic across hosts
+and costs one round trip. Rows carry the provider's namespace, so views of
+one store made by :meth:`PostgreSQLStore.for_provider` never see each
+other's actions, request keys or introspections.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from aptools.errors import StoreUnavailable
+from aptools.models import Action
+from aptools.store.base import (
+    CONFLICT,
+    NEW,
+    PENDING,
+    RequestKey,
+    Reservation,
+    Store,
+    Stored,
+)
+from aptools.store.postgresql.introspections import Introspections
+from aptools.store.postgresql.schema import migrate
+from aptools.store.postgresql.settings import Settings
+from aptools.store.postgresql.statements import Statements
+from aptools.store.registry import redact
+from aptools.vocabulary import TERMINAL
+
+__all__ = ["PostgreSQLStore"]
+
+log = logging.getLogger("aptools.store")
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+_TERMINAL: Final = sorted(TERMINAL)
+# Expired actions deleted per statement by purge.
+PURGE_BATCH: Final = 1000
+# A request key still held this long (seconds) belongs to a run whose host
+# died and that no retry took over (any lease is far shorter): purged.
+ABANDONED_AFTER: Final = 86_400.0
+# Seconds a pool keeps trying to replace a lost connection in the background.
+RECONNECT_TIMEOUT: Final = 5.0
+
+# How many forks this process descends from. PERF: comparing a counter is
+# cheaper than asking the OS for the process id on every call.
+_forks = [0]
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+# Pools inherited from a parent process: never used nor closed (closing would
+# end the parent's sessions on the shared sockets), only kept from the
+# garbage collector.
+_inherited: list[ConnectionPool[Conn]] = []
+
+
+class _Database:
+    """What the views of one store share: settings, statements, the pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.statements = Statements.of(settings.schema)
+        self.users = 1
+        self._pool: ConnectionPool[Conn] | None = None
+        self._forks = _forks[0]
+        self._mutex = threading.Lock()
+        self._options: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            "options": (
+                f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
+            ),
+            # PERF: every statement is prepared on its first use on a
+            # connection, then sent as Bind/Execute only.
+            "prepare_threshold": 0,
+        }
+
+        if "application_name" not in settings.conninfo:
+            self._options["application_name"] = "aptools"
+
+    def connect(self) -> Conn:
+        """A connection of its own (for start-up work), not from the pool."""
+        return psycopg.connect(self.settings.conninfo, **self._options)
+
+    def pool(self) -> ConnectionPool[Conn]:
+        pool = self._pool
+        if pool is not None and self._forks == _forks[0]:
+            return pool
+        with self._mutex:
+            if self._pool is not None and self._forks != _forks[0]:
+                _inherited.append(self._pool)
+                self._pool = None
+            if self._pool is None:
+                self._forks = _forks[0]
+                self._pool = ConnectionPool(
+                    self.settings.conninfo,
+                    kwargs=self._options,
+                    min_size=self.settings.pool_min,
+                    max_size=self.settings.pool_max,
+                    timeout=self.settings.pool_timeout,
+                    name="aptools",
+                    # Give up a lost connection's reconnection (backing off
+                    # from 1 s) soon: a call finding the pool empty starts a
+                    # fresh attempt at once, so the pool is whole again
+                    # within seconds of the database's return.
+                    reconnect_timeout=RECONNECT_TIMEOUT,
+                    open=True,
+                )
+            return self._pool
+
+    def run(self, call: Callable[[Conn], T]) -> T:
+        """``call(connection)``, mapping an unreachable or slow database to
+        :class:`StoreUnavailable`.
+
+        A connection that broke while idle in the pool (the server restarted,
+        or ended it) is dropped and the call made again on another one: every
+        store call may be repeated safely, since each is one statement whose
+        second run finds the work of the first done.
+        """
+        attempts = self.settings.pool_max + 1
+        while True:
+            attempts -= 1
+            pool = self.pool()
+            try:
+                # PERF: getconn/putconn rather than pool.connection(), whose
+                # exit also runs a (local) commit: a few µs less per call.
+                conn = pool.getconn()
+            except PoolTimeout:
+                log.warning(
+                    "PostgreSQL store: no connection within %ss",
+                    self.settings.pool_timeout,
+                )
+                raise StoreUnavailable() from None
+            try:
+                return call(conn)
+            except psycopg.errors.QueryCanceled:
+                log.warning(
+                    "PostgreSQL store: a statement exceeded %ss",
+                    self.settings.statement_timeout,
+                )
+                raise StoreUnavailable() from None
+            except psycopg.OperationalError as exc:
+                if conn.broken and attempts > 0:
+                    continue
+                log.warning("PostgreSQL store unreachable: %s", type(exc).__name__)
+                raise StoreUnavailable() from None
+            finally:
+                pool.putconn(conn)
+
+    def close(self) -> None:
+        with self._mutex:
+            self.users -= 1
+            if self.users <= 0 and self._pool is not None:
+                if self._forks == _forks[0]:
+                    self._pool.close()
+                self._pool = None
+
+
+class PostgreSQLStore(Store):
+    """Actions in a PostgreSQL database, shared by any number of hosts.
+
+    >>> store = PostgreSQLStore("postgresql://aptools:secret@db:5432/aptools")
+    >>> provider = Provider(..., store=store)
+
+    ``url`` is described in :mod:`aptools.store.postgresql.settings`
+    (schema, pool size, timeouts). Tables are created or migrated here, at
+    start-up (see :mod:`aptools.store.postgresql.schema`). Raises
+    :class:`ValueError` for a bad URL (its password never shown),
+    :class:`~aptools.store.postgresql.schema.SchemaTooNew` for a database of
+    a newer aptools, and :class:`ConnectionError` when the database cannot be
+    reached at start-up. Once running, a call that cannot reach the
+    database in time raises :class:`aptools.StoreUnavailable` (503).
+    """
+
+    # Every call waits on the network: the ASGI face runs it in a thread.
+    # PERF: threads rather than psycopg's async API (which would also need
+    # every call written twice): status reads by 16 tasks on one event loop
+    # took 740 µs wall and 330 µs CPU each through threads, 1559 and 455
+    # through an AsyncConnectionPool of the same size (benchmarks/postgresql.py).
+    io_bound = True
+
+    def __init__(self, url: str, *, namespace: str = "") -> None:
+        settings = Settings.parse(url)
+        self.url = redact(url)
+        self.namespace = namespace
+        self._db = _Database(settings)
+        try:
+            with self._db.connect() as conn:
+                migrate(conn, settings.schema)
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(
+                f"PostgreSQL store {self.url}: cannot connect: {settings.scrub(exc)}"
+            ) from None
+        self._sql = self._db.statements
+
+    def __repr__(self) -> str:
+        return f"PostgreSQLStore({self.url!r}, namespace={self.namespace!r})"
+
+    def for_provider(self, namespace: str) -> PostgreSQLStore:
+        """A view of this store for one provider: same pool, own namespace."""
+        view = object.__new__(PostgreSQLStore)
+        view.url = self.url
+        view.namespace = namespace
+        view._db = self._db
+        view._sql = self._sql
+        with self._db._mutex:
+            self._db.users += 1
+        return view
+
+    def reserve(
+        self, key: RequestKey, action_id: str, now: float, lease: float
+    ) -> Reservation:
+        params = {
+            "namespace": self.namespace,
+            "action_id": action_id,
+            "creator_id": key.creator_id,
+            "request_id": key.request_id,
+            "fingerprint": key.fingerprint,
+            "now": now,
+            "lease": lease,
+        }
+        row = self._one(self._sql.reserve, params)
+        assert row is not None  # an upsert always returns its row
+        outcome = row[0]
+        if outcome == "new":
+            return NEW
+        if outcome == "pending":
+            return PENDING
+        if outcome == "conflict":
+            return CONFLICT
+        return Reservation("existing", Stored(*row[1:]))
+
+    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+        shared = [f"monitor_by {p}" for p in action.monitor_by]
+        shared += [f"manage_by {p}" for p in action.manage_by]
+        self._execute(
+            self._sql.finish,
+            {
+                "namespace": self.namespace,
+                "action_id": action.action_id,
+                "status": stored.status,
+                "expires_at": expires_at,
+                "public": stored.public,
+                "doc": stored.doc,
+                "shared": shared,
+            },
+        )
+
+    def abandon(self, action_id: str) -> None:
+        self._execute(
+            self._sql.abandon, {"namespace": self.namespace, "action_id": action_id}
+        )
+
+    def get(self, action_id: str, now: float) -> Stored | None:
+        row = self._one(
+            self._sql.get,
+            {"namespace": self.namespace, "action_id": action_id, "now": now},
+        )
+        return None if row is None else Stored(*row)
+
+    def update(
+        self, action_id: str, stored: Stored, expires_at: float | None, now: float
+    ) -> Stored | None:
+        row = self._one(
+            self._sql.update,
+            {
+                "namespace": self.namespace,
+                "action_id": action_id,
+                "status": stored.status,
+                "expires_at": expires_at,
+                "public": stored.public,
+                "doc": stored.doc,
+                "terminal": _TERMINAL,
+                "now": now,
+            },
+        )
+        if row is None:
+            return None
+        public = stored.public if row[3] is None else row[3]
+        doc = stored.doc if row[4] is None else row[4]
+        return Stored(row[0], row[1], row[2], public, doc)
+
+    def delete(self, action_id: str) -> None:
+        self._execute(
+            self._sql.delete, {"namespace": self.namespace, "action_id": action_id}
+        )
+
+    def list(
+        self,
+        principals: Mapping[str, Collection[str]],
+        statuses: Collection[str],
+        now: float,
+    ) -> list[Action]:
+        creators = list(principals.get("creator_id", ()))
+        shared = [
+            f"{role} {p}"
+            for role in ("monitor_by", "manage_by")
+            for p in principals.get(role, ())
+        ]
+        if not statuses or not (creators or shared):
+            return []
+        if creators and shared:
+            query = self._sql.list_by_both
+        else:
+            query = self._sql.list_by_creator if creators else self._sql.list_by_shared
+        params = {
+            "namespace": self.namespace,
+            "now": now,
+            "statuses": list(statuses),
+            "creators": creators,
+            "shared": shared,
+        }
+
+        def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            return conn.execute(query, params, binary=True).fetchall()
+
+        return [Stored(*row).action() for row in self._db.run(fetch)]
+
+    def purge(self, now: float) -> int:
+        """Delete expired actions, and request keys held for more than
+        :data:`ABANDONED_AFTER` seconds, at most :data:`PURGE_BATCH` rows per
+        statement (so no lock is held for long); return how many actions
+        went."""
+        params = {
+            "namespace": self.namespace,
+            "now": now,
+            "abandoned": now - ABANDONED_AFTER,
+            "batch": PURGE_BATCH,
+        }
+        gone = 0
+        while True:
+            count = self._execute(self._sql.purge, params)
+            gone += count
+            if count < PURGE_BATCH:
+                break
+        while self._execute(self._sql.purge_abandoned, params) == PURGE_BATCH:
+            pass
+        return gone
+
+    def introspections(self) -> Introspections:
+        """Token introspections shared by every host, in this namespace."""
+        return Introspections(self._db, self.namespace)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- one statement, one round trip -----------------------------------------
+
+    def _one(self, query: bytes, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        def fetch(conn: Conn) -> tuple[Any, ...] | None:
+            return conn.execute(query, params, binary=True).fetchone()
+
+        return self._db.run(fetch)
+
+    def _execute(self, query: bytes, params: Mapping[str, Any]) -> int:
+        def execute(conn: Conn) -> int:
+            return conn.execute(query, params).rowcount
+
+        return self._db.run(execute)
