@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import orjson
 
 from aptools.auth import Authenticator
+from aptools.execution import Execution
 from aptools.faces.observe import RequestInfo
 from aptools.models import DURATION_PATTERN, parse_duration
 from aptools.protocol import spec as core
-from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
+from aptools.protocol.effects import (
+    Await,
+    Blocking,
+    Call,
+    ThreadPool,
+    blocking_in,
+    store_call,
+)
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
 from aptools.store import Store, open_store
 
@@ -327,7 +335,8 @@ class Provider:
             ),
             auth=auth,
             store=store,
-            store_effect=Blocking if store.io_bound else Call,
+            store_call=store_call(store),
+            execution=Execution(store),
             validate=self._validator,
             handlers=handlers,
             synchronous=self.synchronous,

@@ -24,10 +24,7 @@ def _asgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        answer = op(spec, req, action_id)
-        status, data = (
-            answer if isinstance(answer, tuple) else await drive_async(answer)
-        )
+        status, data = await drive_async(op(spec, req, action_id))
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON

@@ -22,8 +22,7 @@ def _wsgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        answer = op(spec, req, action_id)
-        status, data = answer if isinstance(answer, tuple) else drive(answer)
+        status, data = drive(op(spec, req, action_id))
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON

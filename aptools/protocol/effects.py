@@ -1,8 +1,8 @@
 """The protocol core's I/O, described once and performed by either face.
 
-Operations are generators: whenever they need the outside world they yield an
-effect, and a driver (:mod:`aptools.faces.drivers`) performs it and sends the
-result back. So no operation exists twice.
+The rule of the core is written in :mod:`aptools.protocol`; this module holds
+the effects an operation may yield and :class:`StoreCall`, the one way an
+operation calls the store.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import falcon
 import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
+
+if TYPE_CHECKING:
+    from aptools.store import Store
 
 T = TypeVar("T")
 
@@ -174,3 +177,65 @@ class ReadBody(Effect):
         req: Any = self.req
         data: bytes = await req.stream.read(self.limit + 1)
         return data
+
+
+class StoreCall:
+    """How operations call the store, decided once when the provider is built.
+
+    ``result = yield from spec.store_call(spec.store.get, action_id, now)``
+    is the only way an operation reaches the store. Which way the call is
+    made depends on the store alone, so it is chosen by :func:`store_call`:
+
+    - a local store (``io_bound`` false: memory, SQLite) is called in place,
+      with no effect and no driver round trip;
+    - a store that waits on the network (``io_bound``) is called in a worker
+      thread under ASGI (in place under WSGI), as a :class:`Blocking` effect;
+    - a store whose methods are ``async def`` is awaited (:class:`Await`).
+
+    :meth:`now` makes a call at once, without yielding: for clean-up while an
+    operation is being closed (``GeneratorExit``), when it may not yield.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        raise NotImplementedError
+
+    def now(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` in place, whatever the store (blocking if need be)."""
+        result = fn(*args)
+        if asyncio.iscoroutine(result):
+            return _loop().run_until_complete(result)
+        return result
+
+
+class _InPlace(StoreCall):
+    __slots__ = ()
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        # PERF: a local store answers in place; the dead yield makes this a
+        # generator for ``yield from`` without an effect round trip (a
+        # generator costs about a third of what a Call effect through the
+        # driver costs).
+        return fn(*args)
+        yield  # pragma: no cover
+
+
+class _Effected(StoreCall):
+    __slots__ = ("effect",)
+
+    def __init__(self, effect: type[Call]) -> None:
+        self.effect = effect
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        result: T = yield self.effect(fn, *args)
+        return result
+
+
+def store_call(store: Store) -> StoreCall:
+    """The :class:`StoreCall` for ``store``: in place, in a thread, or awaited."""
+    if asyncio.iscoroutinefunction(store.get):
+        return _Effected(Await)
+    if store.io_bound:
+        return _Effected(Blocking)
+    return _InPlace()

@@ -49,7 +49,7 @@ def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
 
     ``fresh`` is ``Stored.of(action)`` when the caller has it already.
     """
-    stored: Stored | None = yield spec.store_effect(
+    stored = yield from spec.store_call(
         spec.store.update,
         action.action_id,
         fresh or Stored.of(action),

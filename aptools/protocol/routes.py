@@ -11,8 +11,8 @@ from aptools.protocol.effects import Op
 
 __all__ = ["Operation", "Route", "route_table"]
 
-# An operation answers at once (a reply) or as a generator over effects.
-Operation = Callable[[core.Spec, Any, Any], Op[core.Reply] | core.Reply]
+# Every operation is a generator over effects that returns its reply.
+Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
 #: path -> method -> (operation, constant headers, operation name)
 Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str], str]]]
 

@@ -41,7 +41,7 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     principals = {
         role: mine if role != "creator_id" else caller.identities for role in roles
     }
-    found: list[Action] = yield spec.store_effect(
+    found = yield from spec.store_call(
         spec.store.list, principals, statuses, time.time()
     )
     before = {a.action_id: Stored.of(a) for a in found}
