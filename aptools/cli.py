@@ -186,15 +186,20 @@ def _offline(target: str) -> Provider:
 
 def check(args: argparse.Namespace) -> int:
     """Build a provider and print its description, routes and input schema."""
-    from aptools.protocol.routes import route_table
+    from aptools.protocol.routes import full_path, route_table
 
     provider = _offline(args.target)
     about = provider.description
     schema = about.pop("input_schema")
     print(json.dumps(about, indent=2))
     print("\nroutes:")
-    for path, methods in route_table(provider.handlers, provider.prefix):
-        print(f"  {' '.join(sorted(methods)):<14} {path}")
+    methods: dict[str, list[str]] = {}
+    for route in route_table(provider.handlers):
+        methods.setdefault(full_path(provider.prefix, route.path), []).append(
+            route.method
+        )
+    for path, names in methods.items():
+        print(f"  {' '.join(sorted(names)):<14} {path}")
     print("\ninput schema:")
     print(json.dumps(schema, indent=2))
     return 0
@@ -335,6 +340,8 @@ def call(args: argparse.Namespace) -> int:
     """A small client: run, status, cancel, release or log an action."""
     import requests
 
+    from aptools.protocol.routes import find
+
     base = args.url.rstrip("/")
     headers = {"Authorization": f"Bearer {args.token}"}
 
@@ -369,9 +376,9 @@ def call(args: argparse.Namespace) -> int:
         if not args.action_id:
             print(f"aptools call: {args.operation} needs an ACTION_ID", file=sys.stderr)
             return 2
-        method = "GET" if args.operation in ("status", "log") else "POST"
-        url = f"{base}/{args.action_id}/{args.operation}"
-        doc = answer(requests.request(method, url, headers=headers, timeout=60))
+        route = find(args.operation, "1.0")
+        url = base + route.path.replace("{action_id}", args.action_id)
+        doc = answer(requests.request(route.method, url, headers=headers, timeout=60))
     print(json.dumps(doc, indent=2))
     return 0
 

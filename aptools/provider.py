@@ -354,15 +354,8 @@ class Provider:
         from aptools.protocol.openapi import openapi_document
         from aptools.protocol.routes import route_table
 
-        routes = route_table(self._handlers, self.prefix)
         return openapi_document(
-            self.description,
-            [(path, list(methods)) for path, methods in routes],
-            {
-                (path, method): name
-                for path, methods in routes
-                for method, (_op, _headers, name) in methods.items()
-            },
+            self.description, route_table(self._handlers), self.prefix
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
