@@ -23,7 +23,7 @@ def _log(action: Any, caller: Any, query: Any) -> list[Any]:
 def test_head_answers_as_get_without_a_body(
     make: MakeClient, alice: FakeIdentity
 ) -> None:
-    provider, client = make(log=_log)
+    _, client = make(log=_log)
     action_id = client.run(alice, {"input_string": "hi"}).json["action_id"]
     paths = [
         "/",
