@@ -26,6 +26,16 @@ from aptools.protocol.effects import (
 )
 from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
 from aptools.store import Store, open_store
+from aptools.typing import (
+    CancelF,
+    EnumerateF,
+    LogF,
+    ReleaseF,
+    ResumeF,
+    RunF,
+    StatusF,
+    check_signature,
+)
 
 if TYPE_CHECKING:
     import falcon
@@ -192,6 +202,7 @@ class Provider:
     # -- registration -----------------------------------------------------------
 
     def _register(self, name: str, fn: F) -> F:
+        """Record ``fn`` as the ``name`` handler; refuse what could not serve."""
         if self._spec is not None:
             raise ProviderConfigError(
                 f"cannot register a {name} handler: the app was already built"
@@ -203,6 +214,9 @@ class Provider:
             )
         if not callable(fn):
             raise ProviderConfigError(f"the {name} handler must be callable")
+        problem = check_signature(name, fn)
+        if problem is not None:
+            raise ProviderConfigError(f"{problem} ({_where(fn)})")
         self._handlers[name] = fn
         return fn
 
@@ -223,7 +237,7 @@ class Provider:
         self._hooks.append(fn)
         return fn
 
-    def run(self, fn: F) -> F:
+    def run(self, fn: RunF) -> RunF:
         """Register the run handler (required): ``fn(request, caller)``.
 
         Return a dict (the details of a SUCCEEDED action), an
@@ -231,7 +245,7 @@ class Provider:
         """
         return self._register("run", fn)
 
-    def status(self, fn: F) -> F:
+    def status(self, fn: StatusF) -> StatusF:
         """Register a status handler: ``fn(action, caller)``.
 
         It is called for actions not yet finished, with the stored action,
@@ -240,7 +254,7 @@ class Provider:
         """
         return self._register("status", fn)
 
-    def cancel(self, fn: F) -> F:
+    def cancel(self, fn: CancelF) -> CancelF:
         """Register a cancel handler: ``fn(action, caller)``.
 
         Without one, cancel makes an unfinished action FAILED with
@@ -248,17 +262,17 @@ class Provider:
         """
         return self._register("cancel", fn)
 
-    def release(self, fn: F) -> F:
+    def release(self, fn: ReleaseF) -> ReleaseF:
         """Register a release hook: ``fn(action, caller)``, called before a
         finished action is deleted (to clean up what it left behind)."""
         return self._register("release", fn)
 
-    def log(self, fn: F) -> F:
+    def log(self, fn: LogF) -> LogF:
         """Register a log handler: ``fn(action, caller, query)`` returning a
         :class:`LogPage` or a list of :class:`LogEntry`. Enables the log route."""
         return self._register("log", fn)
 
-    def enumerate(self, fn: F) -> F:
+    def enumerate(self, fn: EnumerateF) -> EnumerateF:
         """Register an enumerate handler: ``fn(query, caller)``.
 
         ``query.actions`` holds the stored actions the caller may see that
@@ -267,7 +281,7 @@ class Provider:
         """
         return self._register("enumerate", fn)
 
-    def resume(self, fn: F) -> F:
+    def resume(self, fn: ResumeF) -> ResumeF:
         """Register a resume handler: ``fn(action, caller)``. Enables resume."""
         return self._register("resume", fn)
 
