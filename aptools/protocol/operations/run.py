@@ -29,6 +29,7 @@ from aptools.protocol.lifecycle import (
     expiry,
     fail,
     new_action_id,
+    run_result,
 )
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Reservation, Stored
@@ -147,8 +148,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     )
     try:
         try:
-            result = yield spec.execution.submit(spec.handlers["run"], request, caller)
-            apply(action, result, empty_is_success=True)
+            handler = spec.handlers["run"]
+            result = yield spec.execution.submit(handler, request, caller)
+            apply(action, run_result(result, handler.fn))
         except ActionFailed as failed:
             fail(action, failed)
         if spec.synchronous and action.status not in TERMINAL:
