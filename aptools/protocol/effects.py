@@ -160,7 +160,14 @@ class Authenticate(Effect):
 
 
 class ReadBody(Effect):
-    """At most ``limit + 1`` bytes of the request body."""
+    """At most ``limit + 1`` bytes of the request body.
+
+    With a ``Content-Length``, that many bytes (at most). Without one — a
+    chunked body (``Transfer-Encoding: chunked``), which a WSGI server
+    de-chunks — the stream is read to its end, stopping past ``limit``, as
+    the ASGI face does. A WSGI body with neither is empty (PEP 3333: reading
+    past ``CONTENT_LENGTH`` may block).
+    """
 
     __slots__ = ("limit", "req")
 
@@ -170,13 +177,30 @@ class ReadBody(Effect):
 
     def run(self) -> bytes:
         req: Any = self.req
-        data: bytes = req.bounded_stream.read(self.limit + 1)
-        return data
+        if req.content_length is not None or not _streamed(req):
+            data: bytes = req.bounded_stream.read(self.limit + 1)
+            return data
+        stream, wanted, parts = req.stream, self.limit + 1, []
+        while wanted > 0:
+            part = stream.read(min(wanted, 65536))
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
 
     async def run_async(self) -> bytes:
         req: Any = self.req
         data: bytes = await req.stream.read(self.limit + 1)
         return data
+
+
+def _streamed(req: Any) -> bool:
+    """Whether a WSGI request's body runs to the end of its stream."""
+    coding = req.get_header("Transfer-Encoding")
+    return bool(
+        (coding and "chunked" in coding.lower()) or req.env.get("wsgi.input_terminated")
+    )
 
 
 class StoreCall:
