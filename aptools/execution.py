@@ -24,11 +24,13 @@ Example (what ``run`` does)::
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from aptools.protocol.spec import Handler
     from aptools.store import Store
 
-__all__ = ["Execution"]
+__all__ = ["Execution", "handler_table"]
 
 log = logging.getLogger("aptools")
 
@@ -112,6 +114,36 @@ class Execution:
         self._lock = threading.Lock()
         self._thread = None
         self._stopping = threading.Event()
+
+
+def handler_table(
+    handlers: Mapping[str, Callable[..., Any]], offload: bool, threads: int | None
+) -> dict[str, Handler]:
+    """How to call each handler, decided once: an ``async def`` is awaited;
+    a ``def`` runs in a worker thread under ASGI (the default executor, or a
+    pool of ``threads``) unless ``offload`` is false, and in place under WSGI.
+    """
+    from aptools.protocol.effects import (
+        Await,
+        Blocking,
+        Call,
+        ThreadPool,
+        blocking_in,
+    )
+    from aptools.protocol.spec import Handler
+
+    blocking = Blocking if threads is None else blocking_in(ThreadPool(threads))
+    plain = blocking if offload else Call
+    return {
+        name: Handler(fn, Await if _is_async(fn) else plain)
+        for name, fn in handlers.items()
+    }
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
 
 
 def _after_fork() -> None:

@@ -152,5 +152,12 @@ def check_signature(name: str, fn: Callable[..., Any]) -> str | None:
     return None
 
 
+def where(fn: Callable[..., Any]) -> str:
+    """A handler's name and, for a function, its file and line."""
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"{name} at {code.co_filename}:{code.co_firstlineno}" if code else name
+
+
 def _name(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
