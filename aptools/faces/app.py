@@ -58,7 +58,8 @@ def _configure(
     for route in route_table(spec.handlers):
         path = full_path(prefix, route.path)
         resource = resources.setdefault(path, _Resource())
-        responder = make(spec, route.operation, route.headers)
+        fast = route.fast if spec.store_call.in_place else None
+        responder = make(spec, route.operation, route.headers, fast)
         setattr(resource, f"on_{route.method.lower()}", responder)
         operations[(path, route.method)] = route.name
     for path, resource in resources.items():

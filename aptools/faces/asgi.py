@@ -12,11 +12,14 @@ import orjson
 from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive_async
 from aptools.protocol import spec as core
-from aptools.protocol.routes import Operation
+from aptools.protocol.routes import FastPath, Operation
 
 
 def _asgi_responder(
-    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+    spec: core.Spec,
+    op: Operation,
+    headers: Mapping[str, str],
+    fast: FastPath | None = None,
 ) -> Callable[..., Any]:
     async def responder(
         req: falcon.asgi.Request,
@@ -25,7 +28,10 @@ def _asgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        status, data = await drive_async(op(spec, req, action_id))
+        answer = None if fast is None else fast(spec, req, action_id)
+        if answer is None:
+            answer = await drive_async(op(spec, req, action_id))
+        status, data = answer
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON

@@ -218,9 +218,13 @@ class StoreCall:
 
     :meth:`now` makes a call at once, without yielding: for clean-up while an
     operation is being closed (``GeneratorExit``), when it may not yield.
+    ``in_place`` says whether calls are made in place: only then may a
+    route's fast path (:class:`~aptools.protocol.routes.Route`) read the
+    store directly.
     """
 
     __slots__ = ()
+    in_place: ClassVar[bool] = False
 
     def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
         raise NotImplementedError
@@ -235,6 +239,7 @@ class StoreCall:
 
 class _InPlace(StoreCall):
     __slots__ = ()
+    in_place = True
 
     def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
         # PERF: a local store answers in place; the dead yield makes this a

@@ -19,20 +19,32 @@ from aptools.vocabulary import TERMINAL
 
 
 def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
-    # PERF: a known caller polling their own stored, finished (or never
-    # refreshed) action, the most frequent request of all, is answered
-    # without an introspection or a refresh.
     caller = cached_caller(spec, req)
     if caller is None:
         caller = yield from authenticate(spec, req)
     stored = yield from spec.store_call(spec.store.get, action_id, time.time())
+    stored = yield from permitted(caller, stored, MONITOR)
+    if "status" in spec.handlers and stored.status not in TERMINAL:
+        stored = yield from refresh(spec, "status", stored, caller)
+    return 200, stored.public
+
+
+def status_in_place(spec: Spec, req: Request, action_id: str) -> Reply | None:
+    """Status's fast path: the reply, or ``None`` to run :func:`status`.
+
+    PERF: a known caller polling their own stored action that no handler
+    would refresh, the most frequent request of all, is answered without a
+    generator or a driver (status costs a third more through the driver).
+    Routed only for a store called in place (``spec.store_call.in_place``).
+    """
+    caller = cached_caller(spec, req)
+    if caller is None:
+        return None
+    stored = spec.store.get(action_id, time.time())
     if (
         stored is not None
         and stored.creator_id in caller.identities
         and (stored.status in TERMINAL or "status" not in spec.handlers)
     ):
         return 200, stored.public
-    stored = yield from permitted(caller, stored, MONITOR)
-    if "status" in spec.handlers and stored.status not in TERMINAL:
-        stored = yield from refresh(spec, "status", stored, caller)
-    return 200, stored.public
+    return None
