@@ -192,9 +192,11 @@ def check(args: argparse.Namespace) -> int:
     about = provider.description
     schema = about.pop("input_schema")
     print(json.dumps(about, indent=2))
-    print("\nroutes:")
+    print("\nroutes (each GET also answers HEAD):")
     methods: dict[str, list[str]] = {}
     for route in route_table(provider.handlers):
+        if route.method == "HEAD":
+            continue
         methods.setdefault(full_path(provider.prefix, route.path), []).append(
             route.method
         )

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from aptools.protocol import operations as ops
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Op
+from aptools.vocabulary import ROLES, STATUSES
 
 __all__ = ["ROUTES", "FastPath", "Operation", "Route", "find", "route_table"]
 
@@ -94,18 +95,28 @@ _RUN_ERRORS: Final = (
     "503",
 )
 _DESCRIBE_ERRORS: Final = ("401", "403", "500", "502", "503")
+
+
+def _listed(words: Collection[str]) -> str:
+    one = "(" + "|".join(sorted(words)) + ")"
+    return f"^{one}(,{one})*$"
+
+
 _LIST_PARAMETERS: Final = (
     {
         "name": "status",
         "in": "query",
-        "description": "Comma-separated statuses, any letter case (default: active).",
-        "schema": {"type": "string"},
+        "description": "Comma-separated statuses (default: active).",
+        "schema": {
+            "type": "string",
+            "pattern": _listed({*STATUSES, *(s.lower() for s in STATUSES)}),
+        },
     },
     {
         "name": "roles",
         "in": "query",
         "description": "Comma-separated roles (default: creator_id).",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": _listed(ROLES)},
     },
 )
 _LOG_PARAMETERS: Final = (
