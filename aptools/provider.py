@@ -296,7 +296,8 @@ class Provider:
 
         ``query.actions`` holds the stored actions the caller may see that
         match the request's filters; return those to answer (refreshed if you
-        like). Enables ``GET /actions``.
+        like); only those still in a status asked for are answered. Without
+        one, ``GET /actions`` answers from the store.
         """
         return self._register("enumerate", fn)
 
