@@ -26,10 +26,18 @@ from tests.conftest import ECHO_SCHEMA, bearer
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+class _NetworkStore(MemoryStore):
+    """A store that says it waits on the network: called in worker threads."""
+
+    io_bound = True
+
+
+@pytest.fixture(params=["memory", "sqlite", "io-bound"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "memory":
         return MemoryStore
+    if request.param == "io-bound":
+        return _NetworkStore
     return lambda: open_store(f"sqlite:///{tmp_path}/actions.db")
 
 

@@ -9,9 +9,10 @@ import falcon.testing
 import orjson
 import pytest
 
-from aptools import ActionStatus, NotFound, Unauthorized
+from aptools import ActionStatus, MemoryStore, NotFound, Unauthorized
 from aptools.faces.drivers import drive, drive_async
 from aptools.protocol import operations as ops
+from aptools.protocol.effects import Await, Blocking, store_call
 from aptools.protocol.spec import Reply, Spec
 from aptools.testing import FakeIdentity
 from tests.conftest import MakeClient, bearer
@@ -71,3 +72,41 @@ def test_an_action_through_its_operations(
     assert status == 200
     with pytest.raises(NotFound):
         _call(flavour, spec, ops.status, alice, action_id)
+
+
+class _IOStore(MemoryStore):
+    io_bound = True
+
+
+class _AsyncGet(MemoryStore):
+    async def get(self, action_id: str, now: float) -> Any:  # type: ignore[override]
+        return MemoryStore.get(self, action_id, now)
+
+
+def test_the_store_call_is_chosen_by_the_store() -> None:
+    local, network, awaited = (
+        store_call(MemoryStore()),
+        store_call(_IOStore()),
+        store_call(_AsyncGet()),
+    )
+    assert local.in_place and not network.in_place and not awaited.in_place
+    store = _AsyncGet()
+    op = store_call(store)(store.get, "nothing", 0.0)
+    assert isinstance(next(op), Await)  # awaited by the ASGI driver
+    assert drive(store_call(store)(store.get, "nothing", 0.0)) is None
+    assert store_call(store).now(store.get, "nothing", 0.0) is None
+    op = network(MemoryStore().get, "nothing", 0.0)
+    assert isinstance(next(op), Blocking)  # a worker thread under ASGI
+    in_place = local(MemoryStore().get, "nothing", 0.0)
+    with pytest.raises(StopIteration):  # answered at once, no effect
+        next(in_place)
+
+
+def test_an_io_bound_store_serves_both_faces(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
+    _, client = make(store=_IOStore())
+    ran = client.run(alice, {"input_string": "hi"})
+    assert ran.status_code == 202
+    polled = client.call("GET", f"/{ran.json['action_id']}/status", alice)
+    assert polled.json["details"] == {"you_said": "hi"}
