@@ -104,7 +104,9 @@ class Execution:
     def _housekeep(self, stopping: threading.Event, interval: float) -> None:
         while not stopping.is_set():
             try:
-                self.store.purge(time.time())
+                from aptools.protocol.effects import store_call
+
+                store_call(self.store).now(self.store.purge, time.time())
             except Exception:
                 log.exception("purging expired actions failed; trying again later")
             stopping.wait(interval)

@@ -32,12 +32,32 @@ class _NetworkStore(MemoryStore):
     io_bound = True
 
 
-@pytest.fixture(params=["memory", "sqlite", "io-bound"])
+class _AsyncStore(MemoryStore):
+    """A store whose methods are ``async def``: awaited by the drivers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        inner = MemoryStore()
+        for name in ("reserve", "finish", "abandon", "get", "update", "delete"):
+            setattr(self, name, _awaitable(getattr(inner, name)))
+        self.purge = _awaitable(inner.purge)  # type: ignore[method-assign]
+
+
+def _awaitable(fn: Any) -> Any:
+    async def call(*args: Any) -> Any:
+        return fn(*args)
+
+    return call
+
+
+@pytest.fixture(params=["memory", "sqlite", "io-bound", "async"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "memory":
         return MemoryStore
     if request.param == "io-bound":
         return _NetworkStore
+    if request.param == "async":
+        return _AsyncStore
     return lambda: open_store(f"sqlite:///{tmp_path}/actions.db")
 
 

@@ -230,11 +230,27 @@ class StoreCall:
         raise NotImplementedError
 
     def now(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call ``fn(*args)`` in place, whatever the store (blocking if need be)."""
+        """Call ``fn(*args)`` in place, whatever the store (blocking if need be).
+
+        An ``async def`` store method is run to its end on this thread's loop,
+        or, when an event loop is running here (a closing ASGI request),
+        started as a task on it: its result is then not waited for.
+        """
         result = fn(*args)
-        if asyncio.iscoroutine(result):
+        if not asyncio.iscoroutine(result):
+            return result
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
             return _loop().run_until_complete(result)
-        return result
+        task = running.create_task(result)
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return None
+
+
+# Tasks started by StoreCall.now, kept until done (the loop holds them weakly).
+_pending: set[asyncio.Task[Any]] = set()
 
 
 class _InPlace(StoreCall):
