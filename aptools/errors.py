@@ -282,15 +282,22 @@ class ActionFailed(Exception):
         def run(request, caller):
             if not request.body["path"].startswith("/"):
                 raise ActionFailed({"error": "path must be absolute"})
+            if disk_is_full():
+                raise ActionFailed("disk full")  # details {"message": "disk full"}
             ...
+
+    ``details`` is a dict or a message string (answered as
+    ``{"message": text}``).
     """
 
     def __init__(
         self,
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | str | None = None,
         *,
         display_status: str | None = None,
     ) -> None:
-        self.details: dict[str, Any] = dict(details or {})
+        from aptools.models import details_of
+
+        self.details: dict[str, Any] = details_of(details)
         self.display_status = display_status
-        super().__init__("action failed")
+        super().__init__(details if isinstance(details, str) else "action failed")

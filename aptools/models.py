@@ -27,6 +27,7 @@ __all__ = [
 
 # Kept importable from here: date-time text lives in aptools.times.
 from aptools.times import isoformat as isoformat
+from aptools.times import parse_datetime
 from aptools.times import timestamp_of as timestamp_of
 from aptools.vocabulary import (
     ACTIVE,
@@ -63,6 +64,48 @@ def parse_duration(text: str) -> float:
     return total
 
 
+Details = Mapping[str, Any] | str | None
+
+
+def details_of(details: Details) -> dict[str, Any]:
+    """An action's ``details`` as the interface requires them: an object.
+
+    ``None`` is ``{}``; a string (a message) is ``{"message": text}``; a
+    mapping is copied. Anything else is a ``TypeError`` naming its type.
+
+    >>> details_of("disk full")
+    {'message': 'disk full'}
+    """
+    if details is None:
+        return {}
+    if isinstance(details, str):
+        return {"message": details}
+    if isinstance(details, Mapping):
+        return dict(details)
+    raise TypeError(
+        "an action's details must be a dict or a message string, not "
+        f"{type(details).__name__}"
+    )
+
+
+def completion_time_of(value: datetime | str | None) -> str | None:
+    """RFC 3339 UTC text for a handler's ``completion_time``.
+
+    A ``datetime`` must carry a time zone; a string must be such a date-time.
+    Raises ``TypeError`` or ``ValueError`` otherwise.
+    """
+    if value is None:
+        return None
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise TypeError(
+            f"completion_time must be a datetime, not {type(value).__name__}"
+        )
+    if moment.tzinfo is None:
+        raise ValueError("completion_time must carry a time zone")
+    return isoformat(moment.timestamp())
+
+
 @dataclass(slots=True, kw_only=True)
 class ActionStatus:
     """What a handler returns to take full control of an action's state.
@@ -74,17 +117,27 @@ class ActionStatus:
 
     ``state`` is private to the provider: it is stored with the action and
     handed back to later handlers, but never sent to callers.
+
+    ``details`` is a dict, or a message string answered as
+    ``{"message": text}`` (:func:`details_of`). ``completion_time`` (a
+    time-zone-aware ``datetime`` or RFC 3339 text) says when a finished
+    action's work ended; by default, when the handler reported the end.
     """
 
     status: StatusName
     details: dict[str, Any] = field(default_factory=dict)
     display_status: str | None = None
     state: dict[str, Any] | None = None
+    completion_time: datetime | str | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.details) is not dict:
+            self.details = details_of(self.details)
 
     @classmethod
     def active(
         cls,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         *,
         display_status: str | None = None,
         state: Mapping[str, Any] | None = None,
@@ -95,7 +148,7 @@ class ActionStatus:
     @classmethod
     def inactive(
         cls,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         *,
         display_status: str | None = None,
         state: Mapping[str, Any] | None = None,
@@ -106,36 +159,42 @@ class ActionStatus:
     @classmethod
     def succeeded(
         cls,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         *,
         display_status: str | None = None,
         state: Mapping[str, Any] | None = None,
+        completion_time: datetime | str | None = None,
     ) -> ActionStatus:
         """A finished action; ``details`` is its result."""
-        return cls._make(SUCCEEDED, details, display_status, state)
+        made = cls._make(SUCCEEDED, details, display_status, state)
+        made.completion_time = completion_time
+        return made
 
     @classmethod
     def failed(
         cls,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         *,
         display_status: str | None = None,
         state: Mapping[str, Any] | None = None,
+        completion_time: datetime | str | None = None,
     ) -> ActionStatus:
-        """A failed action; ``details`` says why."""
-        return cls._make(FAILED, details, display_status, state)
+        """A failed action; ``details`` says why (a dict, or a message)."""
+        made = cls._make(FAILED, details, display_status, state)
+        made.completion_time = completion_time
+        return made
 
     @classmethod
     def _make(
         cls,
         status: StatusName,
-        details: Mapping[str, Any] | None,
+        details: Details,
         display_status: str | None,
         state: Mapping[str, Any] | None,
     ) -> ActionStatus:
         return cls(
             status=status,
-            details=dict(details or {}),
+            details=details_of(details),
             display_status=display_status,
             state=None if state is None else dict(state),
         )

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from aptools.auth import Authenticator
+from aptools.execution import Execution, handler_table
 from aptools.faces.observe import RequestInfo
-from aptools.models import DURATION_PATTERN, parse_duration
+from aptools.models import parse_duration
 from aptools.protocol import spec as core
-from aptools.protocol.effects import Await, Blocking, Call, ThreadPool, blocking_in
-from aptools.schema import PRINCIPAL_PATTERN, compile_request_validator, load_schema
-from aptools.schemacheck import check_schema
+from aptools.protocol.effects import store_call
+from aptools.settings import (
+    DEFAULT_MAX_BODY,
+    ProviderConfigError,
+    base_url,
+    check_settings,
+    client_credentials,
+    compile_validator,
+    load_input_schema,
+)
 from aptools.store import Store, open_store
+from aptools.typing import (
+    CancelF,
+    EnumerateF,
+    LogF,
+    ReleaseF,
+    ResumeF,
+    RunF,
+    StatusF,
+    check_signature,
+    where,
+)
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
 if TYPE_CHECKING:
@@ -30,14 +46,6 @@ __all__ = ["Provider", "ProviderConfigError"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H", bound=Callable[["RequestInfo"], None])
-
-_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
-_DURATION = re.compile(DURATION_PATTERN)
-DEFAULT_MAX_BODY: Final = 1024 * 1024
-
-
-class ProviderConfigError(ValueError):
-    """A provider is set up wrongly; raised when it is defined or built."""
 
 
 class Provider:
@@ -62,6 +70,56 @@ class Provider:
         app = provider.wsgi()    # gunicorn module:app
         asgi = provider.asgi()   # uvicorn module:asgi
 
+    Settings (keywords only; "duration" means ISO 8601 text such as ``"P30D"``
+    or ``"PT1H"``; the limits on text come from the Action Provider
+    Interface's description document):
+
+    The description (served at the prefix's root, ``GET {prefix}/``):
+
+    - ``title`` (1-128 characters), ``subtitle`` (1-128), ``description``
+      (1-4096), ``keywords`` (1024 characters in all): what callers read.
+    - ``scope``: the provider's Globus Auth scope string; tokens must carry it.
+    - ``admin_contact``: whom to contact (1-1024 characters).
+    - ``input_schema``: the JSON Schema of a run's ``body`` (a mapping, JSON
+      text, or a path to a JSON file); compiled at definition.
+    - ``visible_to``: principal URNs, or ``"public"``, who may read the
+      description and the OpenAPI document. Default ``("public",)``.
+    - ``runnable_by``: principal URNs, or ``"all_authenticated_users"``, who
+      may run. Default ``("all_authenticated_users",)``.
+    - ``administered_by``: principal URNs listed as administrators.
+    - ``synchronous``: ``True`` if run always finishes the action before it
+      answers (a run handler that does not is an error). Default ``False``.
+    - ``maximum_deadline``: duration; the latest ``deadline`` a run may ask
+      for, counted from now (later is 422). Default ``"P30D"``.
+    - ``event_types``: the event types the provider announces, or ``None``.
+
+    Serving:
+
+    - ``prefix``: the URL path the provider is served under. Default ``/``.
+    - ``release_after``: duration; how long a finished action is kept before
+      it is deleted, unless a run asks for another. Default ``"P30D"``.
+    - ``store``: a :class:`Store`, or a store URL (``memory:``,
+      ``sqlite:///path/file.db``); default ``APTOOLS_STORE``, else SQLite
+      in ``./aptools-actions.db``.
+    - ``max_body_size``: bytes; the largest run request body (larger is
+      413). Default 1 MiB.
+    - ``echo_input``: ``True`` to quote the caller's offending input in
+      validation errors (by default it is never repeated back or logged).
+    - ``access_log``: ``False`` turns the per-request log line off for good.
+    - ``offload_sync_handlers``, ``handler_threads``: how ``def`` handlers
+      run under ASGI (below).
+
+    Globus Auth:
+
+    - ``client_id``, ``client_secret``: the provider's Globus Auth client;
+      default ``APTOOLS_CLIENT_ID`` / ``APTOOLS_CLIENT_SECRET``.
+    - ``token_cache_ttl``: seconds an introspected token's answer is reused
+      (never past the token's own expiry). Default 60.
+    - ``token_cache_size``: how many tokens' answers are kept per process.
+      Default 10,000.
+    - ``auth_timeout``: seconds to wait for Globus Auth per call (then 503).
+      Default 2.
+
     Under ASGI, plain ``def`` handlers run in a worker thread so that blocking
     code never stalls the event loop; ``offload_sync_handlers=False`` runs them
     on the loop instead, which is faster for handlers that never block (or
@@ -85,6 +143,11 @@ class Provider:
     introspections there under ``store_namespace`` (by default
     ``f"{scope} {prefix}"``), so providers sharing a store never see each
     other's; give two providers one namespace only to share their actions.
+
+    Mistakes in the settings or in a handler's signature raise
+    :class:`ProviderConfigError` when the provider is defined or a handler
+    registered; a missing run handler or client credentials, when it is
+    built (:meth:`compile`, :meth:`wsgi`, :meth:`asgi`).
     """
 
     def __init__(
@@ -119,45 +182,24 @@ class Provider:
         handler_threads: int | None = None,
         public_url: str | None = None,
     ) -> None:
-        _check_text("title", title, 128)
-        _check_text("scope", scope, 1024)
-        _check_text("admin_contact", admin_contact, 1024)
-        if subtitle is not None:
-            _check_text("subtitle", subtitle, 128)
-        if description is not None:
-            _check_text("description", description, 4096)
-        if sum(len(k) for k in keywords) > 1024:
-            raise ProviderConfigError("keywords may hold 1024 characters in all")
-        if not prefix.startswith("/"):
-            raise ProviderConfigError(f"prefix must start with '/': {prefix!r}")
-        _check_principals("visible_to", visible_to, PUBLIC, ALL_AUTHENTICATED)
-        _check_principals("runnable_by", runnable_by, ALL_AUTHENTICATED)
-        _check_principals("administered_by", administered_by)
-        for name, value in (
-            ("maximum_deadline", maximum_deadline),
-            ("release_after", release_after),
-        ):
-            if not _DURATION.match(value):
-                raise ProviderConfigError(
-                    f"{name} must be an ISO 8601 duration such as 'P30D': {value!r}"
-                )
-        if store_namespace is not None:
-            _check_text("store_namespace", store_namespace, 1024)
-        if max_body_size < 1:
-            raise ProviderConfigError("max_body_size must be positive")
-        if handler_threads is not None and (
-            isinstance(handler_threads, bool)
-            or not isinstance(handler_threads, int)
-            or handler_threads < 1
-        ):
-            raise ProviderConfigError(
-                f"handler_threads must be a positive whole number: {handler_threads!r}"
-            )
-        try:
-            schema = load_schema(input_schema)
-            check_schema(schema, stacklevel=3)  # warnings point at the caller
-        except ValueError as exc:
-            raise ProviderConfigError(str(exc)) from None
+        check_settings(
+            title=title,
+            scope=scope,
+            admin_contact=admin_contact,
+            prefix=prefix,
+            subtitle=subtitle,
+            description=description,
+            keywords=keywords,
+            visible_to=visible_to,
+            runnable_by=runnable_by,
+            administered_by=administered_by,
+            maximum_deadline=maximum_deadline,
+            release_after=release_after,
+            max_body_size=max_body_size,
+            handler_threads=handler_threads,
+            store_namespace=store_namespace,
+        )
+        schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title
         self.scope = scope
@@ -192,15 +234,14 @@ class Provider:
         self._access_log = access_log
         self._offload = offload_sync_handlers
         self._handler_threads = handler_threads
-        self._public_url = None if public_url is None else _base_url(public_url)
+        self._public_url = None if public_url is None else base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
-        self._validator = _compile(schema, echo_input)
-
-    # -- registration -----------------------------------------------------------
+        self._validator = compile_validator(schema, echo_input)
 
     def _register(self, name: str, fn: F) -> F:
+        """Record ``fn`` as the ``name`` handler; refuse what could not serve."""
         if self._spec is not None:
             raise ProviderConfigError(
                 f"cannot register a {name} handler: the app was already built"
@@ -208,10 +249,13 @@ class Provider:
         if name in self._handlers:
             raise ProviderConfigError(
                 f"a {name} handler is already registered "
-                f"({_where(self._handlers[name])}); register one per operation"
+                f"({where(self._handlers[name])}); register one per operation"
             )
         if not callable(fn):
             raise ProviderConfigError(f"the {name} handler must be callable")
+        problem = check_signature(name, fn)
+        if problem is not None:
+            raise ProviderConfigError(f"{problem} ({where(fn)})")
         self._handlers[name] = fn
         return fn
 
@@ -232,7 +276,7 @@ class Provider:
         self._hooks.append(fn)
         return fn
 
-    def run(self, fn: F) -> F:
+    def run(self, fn: RunF) -> RunF:
         """Register the run handler (required): ``fn(request, caller)``.
 
         Return a dict (the details of a SUCCEEDED action), an
@@ -240,7 +284,7 @@ class Provider:
         """
         return self._register("run", fn)
 
-    def status(self, fn: F) -> F:
+    def status(self, fn: StatusF) -> StatusF:
         """Register a status handler: ``fn(action, caller)``.
 
         It is called for actions not yet finished, with the stored action,
@@ -249,7 +293,7 @@ class Provider:
         """
         return self._register("status", fn)
 
-    def cancel(self, fn: F) -> F:
+    def cancel(self, fn: CancelF) -> CancelF:
         """Register a cancel handler: ``fn(action, caller)``.
 
         Without one, cancel makes an unfinished action FAILED with
@@ -257,30 +301,29 @@ class Provider:
         """
         return self._register("cancel", fn)
 
-    def release(self, fn: F) -> F:
+    def release(self, fn: ReleaseF) -> ReleaseF:
         """Register a release hook: ``fn(action, caller)``, called before a
         finished action is deleted (to clean up what it left behind)."""
         return self._register("release", fn)
 
-    def log(self, fn: F) -> F:
+    def log(self, fn: LogF) -> LogF:
         """Register a log handler: ``fn(action, caller, query)`` returning a
         :class:`LogPage` or a list of :class:`LogEntry`. Enables the log route."""
         return self._register("log", fn)
 
-    def enumerate(self, fn: F) -> F:
+    def enumerate(self, fn: EnumerateF) -> EnumerateF:
         """Register an enumerate handler: ``fn(query, caller)``.
 
         ``query.actions`` holds the stored actions the caller may see that
         match the request's filters; return those to answer (refreshed if you
-        like). Enables ``GET /actions``.
+        like); only those still in a status asked for are answered. Without
+        one, ``GET /actions`` answers from the store.
         """
         return self._register("enumerate", fn)
 
-    def resume(self, fn: F) -> F:
+    def resume(self, fn: ResumeF) -> ResumeF:
         """Register a resume handler: ``fn(action, caller)``. Enables resume."""
         return self._register("resume", fn)
-
-    # -- building -----------------------------------------------------------------
 
     @property
     def description(self) -> dict[str, Any]:
@@ -298,17 +341,7 @@ class Provider:
                 f"provider {self.title!r} has no run handler: decorate a function "
                 "with @provider.run"
             )
-        client_id = self._client_id or os.environ.get("APTOOLS_CLIENT_ID")
-        secret = self._client_secret or os.environ.get("APTOOLS_CLIENT_SECRET")
-        if not client_id:
-            raise ProviderConfigError(
-                "no Globus Auth client id: pass client_id= or set APTOOLS_CLIENT_ID"
-            )
-        if not secret:
-            raise ProviderConfigError(
-                "no Globus Auth client secret: pass client_secret= or set "
-                "APTOOLS_CLIENT_SECRET"
-            )
+        client_id, secret = client_credentials(self._client_id, self._client_secret)
         try:
             opened = (
                 self._store
@@ -328,18 +361,7 @@ class Provider:
             timeout=timeout,
             shared=store.introspections(),
         )
-        # Under ASGI a plain def handler runs in a worker thread unless the
-        # author vouches that it never blocks (under WSGI both run in place).
-        offload = (
-            Blocking
-            if self._handler_threads is None
-            else blocking_in(ThreadPool(self._handler_threads))
-        )
-        plain = offload if self._offload else Call
-        handlers = {
-            name: core.Handler(fn, Await if _is_async(fn) else plain)
-            for name, fn in self._handlers.items()
-        }
+        handlers = handler_table(self._handlers, self._offload, self._handler_threads)
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
@@ -348,7 +370,8 @@ class Provider:
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
             auth=auth,
             store=store,
-            store_effect=Blocking if store.io_bound else Call,
+            store_call=store_call(store),
+            execution=Execution(store),
             validate=self._validator,
             handlers=handlers,
             synchronous=self.synchronous,
@@ -366,17 +389,9 @@ class Provider:
         from aptools.protocol.openapi import openapi_document
         from aptools.protocol.routes import route_table
 
-        routes = route_table(self._handlers, self.prefix)
-        base = self._public_url or _base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
+        base = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
-            self.description,
-            [(path, list(methods)) for path, methods in routes],
-            {
-                (path, method): name
-                for path, methods in routes
-                for method, (_op, _headers, name) in methods.items()
-            },
-            base_url=base,
+            self.description, route_table(self._handlers), self.prefix, base_url=base
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
@@ -393,63 +408,17 @@ class Provider:
 
     @property
     def store(self) -> Store:
-        """The action store (opened when the provider is compiled)."""
+        """The store the app serves from.
+
+        The store belongs to the compiled provider, so reading this property
+        compiles the provider (once, as :meth:`wsgi` and :meth:`asgi` do):
+        it needs the run handler and the client credentials, and opens the
+        store (creating a SQLite file if there is none). Read it after
+        building the app, e.g. in tests.
+        """
         return self.compile().store
 
     @property
     def handlers(self) -> Mapping[str, Callable[..., Any]]:
         """The registered handlers by operation name."""
         return dict(self._handlers)
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
-    )
-
-
-def _where(fn: Callable[..., Any]) -> str:
-    code = getattr(fn, "__code__", None)
-    name = getattr(fn, "__qualname__", repr(fn))
-    return f"{name} at {code.co_filename}:{code.co_firstlineno}" if code else name
-
-
-def _compile(schema: Mapping[str, Any], echo_input: bool) -> Callable[[Any], Any]:
-    try:
-        return compile_request_validator(schema, echo_input=echo_input)
-    except ValueError as exc:
-        raise ProviderConfigError(str(exc)) from None
-
-
-def _base_url(value: str | None) -> str:
-    """An absolute http(s) URL or a path, without query or fragment."""
-    if not value:
-        return "/"
-    parts = urlsplit(value)
-    absolute = parts.scheme in ("http", "https") and parts.netloc
-    if parts.query or parts.fragment or not (absolute or value.startswith("/")):
-        raise ProviderConfigError(
-            "public_url (or APTOOLS_PUBLIC_URL) must be an http(s) URL such as "
-            f"https://ap.example.org, or a path: {value!r}"
-        )
-    return value.rstrip("/") or "/"
-
-
-def _check_text(name: str, value: str, most: int) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= most:
-        raise ProviderConfigError(f"{name} must be a string of 1 to {most} characters")
-
-
-def _check_principals(name: str, values: Iterable[str], *words: str) -> None:
-    """Principal URNs, or one of ``words`` (``public``, ...)."""
-    if isinstance(values, str):
-        raise ProviderConfigError(
-            f"{name} must be a list of principal URNs, not a string"
-        )
-    for value in values:
-        if value not in words and not _PRINCIPAL.match(value):
-            allowed = "".join(f" or {word!r}" for word in words)
-            raise ProviderConfigError(
-                f"{name}: {value!r} is not a principal URN (urn:globus:auth:"
-                f"identity:<uuid> or urn:globus:groups:id:<uuid>){allowed}"
-            )

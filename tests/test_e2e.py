@@ -207,3 +207,42 @@ def test_auth_failure_over_http(
     assert time.monotonic() - started < 8
     assert result.status_code == 503
     assert result.json()["code"] == "AuthServiceUnavailable"
+
+
+def test_chunked_bodies_over_http(watchasay: Server, alice: FakeIdentity) -> None:
+    """A body sent without Content-Length is read up to the limit (1 MiB)."""
+    doc = b'{"request_id": "chunked-1", "body": {"input_string": "streamed"}}'
+    pieces = [doc[i : i + 7] for i in range(0, len(doc), 7)]
+    headers = {"Content-Type": "application/json"}
+    ran = watchasay.call(
+        "POST", "/run", alice.token, data=iter(pieces), headers=headers
+    )
+    assert ran.status_code == 202, ran.text
+    assert ran.json()["details"] == {"you_said": "streamed"}
+    big = [b'{"request_id": "chunked-2", "body": {"input_string": "']
+    big += [b"x" * 65536] * 20 + [b'"}}']
+    refused = watchasay.call(
+        "POST", "/run", alice.token, data=iter(big), headers=headers
+    )
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["code"] == "PayloadTooLarge"
+
+
+def test_an_http_version_line_the_app_does_not_take(
+    auth: FakeGlobusAuth, db: str
+) -> None:
+    """uvicorn hands the app an ``HTTP/2.0`` request line; the app answers it."""
+    import socket
+
+    server = Server("uvicorn", "examples.watchasay.app", "/skeleton", auth, db)
+    with server, socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+        sock.sendall(
+            b"GET /skeleton/ HTTP/2.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"505", answer
+    assert b"content-type: application/json" in head.lower()
+    assert b"HTTPVersionNotSupported" in body

@@ -26,7 +26,11 @@ def test_watchasay(fake_globus_auth: FakeGlobusAuth, flavour: str, api: str) -> 
     assert ran.json["status"] == "SUCCEEDED"
     assert ran.json["details"] == {"you_said": "hi"}
     assert client.run({"input_string": "hi", "x": 1}, as_=alice).status_code == 400
+    # enumerate, though the example registers no handler for it
+    listed = client.enumerate(as_=alice, status="succeeded")
+    assert [a["action_id"] for a in listed.json] == [ran.json["action_id"]]
     assert client.release(ran.json["action_id"], as_=alice).status_code == 200
+    assert client.enumerate(as_=alice, status="succeeded").json == []
 
 
 def test_countdown(fake_globus_auth: FakeGlobusAuth, flavour: str) -> None:

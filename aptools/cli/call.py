@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 from aptools.cli.common import EXIT_ERROR, CommandError
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
@@ -193,25 +194,32 @@ def call(args: argparse.Namespace) -> int:
         if args.manage_by:
             document["manage_by"] = args.manage_by
         # The same request_id makes a repeat safe: it answers the same action.
-        doc = client.send("POST", "/actions", json=document, retry=args.wait)
+        doc = client.send(*_route("run"), json=document, retry=args.wait)
     elif operation == "enumerate":
         params = {"status": args.status, "roles": args.roles}
         doc = client.send(
-            "GET", "/actions", params={k: v for k, v in params.items() if v}
+            *_route("enumerate"), params={k: v for k, v in params.items() if v}
         )
     elif operation == "log":
         params = {} if args.limit is None else {"limit": args.limit}
-        doc = client.send("GET", f"/actions/{args.action_id}/log", params=params)
-    elif operation == "status":
-        doc = client.send("GET", f"/actions/{args.action_id}")
-    elif operation == "release":
-        doc = client.send("DELETE", f"/actions/{args.action_id}")
-    else:  # cancel, resume
-        doc = client.send("POST", f"/actions/{args.action_id}/{operation}")
+        doc = client.send(*_route("log", args.action_id), params=params)
+    else:  # status, cancel, release, resume
+        doc = client.send(*_route(operation, args.action_id))
     if operation in ("run", "resume"):
         return _ended(client, args, doc)
     _print(doc)
     return 0
+
+
+def _route(operation: str, action_id: str | None = None) -> tuple[str, str]:
+    """The method and path of ``operation`` in API 1.1, from the route table."""
+    from aptools.protocol.routes import find
+
+    route = find(operation, "1.1", "DELETE" if operation == "release" else None)
+    path = route.path
+    if action_id is not None:
+        path = path.replace("{action_id}", quote(action_id, safe=""))
+    return route.method, path
 
 
 def _ended(client: _Client, args: argparse.Namespace, doc: Any) -> int:
@@ -222,7 +230,7 @@ def _ended(client: _Client, args: argparse.Namespace, doc: Any) -> int:
         _note(f"  {doc['status']} {shown}".rstrip())
         client.sleep(pause)
         pause = min(pause * 1.5, 10.0)
-        doc = client.send("GET", f"/actions/{doc['action_id']}", retry=True)
+        doc = client.send(*_route("status", doc["action_id"]), retry=True)
     _print(doc)
     status = doc.get("status")
     if status == FAILED:

@@ -45,7 +45,7 @@ def add_parser(commands: Any) -> None:
 
 def check(args: argparse.Namespace) -> int:
     """Build a provider and print its description, store, routes and schema."""
-    from aptools.protocol.routes import route_table
+    from aptools.protocol.routes import full_path, route_table
 
     names = ("APTOOLS_CLIENT_ID", "APTOOLS_CLIENT_SECRET")
     from_env = any(os.environ.get(name) for name in names)
@@ -76,9 +76,16 @@ def check(args: argparse.Namespace) -> int:
     print(json.dumps(about, indent=2))
     print(f"\nstore: {where}")
     print(f"client: {client}")
-    print("\nroutes:")
-    for path, methods in route_table(provider.handlers, provider.prefix):
-        print(f"  {' '.join(sorted(methods)):<14} {path}")
+    print("\nroutes (each GET also answers HEAD):")
+    methods: dict[str, list[str]] = {}
+    for route in route_table(provider.handlers):
+        if route.method == "HEAD":
+            continue
+        methods.setdefault(full_path(provider.prefix, route.path), []).append(
+            route.method
+        )
+    for path, verbs in methods.items():
+        print(f"  {' '.join(sorted(verbs)):<14} {path}")
     print("\ninput schema:")
     print(json.dumps(schema, indent=2))
     return 0

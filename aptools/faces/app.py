@@ -15,7 +15,7 @@ from aptools.errors import ActionProviderError
 from aptools.faces.observe import Observer, access_log
 from aptools.protocol import spec as core
 from aptools.protocol.lifecycle import crash_reply
-from aptools.protocol.routes import route_table
+from aptools.protocol.routes import full_path, route_table
 
 log = logging.getLogger("aptools")
 
@@ -54,11 +54,15 @@ def _configure(
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(_serialize_error)
     operations = {}
-    for path, methods in route_table(spec.handlers, prefix):
-        resource = _Resource()
-        for method, (op, headers, name) in methods.items():
-            setattr(resource, f"on_{method.lower()}", make(spec, op, headers))
-            operations[(path, method)] = name
+    resources: dict[str, _Resource] = {}
+    for route in route_table(spec.handlers):
+        path = full_path(prefix, route.path)
+        resource = resources.setdefault(path, _Resource())
+        fast = route.fast if spec.store_call.in_place else None
+        responder = make(spec, route.operation, route.headers, fast)
+        setattr(resource, f"on_{route.method.lower()}", responder)
+        operations[(path, route.method)] = route.name
+    for path, resource in resources.items():
         app.add_route(path, resource)
     # PERF: the observing middleware costs about 2 µs a request, so it is only
     # installed when someone listens: hooks, or the access log enabled now.

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import falcon
 import falcon.asgi
+import orjson
 
 from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive_async
 from aptools.protocol import spec as core
-from aptools.protocol.routes import Operation
+from aptools.protocol.routes import FastPath, Operation
 
 
 def _asgi_responder(
-    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+    spec: core.Spec,
+    op: Operation,
+    headers: Mapping[str, str],
+    fast: FastPath | None = None,
 ) -> Callable[..., Any]:
     async def responder(
         req: falcon.asgi.Request,
@@ -24,10 +28,10 @@ def _asgi_responder(
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        answer = op(spec, req, action_id)
-        status, data = (
-            answer if isinstance(answer, tuple) else await drive_async(answer)
-        )
+        answer = None if fast is None else fast(spec, req, action_id)
+        if answer is None:
+            answer = await drive_async(op(spec, req, action_id))
+        status, data = answer
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON
@@ -37,11 +41,54 @@ def _asgi_responder(
     return responder
 
 
+_HTTP_VERSIONS: Final = frozenset({"1.0", "1.1", "2", "3"})
+_VERSION_REFUSED: Final = orjson.dumps(
+    {
+        "code": "HTTPVersionNotSupported",
+        "description": "This server speaks HTTP/1.0, HTTP/1.1, HTTP/2 and HTTP/3.",
+    }
+)
+
+
+class _App(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
+    """Falcon's ASGI app, answering an HTTP version it does not take with a
+    JSON 505 rather than an exception for the server to turn into a 500."""
+
+    async def __call__(  # type: ignore[override]
+        self, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        if (
+            scope.get("type") == "http"
+            and scope.get("http_version", "1.1") not in _HTTP_VERSIONS
+        ):
+            await _refuse_version(receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+async def _refuse_version(receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 505,
+            "headers": [
+                (b"content-type", JSON.encode()),
+                (b"content-length", str(len(_VERSION_REFUSED)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _VERSION_REFUSED})
+
+
 def build_asgi(
     spec: core.Spec, prefix: str
 ) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    """An ASGI app (for uvicorn) serving ``spec`` under ``prefix``."""
-    app = falcon.asgi.App(media_type=JSON)
+    """An ASGI app (for uvicorn) serving ``spec`` under ``prefix``.
+
+    A request naming an HTTP version other than 1.0, 1.1, 2 or 3 is answered
+    505 with a JSON error.
+    """
+    app = _App(media_type=JSON)
     _configure(app, spec, prefix, _asgi_responder)
 
     async def on_crash(

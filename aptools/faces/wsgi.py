@@ -11,19 +11,24 @@ import falcon.asgi
 from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive
 from aptools.protocol import spec as core
-from aptools.protocol.routes import Operation
+from aptools.protocol.routes import FastPath, Operation
 
 
 def _wsgi_responder(
-    spec: core.Spec, op: Operation, headers: Mapping[str, str]
+    spec: core.Spec,
+    op: Operation,
+    headers: Mapping[str, str],
+    fast: FastPath | None = None,
 ) -> Callable[..., None]:
     def responder(
         req: falcon.Request, resp: falcon.Response, action_id: str | None = None
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
-        answer = op(spec, req, action_id)
-        status, data = answer if isinstance(answer, tuple) else drive(answer)
+        answer = None if fast is None else fast(spec, req, action_id)
+        if answer is None:
+            answer = drive(op(spec, req, action_id))
+        status, data = answer
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON

@@ -111,12 +111,7 @@ def load(
     spec: Spec, caller: Caller, action_id: str, roles: tuple[str, ...]
 ) -> Op[Stored]:
     """The stored action if the caller may act on it in ``roles``, else 404."""
-    stored: Stored | None
-    if spec.store.io_bound:
-        stored = yield spec.store_effect(spec.store.get, action_id, time.time())
-    else:
-        # PERF: a local store answers in place, without an effect round trip.
-        stored = spec.store.get(action_id, time.time())
+    stored = yield from spec.store_call(spec.store.get, action_id, time.time())
     return (yield from permitted(caller, stored, roles))
 
 

@@ -1,8 +1,8 @@
 """The protocol core's I/O, described once and performed by either face.
 
-Operations are generators: whenever they need the outside world they yield an
-effect, and a driver (:mod:`aptools.faces.drivers`) performs it and sends the
-result back. So no operation exists twice.
+The rule of the core is written in :mod:`aptools.protocol`; this module holds
+the effects an operation may yield and :class:`StoreCall`, the one way an
+operation calls the store.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import falcon
 import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
+
+if TYPE_CHECKING:
+    from aptools.store import Store
 
 T = TypeVar("T")
 
@@ -157,7 +160,14 @@ class Authenticate(Effect):
 
 
 class ReadBody(Effect):
-    """At most ``limit + 1`` bytes of the request body."""
+    """At most ``limit + 1`` bytes of the request body.
+
+    With a ``Content-Length``, that many bytes (at most). Without one — a
+    chunked body (``Transfer-Encoding: chunked``), which a WSGI server
+    de-chunks — the stream is read to its end, stopping past ``limit``, as
+    the ASGI face does. A WSGI body with neither is empty (PEP 3333: reading
+    past ``CONTENT_LENGTH`` may block).
+    """
 
     __slots__ = ("limit", "req")
 
@@ -167,10 +177,110 @@ class ReadBody(Effect):
 
     def run(self) -> bytes:
         req: Any = self.req
-        data: bytes = req.bounded_stream.read(self.limit + 1)
-        return data
+        if req.content_length is not None or not _streamed(req):
+            data: bytes = req.bounded_stream.read(self.limit + 1)
+            return data
+        stream, wanted, parts = req.stream, self.limit + 1, []
+        while wanted > 0:
+            part = stream.read(min(wanted, 65536))
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
 
     async def run_async(self) -> bytes:
         req: Any = self.req
         data: bytes = await req.stream.read(self.limit + 1)
         return data
+
+
+def _streamed(req: Any) -> bool:
+    """Whether a WSGI request's body runs to the end of its stream."""
+    coding = req.get_header("Transfer-Encoding")
+    return bool(
+        (coding and "chunked" in coding.lower()) or req.env.get("wsgi.input_terminated")
+    )
+
+
+class StoreCall:
+    """How operations call the store, decided once when the provider is built.
+
+    ``result = yield from spec.store_call(spec.store.get, action_id, now)``
+    is the only way an operation reaches the store. Which way the call is
+    made depends on the store alone, so it is chosen by :func:`store_call`:
+
+    - a local store (``io_bound`` false: memory, SQLite) is called in place,
+      with no effect and no driver round trip;
+    - a store that waits on the network (``io_bound``) is called in a worker
+      thread under ASGI (in place under WSGI), as a :class:`Blocking` effect;
+    - a store whose methods are ``async def`` is awaited (:class:`Await`).
+
+    :meth:`now` makes a call at once, without yielding: for clean-up while an
+    operation is being closed (``GeneratorExit``), when it may not yield.
+    ``in_place`` says whether calls are made in place: only then may a
+    route's fast path (:class:`~aptools.protocol.routes.Route`) read the
+    store directly.
+    """
+
+    __slots__ = ()
+    in_place: ClassVar[bool] = False
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        raise NotImplementedError
+
+    def now(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` in place, whatever the store (blocking if need be).
+
+        An ``async def`` store method is run to its end on this thread's loop,
+        or, when an event loop is running here (a closing ASGI request),
+        started as a task on it: its result is then not waited for.
+        """
+        result = fn(*args)
+        if not asyncio.iscoroutine(result):
+            return result
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return _loop().run_until_complete(result)
+        task = running.create_task(result)
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return None
+
+
+# Tasks started by StoreCall.now, kept until done (the loop holds them weakly).
+_pending: set[asyncio.Task[Any]] = set()
+
+
+class _InPlace(StoreCall):
+    __slots__ = ()
+    in_place = True
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        # PERF: a local store answers in place; the dead yield makes this a
+        # generator for ``yield from`` without an effect round trip (a
+        # generator costs about a third of what a Call effect through the
+        # driver costs).
+        return fn(*args)
+        yield  # pragma: no cover
+
+
+class _Effected(StoreCall):
+    __slots__ = ("effect",)
+
+    def __init__(self, effect: type[Call]) -> None:
+        self.effect = effect
+
+    def __call__(self, fn: Callable[..., T], *args: Any) -> Op[T]:
+        result: T = yield self.effect(fn, *args)
+        return result
+
+
+def store_call(store: Store) -> StoreCall:
+    """The :class:`StoreCall` for ``store``: in place, in a thread, or awaited."""
+    if asyncio.iscoroutinefunction(store.get):
+        return _Effected(Await)
+    if store.io_bound:
+        return _Effected(Blocking)
+    return _InPlace()

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import falcon
@@ -20,7 +20,15 @@ from aptools.errors import (
     NotFound,
 )
 from aptools.logtext import quoted
-from aptools.models import Action, ActionStatus, isoformat, parse_duration, timestamp_of
+from aptools.models import (
+    Action,
+    ActionStatus,
+    completion_time_of,
+    details_of,
+    isoformat,
+    parse_duration,
+    timestamp_of,
+)
 from aptools.protocol.access import UNKNOWN
 from aptools.protocol.effects import Op
 from aptools.protocol.spec import Spec
@@ -50,7 +58,7 @@ def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
 
     ``fresh`` is ``Stored.of(action)`` when the caller has it already.
     """
-    stored: Stored | None = yield spec.store_effect(
+    stored = yield from spec.store_call(
         spec.store.update,
         action.action_id,
         fresh or Stored.of(action),
@@ -62,27 +70,39 @@ def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
     return stored
 
 
-def apply(action: Action, result: Any, *, empty_is_success: bool = False) -> Action:
-    """Fold a handler's answer into the action (in place) and return it."""
+def apply(action: Action, result: Any) -> Action:
+    """Fold a handler's answer into the action (in place) and return it.
+
+    The one rule for every handler's result: a dict is the details of a
+    SUCCEEDED action; an :class:`ActionStatus` or the :class:`Action` sets
+    status, details (a dict, or a message string answered as
+    ``{"message": text}``), display status, state and, for a finished
+    action, ``completion_time``; ``None`` changes nothing (run refuses it
+    before: :func:`run_result`). Anything else is a ``TypeError``.
+    """
     if type(result) is dict:  # PERF: the common answer, checked first
         action.status, action.details = SUCCEEDED, dict(result)
     elif result is None:
-        if empty_is_success:
-            action.status, action.details = SUCCEEDED, {}
+        pass
     elif isinstance(result, ActionStatus):
         if result.status not in STATUSES:
             raise TypeError(f"handler returned unknown status {result.status!r}")
         action.status = result.status
-        action.details = result.details
+        action.details = details_of(result.details)
         action.display_status = result.display_status
         if result.state is not None:
             action.state = result.state
+        if result.completion_time is not None and result.status in TERMINAL:
+            action.completion_time = completion_time_of(result.completion_time)
     elif isinstance(result, Action):
         if result is not action:
             action.status, action.details = result.status, result.details
             action.display_status, action.state = result.display_status, result.state
+            action.completion_time = result.completion_time
         if action.status not in STATUSES:
             raise TypeError(f"handler set unknown status {action.status!r}")
+        if type(action.details) is not dict:
+            action.details = details_of(action.details)
     elif isinstance(result, Mapping):
         action.status, action.details = SUCCEEDED, dict(result)
     else:
@@ -101,13 +121,35 @@ def fail(action: Action, failed: ActionFailed) -> Action:
     return action
 
 
+def run_result(result: Any, handler: Callable[..., Any]) -> Any:
+    """Run's result, refusing ``None``: a forgotten ``return`` is an error
+    naming the handler, never a SUCCEEDED action."""
+    if result is None:
+        raise TypeError(
+            f"the run handler {_name(handler)} returned None: return a dict "
+            "(the details of a SUCCEEDED action) or an ActionStatus (such as "
+            "ActionStatus.active() for work still going on), or raise "
+            "ActionFailed"
+        )
+    return result
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
+
+
 def finish_fields(action: Action) -> None:
     if action.display_status is not None and len(action.display_status) > 64:
         action.display_status = action.display_status[:64]
-    if action.status in TERMINAL and action.completion_time is None:
+    if action.status in TERMINAL:
+        if action.completion_time is None:
+            # The work ended when the handler said so.
+            action.completion_time = isoformat(time.time())
         # Same-format UTC timestamps order as text: completion never precedes
         # the start, even if the clock stepped back.
-        action.completion_time = max(isoformat(time.time()), action.start_time)
+        action.completion_time = max(action.completion_time, action.start_time)
 
 
 _entropy = threading.local()

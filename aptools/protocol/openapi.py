@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from aptools.protocol.routes import full_path
 from aptools.schema import action_request_schema, action_status_schema
-from aptools.vocabulary import PUBLIC, ROLES, STATUS_ORDER
+from aptools.vocabulary import PUBLIC
+
+if TYPE_CHECKING:
+    from aptools.protocol.routes import Route
 
 __all__ = ["SCHEME", "openapi_document"]
 
@@ -100,6 +104,7 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
                 "event_types": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "OpenAPIDocument": {"type": "object"},
         "Error": {
             "type": "object",
             "required": ["code", "description"],
@@ -126,13 +131,14 @@ _ERRORS: Final = {
 }
 
 
-def _answers(ok: dict[str, tuple[str, str]], errors: list[str]) -> dict[str, Any]:
+def _answers(
+    ok: Mapping[str, tuple[str, str | None]], errors: Iterable[str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for code, (text, schema) in ok.items():
-        out[code] = {
-            "description": text,
-            "content": {"application/json": {"schema": _ref(schema)}},
-        }
+        out[code] = {"description": text}
+        if schema is not None:
+            out[code]["content"] = {"application/json": {"schema": _ref(schema)}}
     for code in errors:
         out[code] = {
             "description": _ERRORS[code],
@@ -141,26 +147,25 @@ def _answers(ok: dict[str, tuple[str, str]], errors: list[str]) -> dict[str, Any
     return out
 
 
-_PLAIN: Final = ["401", "404", "405", "500", "502", "503"]
-
-
 def openapi_document(
     description: Mapping[str, Any],
-    routes: list[tuple[str, list[str]]],
-    operations: Mapping[tuple[str, str], str],
+    routes: Iterable[Route],
+    prefix: str = "/",
     *,
     base_url: str = "/",
 ) -> dict[str, Any]:
-    """The document for a provider, in the form Globus Flows' Registered APIs
-    take: OpenAPI 3.1, one ``servers`` entry (``base_url``: where the paths,
-    which hold the provider's prefix, are served), and on each operation a
-    Globus Auth security requirement with the provider's scope.
+    """The document for a provider serving ``routes`` under ``prefix``, in the
+    form Globus Flows' Registered APIs take: OpenAPI 3.1, one ``servers``
+    entry (``base_url``: where the paths, which hold the provider's prefix,
+    are served), and on each operation a Globus Auth security requirement
+    with the provider's scope.
 
-    ``routes`` lists each path and its methods; ``operations`` names the
-    operation behind each ``(path, method)``.
+    Each route's entry (:class:`~aptools.protocol.routes.Route`) gives its
+    summary, answers, error codes and parameters; HEAD routes are left out
+    (they answer as their GET does, without a body).
     """
     scope = description["globus_auth_scope"]
-    secured = [{SCHEME: [scope]}]
+    public = PUBLIC in description.get("visible_to", [])
     action_id = {
         "name": "action_id",
         "in": "path",
@@ -168,14 +173,14 @@ def openapi_document(
         "schema": {"type": "string"},
     }
     paths: dict[str, Any] = {}
-    for path, methods in routes:
-        item: dict[str, Any] = {}
+    for route in routes:
+        if route.method == "HEAD":
+            continue
+        path = full_path(prefix, route.path)
+        item = paths.setdefault(path, {})
         if "{action_id}" in path:
             item["parameters"] = [action_id]
-        for method in methods:
-            name = operations[(path, method)]
-            item[method.lower()] = _operation(name, path, description, secured)
-        paths[path] = item
+        item[route.method.lower()] = _operation(route, path, scope, public)
     _link_runs(paths)
     return {
         "openapi": "3.1.0",
@@ -215,100 +220,26 @@ def _globus_auth(scope: str, title: str) -> dict[str, Any]:
     }
 
 
-def _operation(
-    name: str, path: str, description: Mapping[str, Any], secured: list[Any]
-) -> dict[str, Any]:
-    public = PUBLIC in description.get("visible_to", [])
-    op: dict[str, Any] = {"operationId": f"{name}_{_slug(path)}", "tags": [name]}
-    if name in ("introspect", "openapi"):
-        op["summary"] = (
-            "Describe this provider"
-            if name == "introspect"
-            else "This OpenAPI document"
-        )
-        op["security"] = [{}] if public else secured
-        schema = "ProviderDescription" if name == "introspect" else "Error"
-        answers = _answers(
-            {"200": ("The description.", schema)},
-            [] if public else ["401", "403", "502", "503"],
-        )
-        if name == "openapi":
-            answers["200"] = {
-                "description": "The OpenAPI document.",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        answers["500"] = _answers({}, ["500"])["500"]
-        op["responses"] = answers
-        return op
-    if name == "options":
-        op["summary"] = "CORS preflight"
-        op["security"] = [{}]
-        op["responses"] = {"204": {"description": "CORS headers."}}
-        return op
-    op["security"] = secured
-    if name == "run":
-        op["summary"] = "Start an action"
+_AUTH_ERRORS: Final = frozenset({"401", "403", "502", "503"})
+
+
+def _operation(route: Route, path: str, scope: str, public: bool) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": f"{route.name}_{_slug(path)}",
+        "tags": [route.name],
+        "summary": route.summary,
+    }
+    open_to_all = route.access == "none" or (route.access == "visible" and public)
+    op["security"] = [{}] if open_to_all else [{SCHEME: [scope]}]
+    if route.parameters:
+        op["parameters"] = [dict(p) for p in route.parameters]
+    if route.request_body is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref("ActionRequest")}},
+            "content": {"application/json": {"schema": _ref(route.request_body)}},
         }
-        op["responses"] = _answers(
-            {
-                "202": ("A new action.", "ActionStatus"),
-                "200": ("The action of an identical earlier request.", "ActionStatus"),
-            },
-            ["400", "401", "403", "405", "409", "413", "422", "500", "502", "503"],
-        )
-    elif name == "enumerate":
-        op["summary"] = "List the caller's actions"
-        op["parameters"] = [
-            {
-                "name": "status",
-                "in": "query",
-                "description": (
-                    f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, "
-                    "in any letter case (blank or absent: ACTIVE)."
-                ),
-                "schema": {"type": "string", "pattern": _listed(STATUS_ORDER)},
-            },
-            {
-                "name": "roles",
-                "in": "query",
-                "description": (
-                    f"Comma-separated roles from {', '.join(ROLES)}, in any "
-                    "letter case (blank or absent: creator_id)."
-                ),
-                "schema": {"type": "string", "pattern": _listed(ROLES)},
-            },
-        ]
-        op["responses"] = _answers(
-            {"200": ("Matching actions.", "ActionStatusList")},
-            ["400", "401", "405", "500", "502", "503"],
-        )
-    elif name == "log":
-        op["summary"] = "An action's log"
-        op["parameters"] = [
-            {
-                "name": "limit",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-            },
-            {"name": "marker", "in": "query", "schema": {"type": "string"}},
-            {"name": "pagination_token", "in": "query", "schema": {"type": "string"}},
-            {"name": "reverse_order", "in": "query", "schema": {"type": "boolean"}},
-        ]
-        op["responses"] = _answers(
-            {"200": ("A page of log entries.", "LogPage")}, ["400", *_PLAIN]
-        )
-    else:
-        op["summary"] = {
-            "status": "An action's status",
-            "cancel": "Ask an action to stop",
-            "release": "Forget a finished action",
-            "resume": "Resume an inactive action",
-        }[name]
-        errors = [*_PLAIN, "409"] if name in ("release", "resume", "cancel") else _PLAIN
-        op["responses"] = _answers({"200": ("The action.", "ActionStatus")}, errors)
+    errors = [e for e in route.errors if not (open_to_all and e in _AUTH_ERRORS)]
+    op["responses"] = _answers(route.answers, errors)
     return op
 
 
@@ -333,17 +264,6 @@ def _link_runs(paths: dict[str, Any]) -> None:
         if run is not None and run["tags"] == ["run"]:
             for code in ("200", "202"):
                 run["responses"][code]["links"] = links
-
-
-def _listed(words: Iterable[str]) -> str:
-    """A pattern for a comma-separated list of ``words`` in any letter case
-    (ECMA 262 patterns have no flags), blanks and spaces allowed."""
-    word = "|".join(
-        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
-        for w in words
-    )
-    item = f" *({word})? *"
-    return f"^{item}(,{item})*$"
 
 
 def _slug(path: str) -> str:

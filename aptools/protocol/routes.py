@@ -1,61 +1,324 @@
-"""The route table: which operation answers which path and method."""
+"""The route table: one declarative entry per path and method.
+
+Each :class:`Route` says which operation answers a path and method, under
+which name (the access log's ``operation``, the OpenAPI tag), what the
+OpenAPI document says of it (summary, answers, error codes, query
+parameters) and which constant headers (CORS) it adds. The router
+(:mod:`aptools.faces.app`), the OpenAPI document
+(:mod:`aptools.protocol.openapi`), the testing client and the CLI all read
+:data:`ROUTES`; adding a route is one entry here plus one operation function.
+
+Paths are relative to the provider's prefix; ``/`` is the prefix itself.
+Every GET route also answers HEAD (:func:`route_table`): same status and
+headers, no body.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from aptools.protocol import operations as ops
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Op
+from aptools.vocabulary import ROLES, STATUS_ORDER
 
-__all__ = ["Operation", "Route", "route_table"]
+__all__ = ["ROUTES", "FastPath", "Operation", "Route", "find", "route_table"]
 
-# An operation answers at once (a reply) or as a generator over effects.
-Operation = Callable[[core.Spec, Any, Any], Op[core.Reply] | core.Reply]
-#: path -> method -> (operation, constant headers, operation name)
-Route = tuple[str, Mapping[str, tuple[Operation, Mapping[str, str], str]]]
+# Every operation is a generator over effects that returns its reply.
+Operation = Callable[[core.Spec, Any, Any], Op[core.Reply]]
+# A fast path answers in place, or returns None to hand over to the operation.
+FastPath = Callable[[core.Spec, Any, Any], core.Reply | None]
 
-_CORS_GET: Final = {"Access-Control-Allow-Origin": "*"}
-_CORS_OPTIONS: Final = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Expose-Headers": "*",
-}
-_NONE: Final[Mapping[str, str]] = {}
-
-
-def route_table(handlers: Collection[str], prefix: str) -> list[Route]:
-    """Every route of both API versions that a provider with ``handlers`` serves."""
-    table: dict[str, dict[str, tuple[Operation, Mapping[str, str], str]]] = {
-        "/": {
-            "GET": (ops.introspect, _CORS_GET, "introspect"),
-            "OPTIONS": (ops.options_root, _CORS_OPTIONS, "options"),
-        },
-        "/openapi.json": {"GET": (ops.openapi, _CORS_GET, "openapi")},
-        "/run": {"POST": (ops.run, _NONE, "run")},
-        "/actions": {"POST": (ops.run, _NONE, "run")},
-        "/{action_id}/status": {"GET": (ops.status, _NONE, "status")},
-        "/actions/{action_id}": {
-            "GET": (ops.status, _NONE, "status"),
-            "DELETE": (ops.release, _NONE, "release"),
-        },
+_CORS_GET: Final[Mapping[str, str]] = MappingProxyType(
+    {"Access-Control-Allow-Origin": "*"}
+)
+_CORS_OPTIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Expose-Headers": "*",
     }
-    if "enumerate" in handlers:
-        table["/actions"]["GET"] = (ops.enumerate_actions, _NONE, "enumerate")
-    verbs: list[tuple[str, str, Operation]] = [
-        ("cancel", "POST", ops.cancel),
-        ("release", "POST", ops.release),
-    ]
-    if "log" in handlers:
-        verbs.append(("log", "GET", ops.action_log))
-    if "resume" in handlers:
-        verbs.append(("resume", "POST", ops.resume))
-    for name, method, op in verbs:
-        table[f"/{{action_id}}/{name}"] = {method: (op, _NONE, name)}
-        table[f"/actions/{{action_id}}/{name}"] = {method: (op, _NONE, name)}
-    base = prefix.rstrip("/")
+)
+_NONE: Final[Mapping[str, str]] = MappingProxyType({})
+
+_PLAIN: Final = ("401", "404", "405", "500", "502", "503")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One path and method of the interface.
+
+    ``answers`` maps each success status to ``(description, schema)``, where
+    ``schema`` names a schema of the OpenAPI document's components (``None``:
+    no body). ``access`` is ``"token"`` (a bearer token is required),
+    ``"visible"`` (required unless the provider is visible to the public) or
+    ``"none"``. ``requires`` names a handler without which the route is not
+    served. ``api`` is the interface version whose path this is (``"both"``:
+    the path is the same in 1.0 and 1.1). ``fast`` is an optional fast path
+    for the commonest case, used only with a store called in place.
+    """
+
+    path: str
+    method: str
+    operation: Operation
+    name: str
+    summary: str
+    answers: Mapping[str, tuple[str, str | None]]
+    errors: tuple[str, ...]
+    headers: Mapping[str, str] = field(default_factory=lambda: _NONE)
+    access: Literal["token", "visible", "none"] = "token"
+    requires: str | None = None
+    api: Literal["1.0", "1.1", "both"] = "both"
+    request_body: str | None = None
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    fast: FastPath | None = None
+
+
+_ACTION: Final = {"200": ("The action.", "ActionStatus")}
+_RUN_ANSWERS: Final = {
+    "202": ("A new action.", "ActionStatus"),
+    "200": ("The action of an identical earlier request.", "ActionStatus"),
+}
+_RUN_ERRORS: Final = (
+    "400",
+    "401",
+    "403",
+    "405",
+    "409",
+    "413",
+    "422",
+    "500",
+    "502",
+    "503",
+)
+_DESCRIBE_ERRORS: Final = ("401", "403", "500", "502", "503")
+
+
+def _listed(words: Collection[str]) -> str:
+    """A pattern for a comma-separated list of ``words`` in any letter case
+    (ECMA 262 patterns have no flags), blanks and spaces allowed."""
+    word = "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
+        for w in sorted(words)
+    )
+    item = f" *({word})? *"
+    return f"^{item}(,{item})*$"
+
+
+_LIST_PARAMETERS: Final = (
+    {
+        "name": "status",
+        "in": "query",
+        "description": (
+            f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, "
+            "in any letter case (blank or absent: ACTIVE)."
+        ),
+        "schema": {"type": "string", "pattern": _listed(STATUS_ORDER)},
+    },
+    {
+        "name": "roles",
+        "in": "query",
+        "description": (
+            f"Comma-separated roles from {', '.join(ROLES)}, in any "
+            "letter case (blank or absent: creator_id)."
+        ),
+        "schema": {"type": "string", "pattern": _listed(ROLES)},
+    },
+)
+_LOG_PARAMETERS: Final = (
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    {"name": "marker", "in": "query", "schema": {"type": "string"}},
+    {"name": "pagination_token", "in": "query", "schema": {"type": "string"}},
+    {"name": "reverse_order", "in": "query", "schema": {"type": "boolean"}},
+)
+
+
+def _verb(
+    name: str, method: str, op: Operation, summary: str, errors: tuple[str, ...]
+) -> list[Route]:
+    """An operation on one action, at its 1.0 and its 1.1 path."""
+    requires = name if name in ("log", "resume") else None
+    params = _LOG_PARAMETERS if name == "log" else ()
+    answers = {"200": ("A page of log entries.", "LogPage")} if name == "log" else {}
+    paths: tuple[tuple[str, Literal["1.0", "1.1"]], ...] = (
+        (f"/{{action_id}}/{name}", "1.0"),
+        (f"/actions/{{action_id}}/{name}", "1.1"),
+    )
     return [
-        ((base + path) if path != "/" else (base or "/"), methods)
-        for path, methods in table.items()
+        Route(
+            path,
+            method,
+            op,
+            name,
+            summary,
+            answers or _ACTION,
+            errors,
+            requires=requires,
+            api=api,
+            parameters=params,
+        )
+        for path, api in paths
     ]
+
+
+#: Every route of both interface versions.
+ROUTES: Final[tuple[Route, ...]] = (
+    Route(
+        "/",
+        "GET",
+        ops.introspect,
+        "introspect",
+        "Describe this provider",
+        {"200": ("The description.", "ProviderDescription")},
+        _DESCRIBE_ERRORS,
+        _CORS_GET,
+        access="visible",
+    ),
+    Route(
+        "/",
+        "OPTIONS",
+        ops.options_root,
+        "options",
+        "CORS preflight",
+        {"204": ("CORS headers.", None)},
+        (),
+        _CORS_OPTIONS,
+        access="none",
+    ),
+    Route(
+        "/openapi.json",
+        "GET",
+        ops.openapi,
+        "openapi",
+        "This OpenAPI document",
+        {"200": ("The OpenAPI document.", "OpenAPIDocument")},
+        _DESCRIBE_ERRORS,
+        _CORS_GET,
+        access="visible",
+    ),
+    Route(
+        "/run",
+        "POST",
+        ops.run,
+        "run",
+        "Start an action",
+        _RUN_ANSWERS,
+        _RUN_ERRORS,
+        api="1.0",
+        request_body="ActionRequest",
+    ),
+    Route(
+        "/actions",
+        "POST",
+        ops.run,
+        "run",
+        "Start an action",
+        _RUN_ANSWERS,
+        _RUN_ERRORS,
+        api="1.1",
+        request_body="ActionRequest",
+    ),
+    Route(
+        "/actions",
+        "GET",
+        ops.enumerate_actions,
+        "enumerate",
+        "List the caller's actions",
+        {"200": ("Matching actions.", "ActionStatusList")},
+        ("400", "401", "405", "500", "502", "503"),
+        parameters=_LIST_PARAMETERS,
+    ),
+    Route(
+        "/{action_id}/status",
+        "GET",
+        ops.status,
+        "status",
+        "An action's status",
+        _ACTION,
+        _PLAIN,
+        api="1.0",
+        fast=ops.status_in_place,
+    ),
+    Route(
+        "/actions/{action_id}",
+        "GET",
+        ops.status,
+        "status",
+        "An action's status",
+        _ACTION,
+        _PLAIN,
+        api="1.1",
+        fast=ops.status_in_place,
+    ),
+    Route(
+        "/actions/{action_id}",
+        "DELETE",
+        ops.release,
+        "release",
+        "Forget a finished action",
+        _ACTION,
+        (*_PLAIN, "409"),
+        api="1.1",
+    ),
+    *_verb("cancel", "POST", ops.cancel, "Ask an action to stop", (*_PLAIN, "409")),
+    *_verb(
+        "release", "POST", ops.release, "Forget a finished action", (*_PLAIN, "409")
+    ),
+    *_verb("log", "GET", ops.action_log, "An action's log", ("400", *_PLAIN)),
+    *_verb("resume", "POST", ops.resume, "Resume an inactive action", (*_PLAIN, "409")),
+)
+
+
+def route_table(
+    handlers: Collection[str], routes: Collection[Route] = ROUTES
+) -> list[Route]:
+    """The routes a provider with ``handlers`` serves, each GET also as HEAD."""
+    served = [r for r in routes if r.requires is None or r.requires in handlers]
+    heads = [
+        Route(
+            r.path,
+            "HEAD",
+            r.operation,
+            r.name,
+            r.summary,
+            r.answers,
+            r.errors,
+            r.headers,
+            r.access,
+            r.requires,
+            r.api,
+            fast=r.fast,
+        )
+        for r in served
+        if r.method == "GET"
+    ]
+    return served + heads
+
+
+def find(name: str, api: str = "1.0", method: str | None = None) -> Route:
+    """The route of operation ``name`` in interface version ``api``.
+
+    ``method`` chooses between routes of one name (release is POST in 1.0,
+    DELETE in 1.1). Raises ``LookupError`` if there is none.
+    """
+    for route in ROUTES:
+        if (
+            route.name == name
+            and route.api in (api, "both")
+            and (method is None or route.method == method)
+        ):
+            return route
+    raise LookupError(f"no {name} route in API {api}")
+
+
+def full_path(prefix: str, path: str) -> str:
+    """``path`` under ``prefix`` (the root ``/`` is the prefix itself)."""
+    base = prefix.rstrip("/")
+    return (base + path) if path != "/" else (base or "/")

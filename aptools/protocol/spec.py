@@ -8,13 +8,14 @@ read it; nothing in it changes while requests are served.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from aptools.auth import Authenticator
-from aptools.protocol.effects import Effect
+from aptools.execution import Execution
+from aptools.protocol.effects import Effect, StoreCall
 from aptools.store import Store
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 
@@ -56,14 +57,14 @@ class Handler:
         return self.effect(self.fn, *args)
 
 
-@dataclass(slots=True)
-class Housekeeping:
-    next_purge: float = 0.0
-
-
 @dataclass(slots=True, frozen=True, kw_only=True)
 class Spec:
-    """A provider compiled for serving; shared by the WSGI and ASGI apps."""
+    """A provider compiled for serving; shared by the WSGI and ASGI apps.
+
+    Frozen: nothing in it is written while requests are served (periodic
+    housekeeping belongs to ``execution``). ``store_call`` is how operations
+    call ``store``; ``lease`` and ``pending_wait`` are seconds.
+    """
 
     description: bytes
     openapi: bytes
@@ -71,7 +72,8 @@ class Spec:
     runnable: Access
     auth: Authenticator
     store: Store
-    store_effect: Callable[..., Effect]
+    store_call: StoreCall
+    execution: Execution
     validate: Callable[[Any], Any]
     handlers: Mapping[str, Handler]
     synchronous: bool
@@ -80,10 +82,8 @@ class Spec:
     max_deadline: float
     lease: float = 300.0
     pending_wait: float = 30.0
-    purge_interval: float = 60.0
     access_log: bool = True
     hooks: tuple[Callable[..., None], ...] = ()
-    housekeeping: Housekeeping = field(default_factory=Housekeeping)
 
 
 def to_json(doc: Any) -> bytes:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from aptools.protocol.routes import find
 from aptools.testing.fakeauth import FakeIdentity
 from aptools.vocabulary import TERMINAL
 
@@ -97,33 +98,40 @@ class ProviderClient:
             "body": dict(body),
             **extra,
         }
-        path = "/actions" if self.api == "1.1" else "/run"
-        return self.request("POST", path, as_, json=document)
+        return self.operation("run", None, as_, json=document)
 
     def status(self, action_id: str, *, as_: Who) -> Reply:
-        path = f"/actions/{action_id}" if self.api == "1.1" else f"/{action_id}/status"
-        return self.request("GET", path, as_)
+        return self.operation("status", action_id, as_)
 
     def cancel(self, action_id: str, *, as_: Who) -> Reply:
-        return self.request("POST", self._action(action_id, "cancel"), as_)
+        return self.operation("cancel", action_id, as_)
 
     def release(self, action_id: str, *, as_: Who) -> Reply:
-        if self.api == "1.1":
-            return self.request("DELETE", f"/actions/{action_id}", as_)
-        return self.request("POST", f"/{action_id}/release", as_)
+        return self.operation("release", action_id, as_)
 
     def resume(self, action_id: str, *, as_: Who) -> Reply:
-        return self.request("POST", self._action(action_id, "resume"), as_)
+        return self.operation("resume", action_id, as_)
 
     def log(self, action_id: str, *, as_: Who, **params: Any) -> Reply:
         """``params``: ``limit``, ``marker``, ``reverse_order``."""
-        return self.request("GET", self._action(action_id, "log"), as_, params=params)
+        return self.operation("log", action_id, as_, params=params)
 
     def enumerate(
         self, *, as_: Who, status: str | None = None, roles: str | None = None
     ) -> Reply:
         params = {k: v for k, v in (("status", status), ("roles", roles)) if v}
-        return self.request("GET", "/actions", as_, params=params)
+        return self.operation("enumerate", None, as_, params=params)
+
+    def operation(
+        self, name: str, action_id: str | None, as_: Who = None, **kw: Any
+    ) -> Reply:
+        """Call operation ``name`` at its path in this client's API version
+        (from the route table, :mod:`aptools.protocol.routes`)."""
+        route = find(name, self.api)
+        path = route.path
+        if action_id is not None:
+            path = path.replace("{action_id}", action_id)
+        return self.request(route.method, path, as_, **kw)
 
     def wait(
         self, action_id: str, *, as_: Who, timeout: float = 30.0, every: float = 0.05
@@ -139,11 +147,6 @@ class ProviderClient:
             time.sleep(every)
 
     # -- plumbing -----------------------------------------------------------------
-
-    def _action(self, action_id: str, verb: str) -> str:
-        if self.api == "1.1":
-            return f"/actions/{action_id}/{verb}"
-        return f"/{action_id}/{verb}"
 
     def request(
         self,

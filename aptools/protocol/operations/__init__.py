@@ -5,7 +5,7 @@ from aptools.protocol.operations.enumerate import enumerate_actions
 from aptools.protocol.operations.log import action_log
 from aptools.protocol.operations.manage import cancel, release, resume
 from aptools.protocol.operations.run import run
-from aptools.protocol.operations.status import status
+from aptools.protocol.operations.status import status, status_in_place
 
 __all__ = [
     "action_log",
@@ -18,4 +18,5 @@ __all__ = [
     "resume",
     "run",
     "status",
+    "status_in_place",
 ]

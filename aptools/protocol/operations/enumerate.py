@@ -14,14 +14,22 @@ from aptools.protocol.access import (
 from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.lifecycle import (
     finish_fields,
+    refresh,
     save,
 )
 from aptools.protocol.query import roles_filter, status_filter
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Stored
+from aptools.vocabulary import TERMINAL
 
 
 def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    """The caller's actions in the statuses and roles asked for.
+
+    Served from the store for every provider; an ``enumerate`` handler may
+    refine the list. Whatever is answered is in a status asked for, also
+    after a handler or a status refresh changed it.
+    """
     caller = yield from authenticate(spec, req)
     statuses = status_filter(req)
     roles = roles_filter(req)
@@ -32,9 +40,23 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     principals = {
         role: mine if role != "creator_id" else caller.identities for role in roles
     }
-    found: list[Action] = yield spec.store_effect(
+    found: list[Action] = yield from spec.store_call(
         spec.store.list, principals, statuses, time.time()
     )
+    if "enumerate" not in spec.handlers:
+        # The store filtered by principal, role and status; a status handler
+        # brings unfinished actions up to date, which may move them out.
+        listed = []
+        for action in found:
+            stored = Stored.of(action)
+            if "status" in spec.handlers and stored.status not in TERMINAL:
+                try:
+                    stored = yield from refresh(spec, "status", stored, caller)
+                except NotFound:
+                    continue
+            if stored.status in statuses:
+                listed.append(stored.public)
+        return 200, b"[" + b",".join(listed) + b"]"
     before = {a.action_id: Stored.of(a) for a in found}
     result = yield spec.handlers["enumerate"](
         EnumerateQuery(statuses=statuses, roles=roles, actions=found), caller
@@ -45,13 +67,13 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
             continue
         finish_fields(item)
         fresh = Stored.of(item)
-        if fresh.same(before[item.action_id]):
+        if not fresh.same(before[item.action_id]):
+            try:
+                fresh = yield from save(spec, item, fresh)
+            except NotFound:
+                continue
+        # A refresh may have moved the action out of the filter asked for.
+        if fresh.status in statuses:
             answer.append(fresh.public)
-            continue
-        try:
-            stored = yield from save(spec, item, fresh)
-        except NotFound:
-            continue
-        answer.append(stored.public)
     # The stored documents are JSON already: join them rather than re-encode.
     return 200, b"[" + b",".join(answer) + b"]"

@@ -48,7 +48,7 @@ def release(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
         )
     if "release" in spec.handlers:
         yield spec.handlers["release"](stored.action(), caller)
-    yield spec.store_effect(spec.store.delete, action_id)
+    yield from spec.store_call(spec.store.delete, action_id)
     return 200, stored.public
 
 

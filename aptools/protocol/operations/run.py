@@ -23,12 +23,13 @@ from aptools.protocol.access import (
     cached_caller,
     require,
 )
-from aptools.protocol.effects import Blocking, Op, ReadBody, Sleep
+from aptools.protocol.effects import Op, ReadBody, Sleep
 from aptools.protocol.lifecycle import (
     apply,
     expiry,
     fail,
     new_action_id,
+    run_result,
 )
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import RequestKey, Reservation, Stored
@@ -120,11 +121,8 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     pause = 0.005
     while True:
         claim = (key, request.action_id, now, spec.lease)
-        # PERF: a local store answers in place, without an effect round trip.
-        reservation: Reservation = (
-            (yield Blocking(spec.store.reserve, *claim))
-            if spec.store.io_bound
-            else spec.store.reserve(*claim)
+        reservation: Reservation = yield from spec.store_call(
+            spec.store.reserve, *claim
         )
         if reservation.outcome == "new":
             break
@@ -158,8 +156,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     )
     try:
         try:
-            result = yield spec.handlers["run"](request, caller)
-            apply(action, result, empty_is_success=True)
+            handler = spec.handlers["run"]
+            result = yield spec.execution.submit(handler, request, caller)
+            apply(action, run_result(result, handler.fn))
         except ActionFailed as failed:
             fail(action, failed)
         if spec.synchronous and action.status not in TERMINAL:
@@ -167,18 +166,16 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
                 "a synchronous provider's run handler must finish the action, "
                 f"but it answered {action.status}"
             )
+    except GeneratorExit:
+        # Closed by the driver (a cancelled request, an interrupt): free the
+        # request key at once — a closing generator may not yield.
+        spec.store_call.now(spec.store.abandon, request.action_id)
+        raise
     except BaseException:
         # Free the request key so that a retry of the same request can run.
-        yield spec.store_effect(spec.store.abandon, request.action_id)
+        yield from spec.store_call(spec.store.abandon, request.action_id)
         raise
     stored = Stored.of(action)
-    done = (stored, action, expiry(action))
-    if spec.store.io_bound:
-        yield Blocking(spec.store.finish, *done)
-    else:
-        spec.store.finish(*done)
+    yield from spec.store_call(spec.store.finish, stored, action, expiry(action))
     req.context.action_id = action.action_id
-    if now >= spec.housekeeping.next_purge:
-        spec.housekeeping.next_purge = now + spec.purge_interval
-        yield spec.store_effect(spec.store.purge, now)
     return 202, stored.public
