@@ -22,6 +22,7 @@ from aptools.errors import (
     UnprocessableEntity,
 )
 from aptools.faces.observe import RequestInfo
+from aptools.jobs import Job, JobCanceled
 from aptools.models import (
     ACTIVE,
     FAILED,
@@ -67,6 +68,8 @@ __all__ = [
     "EnumerateQuery",
     "Forbidden",
     "InternalError",
+    "Job",
+    "JobCanceled",
     "LogEntry",
     "LogPage",
     "LogQuery",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,6 +17,9 @@ from aptools.auth import Authenticator
 from aptools.protocol.effects import Effect
 from aptools.store import Store
 from aptools.vocabulary import GROUP_URN
+
+if TYPE_CHECKING:
+    from aptools.jobs.engine import JobEngine
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -81,6 +84,8 @@ class Spec:
     access_log: bool = True
     hooks: tuple[Callable[..., None], ...] = ()
     housekeeping: Housekeeping = field(default_factory=Housekeeping)
+    #: The background job, if the provider has one.
+    jobs: JobEngine | None = None
 
 
 def to_json(doc: Any) -> bytes:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aptools.models import Action
+
+if TYPE_CHECKING:
+    from aptools.jobs.memory import MemoryJobQueue
 from aptools.store.base import CONFLICT, NEW, PENDING, Reservation, Store, Stored
 from aptools.vocabulary import TERMINAL
 
@@ -75,6 +79,12 @@ class MemoryStore(Store):
             row.monitor_by = tuple(action.monitor_by)
             row.manage_by = tuple(action.manage_by)
             row.stored = stored.trimmed()
+
+    def jobs(self) -> MemoryJobQueue:
+        """Background jobs in this process, beside the actions."""
+        from aptools.jobs.memory import MemoryJobQueue
+
+        return MemoryJobQueue(self)
 
     def abandon(self, action_id: str) -> None:
         self.delete(action_id)

@@ -22,11 +22,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
 from aptools.models import Action
+
+if TYPE_CHECKING:
+    from aptools.jobs.sqlite import SQLiteJobQueue
 from aptools.store.base import CONFLICT, NEW, PENDING, ROLES, Reservation, Store, Stored
 from aptools.vocabulary import TERMINAL
 
@@ -555,6 +558,12 @@ class SQLiteStore(Store):
         if self._claims_path is None:
             return None
         return _Introspections(self, self._claims)
+
+    def jobs(self) -> SQLiteJobQueue:
+        """Background jobs in table ``aptools_jobs`` of this file."""
+        from aptools.jobs.sqlite import SQLiteJobQueue
+
+        return SQLiteJobQueue(self._db, getattr(self, "namespace", ""))
 
     def close(self) -> None:
         if self._claims_path is not None:

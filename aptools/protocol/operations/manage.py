@@ -33,6 +33,8 @@ def cancel(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     action.status, action.display_status = FAILED, CANCELED
     finish_fields(action)
     stored = yield from save(spec, action)
+    if spec.jobs is not None:
+        yield spec.store_effect(spec.jobs.cancel, action_id)
     return 200, stored.public
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,17 +149,27 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         release_after=request.release_after,
         deadline=None if deadline is None else deadline.isoformat(),
     )
+    jobs = spec.jobs
     try:
-        try:
-            result = yield spec.handlers["run"](request, caller)
-            apply(action, result, empty_is_success=True)
-        except ActionFailed as failed:
-            fail(action, failed)
+        if "run" in spec.handlers:
+            try:
+                result = yield spec.handlers["run"](request, caller)
+                if jobs is not None and isinstance(result, Mapping):
+                    action.details = dict(result)  # the job's first details
+                else:
+                    apply(action, result, empty_is_success=jobs is None)
+            except ActionFailed as failed:
+                fail(action, failed)
         if spec.synchronous and action.status not in TERMINAL:
             raise TypeError(
                 "a synchronous provider's run handler must finish the action, "
                 f"but it answered {action.status}"
             )
+        if jobs is not None and action.status not in TERMINAL:
+            # Enqueued before the action is stored: nothing accepted is lost.
+            yield spec.store_effect(jobs.admit, action, caller, now)
+        else:
+            jobs = None
     except BaseException:
         # Free the request key so that a retry of the same request can run.
         yield spec.store_effect(spec.store.abandon, request.action_id)
@@ -170,6 +181,8 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     else:
         spec.store.finish(*done)
     req.context.action_id = action.action_id
+    if jobs is not None:
+        jobs.wake()
     if now >= spec.housekeeping.next_purge:
         spec.housekeeping.next_purge = now + spec.purge_interval
         yield spec.store_effect(spec.store.purge, now)
