@@ -170,7 +170,8 @@ class JobEngine:
 
     def shutdown(self) -> None:
         """Hand this process's running jobs back and stop its runner."""
-        runner = self._runner
+        with self._lock:
+            runner, self._runner = self._runner, None
         if runner is not None and self._pid == os.getpid():
             runner.stop()
 

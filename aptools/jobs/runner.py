@@ -68,7 +68,7 @@ class Runner:
         if self.engine.is_async:
             loop = self._loop = asyncio.new_event_loop()
             threading.Thread(
-                target=loop.run_forever, name="aptools-jobs-loop", daemon=True
+                target=_serve, args=(loop,), name="aptools-jobs-loop", daemon=True
             ).start()
         self._thread = threading.Thread(
             target=self._main, name="aptools-jobs", daemon=True
@@ -296,6 +296,13 @@ def _checked(result: Any) -> Any:
             f"ActionStatus, not {type(result).__name__}"
         )
     return result
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 def _stop_at_exit(ref: weakref.ref[Runner]) -> None:

@@ -10,7 +10,8 @@ from aptools.jobs.engine import JobEngine
 class JobStarter:
     """Falcon middleware for both faces: starts this process's runner at its
     first request (so after gunicorn forked its workers), and under ASGI at
-    the server's start-up; hands running jobs back at its shutdown."""
+    the server's start-up. (Running jobs are handed back when the process
+    exits, see :mod:`aptools.jobs.runner`.)"""
 
     def __init__(self, engine: JobEngine) -> None:
         self._engine = engine
@@ -24,6 +25,3 @@ class JobStarter:
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         self._engine.runner()
-
-    async def process_shutdown(self, scope: Any, event: Any) -> None:
-        self._engine.shutdown()

@@ -84,7 +84,11 @@ class MemoryStore(Store):
         """Background jobs in this process, beside the actions."""
         from aptools.jobs.memory import MemoryJobQueue
 
-        return MemoryJobQueue(self)
+        with self._lock:
+            queue: MemoryJobQueue | None = getattr(self, "_job_queue", None)
+            if queue is None:
+                queue = self._job_queue = MemoryJobQueue(self)
+            return queue
 
     def abandon(self, action_id: str) -> None:
         self.delete(action_id)
