@@ -106,7 +106,7 @@ class Server:
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.kind} did not start in time")

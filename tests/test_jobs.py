@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from aptools import (
@@ -22,6 +23,7 @@ from aptools import (
     Provider,
     SQLiteStore,
     Store,
+    Stored,
 )
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 from tests.conftest import Client
@@ -378,3 +380,62 @@ def test_a_thousand_jobs_run_exactly_once_at_most_four_at_a_time(
     assert sorted(runs) == sorted(ids)
     assert set(runs.values()) == {1}
     assert max(peak) <= 4
+
+
+def _dead_holder(provider: Provider, body: dict[str, Any], checkpoint: Any) -> str:
+    """An ACTIVE action whose job a process held when it died (its lease ran out)."""
+    store = provider.store
+    queue = store.jobs()
+    assert queue is not None
+    now = time.time()
+    action = Action(
+        action_id=f"{now:.6f}",
+        status="ACTIVE",
+        creator_id="urn:globus:auth:identity:0",
+        request_id=f"{now:.6f}",
+        body=body,
+        details={"done": 2},
+        start_time=datetime.now(UTC).isoformat(),
+    )
+    queue.enqueue(action.action_id, now, None, {"identity_id": "0", "identities": []})
+    held = store.reserve(
+        action.creator_id, action.request_id, "f", action.action_id, now, 60
+    )
+    assert held.outcome == "new"
+    store.finish(Stored.of(action), action, None)
+    [claimed] = queue.claim("dead", now - 100, 1, 1)
+    assert claimed.action_id == action.action_id
+    if checkpoint is not None:
+        assert queue.checkpoint("dead", action.action_id, orjson.dumps(checkpoint))
+    return action.action_id
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_job_whose_process_died_is_taken_over(build: Build, resumable: bool) -> None:
+    seen: list[Any] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        seen.append((job.checkpoint, job.attempt, action.details))
+        return {"done": 3}
+
+    provider, _ = build(work, resumable=resumable)
+    action_id = _dead_holder(provider, {"n": 3}, {"step": 2})
+    engine = provider.jobs
+    assert engine is not None
+    engine.runner()  # this process's runner starts, and finds the job
+    store = provider.store
+
+    def outcome() -> Any:
+        stored = store.get(action_id, time.time())
+        assert stored is not None
+        return stored.status != "ACTIVE" and orjson.loads(stored.public)
+
+    doc = wait_for(outcome, "the job was taken over")
+    if resumable:
+        assert seen == [({"step": 2}, 2, {"done": 2})]
+        assert doc["status"] == "SUCCEEDED"
+    else:
+        assert seen == []
+        assert doc["status"] == "FAILED"
+        assert "interrupted" in doc["display_status"].lower()
+        assert "completion_time" in doc

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
+import signal
 import threading
 import time
 import weakref
@@ -74,8 +76,8 @@ class Runner:
             target=self._main, name="aptools-jobs", daemon=True
         )
         self._thread.start()
-        ref = weakref.ref(self)
-        atexit.register(_stop_at_exit, ref)
+        _live.add(self)
+        _hand_back_at_exit()
 
     def wake(self) -> None:
         self._wake.set()
@@ -305,7 +307,34 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _stop_at_exit(ref: weakref.ref[Runner]) -> None:
-    runner = ref()
-    if runner is not None:
+_live: weakref.WeakSet[Runner] = weakref.WeakSet()
+_installed = [0]  # the process that installed the exit hooks
+
+
+def _stop_all() -> None:
+    for runner in list(_live):
         runner.stop()
+
+
+def _hand_back_at_exit() -> None:
+    """Hand running jobs back when this process exits: at a normal exit
+    (gunicorn's workers) and at SIGTERM, before the handler in place runs
+    (uvicorn re-raises SIGTERM after its shut-down, which skips exit hooks)."""
+    pid = os.getpid()
+    if _installed[0] == pid:
+        return
+    _installed[0] = pid
+    atexit.register(_stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; the exit hook remains
+    before = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        _stop_all()
+        if callable(before):
+            before(signum, frame)
+        elif before != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
