@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -439,3 +441,40 @@ def test_a_job_whose_process_died_is_taken_over(build: Build, resumable: bool) -
         assert doc["status"] == "FAILED"
         assert "interrupted" in doc["display_status"].lower()
         assert "completion_time" in doc
+
+
+def test_the_longjob_example(
+    auth: FakeGlobusAuth,
+    flavour: str,
+    alice: FakeIdentity,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APTOOLS_STORE", "memory:")
+    monkeypatch.setenv("LONGJOB_SCOPE", auth.scope)
+    monkeypatch.setenv("LONGJOB_POLL_INTERVAL", "0.05")
+    monkeypatch.delitem(sys.modules, "examples.longjob.app", raising=False)
+    example = importlib.import_module("examples.longjob.app")
+    client = Client(example.app if flavour == "wsgi" else example.asgi, "/longjob")
+    try:
+        about = client.call("GET", "/").json
+        assert about["log_supported"] is True
+        assert about["synchronous"] is False
+        bad = client.run(alice, {"steps": 0})
+        assert bad.status_code == 400
+        started = client.run(
+            alice, {"steps": 3, "step_seconds": 0, "scope": auth.scope}
+        )
+        assert started.status_code == 202
+        assert started.json["details"] == {"done": 0, "steps": 3}
+        done = ended(client, alice, started.json["action_id"])
+        assert done["status"] == "SUCCEEDED"
+        assert done["details"] == {"done": 3, "steps": 3}
+        log = client.call("GET", f"/{done['action_id']}/log", alice).json
+        assert [e["code"] for e in log["entries"]] == ["StepDone"] * 3
+        failing = client.run(alice, {"steps": 3, "step_seconds": 0, "fail_at": 2}, "f")
+        failed = ended(client, alice, failing.json["action_id"])
+        assert failed["status"] == "FAILED"
+        assert failed["details"]["done"] == 1
+        assert "step 2" in failed["details"]["description"]
+    finally:
+        example.provider.jobs.shutdown()

@@ -4,9 +4,12 @@ over HTTP, with SQLite: kill -9 mid-job, restart, SIGTERM hand-back."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
-from .servers import Server
+from .servers import ROOT, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -207,3 +210,41 @@ def test_longjob_contract(
             "GET", "/actions", alice.token, params={"status": "SUCCEEDED,FAILED"}
         ).json()
         assert {ok, failing, slow, late, scoped} <= {a["action_id"] for a in listed}
+
+
+def test_a_worker_process_takes_over_and_runs_jobs(
+    auth: FakeGlobusAuth, alice: FakeIdentity, tmp_path: Path
+) -> None:
+    db = tmp_path / "actions.db"
+    server = longjob("uvicorn", auth, db).start()
+    try:
+        action_id = server.call(
+            "POST",
+            "/run",
+            alice.token,
+            json={"request_id": "w", "body": {"steps": 6, "step_seconds": 0.3}},
+        ).json()["action_id"]
+    finally:
+        kill_all(server)  # the job is left to the worker
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "aptools.jobs.worker", "examples.longjob.app"],
+        cwd=ROOT,
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        def public() -> dict[str, Any]:
+            with sqlite3.connect(db) as conn:
+                [(doc,)] = conn.execute("SELECT public FROM aptools_actions").fetchall()
+            return json.loads(doc)  # type: ignore[no-any-return]
+
+        end = wait_for(lambda: (d := public())["status"] != "ACTIVE" and d, "done")
+        assert end["status"] == "SUCCEEDED"
+        assert end["details"] == {"done": 6, "steps": 6}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, said = worker.communicate(timeout=30)
+    assert worker.returncode == 0, said
+    assert end["action_id"] == action_id
