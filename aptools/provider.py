@@ -111,6 +111,7 @@ class Provider:
         handler_threads: int | None = None,
         max_jobs: int = 4,
         job_poll_interval: float = 1.0,
+        encryption_key: str | None = None,
     ) -> None:
         _check_text("title", title, 128)
         _check_text("scope", scope, 1024)
@@ -192,6 +193,7 @@ class Provider:
         self._hooks: list[Callable[[RequestInfo], None]] = []
         self._job: tuple[Callable[..., Any], JobSettings] | None = None
         self._job_settings = (max_jobs, job_poll_interval)
+        self._encryption_key = encryption_key
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
         self._validator = _compile(schema, echo_input)
@@ -234,7 +236,12 @@ class Provider:
     def job(self, fn: J, /) -> J: ...
     @overload
     def job(
-        self, /, *, resumable: bool = False, lease: float = 30.0
+        self,
+        /,
+        *,
+        resumable: bool = False,
+        lease: float = 30.0,
+        keep_tokens: bool = False,
     ) -> Callable[[J], J]: ...
     def job(
         self,
@@ -243,6 +250,7 @@ class Provider:
         *,
         resumable: bool = False,
         lease: float = 30.0,
+        keep_tokens: bool = False,
     ) -> Any:
         """Register the background job: ``fn(action, caller, job)``, ``def`` or
         ``async def`` (see :mod:`aptools.jobs`).
@@ -255,7 +263,11 @@ class Provider:
 
         ``lease`` (seconds): a job whose process died is taken over after at
         most this long. ``resumable``: the take-over starts it again with its
-        last checkpoint; otherwise the action ends FAILED ("Interrupted")::
+        last checkpoint; otherwise the action ends FAILED ("Interrupted").
+        ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
+        whole job, after the caller's token expired and after a take-over
+        (dependent refresh tokens, encrypted with ``encryption_key`` or
+        ``APTOOLS_ENCRYPTION_KEY``, a Fernet key)::
 
             @provider.job(resumable=True, lease=10.0)
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
@@ -266,7 +278,7 @@ class Provider:
                 "a job's lease must be a positive number of seconds"
             )
         max_jobs, poll = self._job_settings
-        settings = JobSettings(resumable, float(lease), max_jobs, poll)
+        settings = JobSettings(resumable, float(lease), max_jobs, poll, keep_tokens)
 
         def register(fn: F) -> F:
             self._register("job", fn)
@@ -416,6 +428,14 @@ class Provider:
             raise ProviderConfigError(
                 f"the store {type(store).__name__} cannot hold background jobs"
             )
+        fernet = None
+        if settings.keep_tokens:
+            from aptools.jobs.tokens import load_key
+
+            try:
+                fernet = load_key(self._encryption_key)
+            except ValueError as exc:
+                raise ProviderConfigError(str(exc)) from None
         return JobEngine(
             fn,
             settings,
@@ -424,6 +444,7 @@ class Provider:
             auth=auth,
             max_deadline=parse_duration(self._about["maximum_deadline"]),
             is_async=_is_async(fn),
+            fernet=fernet,
         )
 
     def openapi(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.fernet import Fernet
 
 from aptools import (
     Action,
@@ -82,6 +83,7 @@ def build(
         *,
         resumable: bool = False,
         lease: float = 0.6,
+        keep_tokens: bool = False,
         **kw: Any,
     ) -> tuple[Provider, Client]:
         settings: dict[str, Any] = {
@@ -95,7 +97,7 @@ def build(
         }
         settings.update(kw)
         provider = Provider(**settings)
-        provider.job(resumable=resumable, lease=lease)(work)
+        provider.job(resumable=resumable, lease=lease, keep_tokens=keep_tokens)(work)
         providers.append(provider)
         app = provider.wsgi() if flavour == "wsgi" else provider.asgi()
         return provider, Client(app, provider.prefix)
@@ -452,6 +454,7 @@ def test_the_longjob_example(
     monkeypatch.setenv("APTOOLS_STORE", "memory:")
     monkeypatch.setenv("LONGJOB_SCOPE", auth.scope)
     monkeypatch.setenv("LONGJOB_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
     monkeypatch.delitem(sys.modules, "examples.longjob.app", raising=False)
     example = importlib.import_module("examples.longjob.app")
     client = Client(example.app if flavour == "wsgi" else example.asgi, "/longjob")

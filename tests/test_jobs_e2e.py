@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .servers import ROOT, Server
 
 pytestmark = pytest.mark.e2e
+
+KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(params=["gunicorn", "uvicorn"])
@@ -32,6 +35,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 def longjob(kind: str, auth: FakeGlobusAuth, path: Path) -> Server:
     server = Server(kind, "examples.longjob.app", "/longjob", auth, f"sqlite:///{path}")
     server.env["LONGJOB_SCOPE"] = auth.scope
+    server.env["APTOOLS_ENCRYPTION_KEY"] = KEY
     return server
 
 

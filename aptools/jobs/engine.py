@@ -16,6 +16,8 @@ from aptools.jobs.handle import LOG_KEY, Job
 from aptools.models import Action, ActionStatus, LogPage, LogQuery, timestamp_of
 
 if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
     from aptools.auth import Authenticator
     from aptools.jobs.queue import JobQueue
     from aptools.jobs.runner import Runner
@@ -52,12 +54,15 @@ class JobSettings:
     checkpoint; otherwise the action ends FAILED ("Interrupted").
     ``max_jobs``: jobs running at once per process. ``poll_interval``
     (seconds): how often a process looks for jobs others enqueued.
+    ``keep_tokens``: keep the caller's dependent refresh tokens, encrypted,
+    so that ``caller.authorizer(scope)`` works for the whole job.
     """
 
     resumable: bool = False
     lease: float = 30.0
     max_jobs: int = 4
     poll_interval: float = 1.0
+    keep_tokens: bool = False
 
 
 class _Reconnected(Caller):
@@ -85,6 +90,7 @@ class JobEngine:
         auth: Authenticator,
         max_deadline: float,
         is_async: bool,
+        fernet: Fernet | None = None,
     ) -> None:
         self.fn = fn
         self.settings = settings
@@ -93,6 +99,7 @@ class JobEngine:
         self.auth = auth
         self.max_deadline = max_deadline
         self.is_async = is_async
+        self.fernet = fernet
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
         self._runner: Runner | None = None
@@ -149,20 +156,35 @@ class JobEngine:
                 runner = self._runner
         return runner
 
-    def caller_for(self, action_id: str, record: Mapping[str, Any]) -> Caller:
+    def caller_for(
+        self,
+        action_id: str,
+        record: Mapping[str, Any],
+        sealed: bytes | None,
+        save: Callable[[bytes], Any],
+    ) -> Caller:
+        """The caller a job acts as: the request's own when the job started
+        in this process, else one rebuilt from its ``record`` (and, with
+        ``keep_tokens``, from its ``sealed`` refresh tokens)."""
         with self._lock:
-            caller = self._callers.pop(action_id, None)
-        if caller is not None:
-            return caller
-        return _Reconnected(
-            identity_id=record["identity_id"],
-            identities=frozenset(record["identities"]),
-            username=record.get("username"),
-            client_id=record.get("client_id"),
-            scopes=frozenset(record.get("scopes", ())),
-            token="",
-            auth=self.auth,
-        )
+            live = self._callers.pop(action_id, None)
+        if live is not None and self.fernet is None:
+            return live
+        identity: dict[str, Any] = {
+            "identity_id": record["identity_id"],
+            "identities": frozenset(record["identities"]),
+            "username": record.get("username"),
+            "client_id": record.get("client_id"),
+            "scopes": frozenset(record.get("scopes", ())),
+            # The request's token, while the job runs where it was accepted.
+            "token": "" if live is None else live._token,
+            "auth": self.auth,
+        }
+        if self.fernet is None:
+            return _Reconnected(**identity)
+        from aptools.jobs.tokens import TokenCaller
+
+        return TokenCaller(fernet=self.fernet, sealed=sealed, save=save, **identity)
 
     def forget(self, action_id: str) -> None:
         with self._lock:

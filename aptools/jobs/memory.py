@@ -119,6 +119,14 @@ class MemoryJobQueue(JobQueue):
             job.checkpoint = state
             return True
 
+    def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None or job.owner != owner:
+                return False
+            job.tokens = tokens
+            return True
+
     def due(self, now: float) -> list[str]:
         with self._lock:
             late = [

@@ -101,6 +101,11 @@ class JobQueue(abc.ABC):
         longer holds the job."""
 
     @abc.abstractmethod
+    def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
+        """Keep ``tokens`` (encrypted refresh tokens) with the job; False if
+        ``owner`` no longer holds it. They go when the row goes."""
+
+    @abc.abstractmethod
     def due(self, now: float) -> list[str]:
         """Jobs (queued or running) whose deadline passed by ``now`` and whose
         action is still ACTIVE or INACTIVE."""

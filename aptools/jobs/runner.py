@@ -179,7 +179,13 @@ class Runner:
         mine = Stored.of(job.action).action()
         with self._lock:
             self._running[claimed.action_id] = job
-        caller = self.engine.caller_for(claimed.action_id, claimed.caller)
+        queue, owner, action_id = self.engine.queue, self.owner, claimed.action_id
+        caller = self.engine.caller_for(
+            action_id,
+            claimed.caller,
+            claimed.tokens,
+            lambda sealed: queue.save_tokens(owner, action_id, sealed),
+        )
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop

@@ -156,6 +156,18 @@ class SQLiteJobQueue(JobQueue):
         )
         return bool(changed)
 
+    def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
+        changed = (
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET tokens = ?"
+                " WHERE namespace = ? AND action_id = ? AND owner = ?",
+                (tokens, self._ns, action_id, owner),
+            )
+            .rowcount
+        )
+        return bool(changed)
+
     def due(self, now: float) -> list[str]:
         rows = (
             self._db()

@@ -7,6 +7,9 @@ process was killed goes on from its last step elsewhere.
 uvicorn examples.longjob.app:asgi
 gunicorn examples.longjob.app:app
 aptools worker examples.longjob.app     # jobs in a process of their own
+
+It keeps its callers' refresh tokens, encrypted with the Fernet key in
+APTOOLS_ENCRYPTION_KEY (make one with ``Fernet.generate_key()``).
 """
 
 import os
@@ -57,7 +60,9 @@ def run(request: ActionRequest, caller: Caller) -> ActionStatus:
     return ActionStatus.active({"done": 0, "steps": request.body["steps"]})
 
 
-@provider.job(resumable=True, lease=10.0)
+# keep_tokens: the caller's dependent refresh tokens are kept (encrypted with
+# APTOOLS_ENCRYPTION_KEY), so `caller.authorizer` works for the whole job.
+@provider.job(resumable=True, lease=10.0, keep_tokens=True)
 def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
     steps = int(action.body["steps"])
     pause = float(action.body.get("step_seconds", 1))
