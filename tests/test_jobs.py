@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 import sys
 import threading
 import time
@@ -481,3 +482,28 @@ def test_the_longjob_example(
         assert "step 2" in failed["details"]["description"]
     finally:
         example.provider.jobs.shutdown()
+
+
+def test_the_readme_job_example(
+    auth: FakeGlobusAuth, alice: FakeIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    [code] = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "# steps.py" in b
+    ]
+    monkeypatch.setenv("APTOOLS_STORE", "memory:")
+    example: dict[str, Any] = {}
+    exec(
+        code.replace(
+            "https://auth.globus.org/scopes/<client-id>/action_all", auth.scope
+        ),
+        example,
+    )
+    client = Client(example["app"], "/")
+    try:
+        started = client.run(alice, {"steps": 2})
+        assert started.status_code == 202
+        done = ended(client, alice, started.json["action_id"])
+        assert done["details"] == {"done": 2, "steps": 2}
+    finally:
+        example["provider"].jobs.shutdown()
