@@ -63,6 +63,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_beat = 0.0
         self._next_sweep = 0.0
+        self._next_due = 0.0
 
     # -- control ------------------------------------------------------------------
 
@@ -130,8 +131,12 @@ class Runner:
         if now >= self._next_beat:
             self._next_beat = now + settings.lease / 3
             self._heartbeat(now)
-        for action_id in queue.due(now):
-            self._deadline(action_id, now)
+        if now >= self._next_due:
+            # PERF: at most once per poll interval, not at every wake-up (a
+            # job ending wakes the runner): the look-up scans the queue.
+            self._next_due = now + settings.poll_interval
+            for action_id in queue.due(now):
+                self._deadline(action_id, now)
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY
             queue.sweep(now, grace=max(settings.lease, 300.0))
