@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from aptools import (
     Action,
     ActionFailed,
+    ActionStatus,
     Caller,
     Job,
     MemoryStore,
@@ -507,3 +508,40 @@ def test_the_readme_job_example(
         assert done["details"] == {"done": 2, "steps": 2}
     finally:
         example["provider"].jobs.shutdown()
+
+
+def test_a_cancel_handler_that_ends_the_action_stops_the_job(
+    auth: FakeGlobusAuth, flavour: str, alice: FakeIdentity
+) -> None:
+    gate = Gate()
+    running = threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        running.set()
+        gate.step(job)
+        return {"late": True}
+
+    provider = Provider(
+        title="Jobs",
+        scope=auth.scope,
+        admin_contact="admin@example.org",
+        input_schema=SCHEMA,
+        prefix="/c",
+        store=MemoryStore(),
+        job_poll_interval=0.05,
+    )
+    provider.job(work)
+    provider.cancel(
+        lambda action, caller: ActionStatus.failed(
+            {"why": "asked"}, display_status="Canceled"
+        )
+    )
+    client = Client(provider.wsgi() if flavour == "wsgi" else provider.asgi(), "/c")
+    try:
+        action_id = client.run(alice, {"n": 1}).json["action_id"]
+        wait_for(running.is_set, "the job started")
+        client.call("POST", f"/{action_id}/cancel", alice)
+        wait_for(gate.saw_cancel.is_set, "the job learned of the cancel")
+        assert status(client, alice, action_id)["details"] == {"why": "asked"}
+    finally:
+        provider.jobs.shutdown()  # type: ignore[union-attr]

@@ -122,7 +122,8 @@ class Runner:
                 self._tick(time.time())
             except Exception:
                 log.exception("job runner: housekeeping failed; trying again")
-            self._wake.wait(self._settings.poll_interval)
+            # Heartbeats are due every third of a lease, whatever the poll.
+            self._wake.wait(min(self._settings.poll_interval, self._settings.lease / 3))
             self._wake.clear()
 
     def _tick(self, now: float) -> None:
