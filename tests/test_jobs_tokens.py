@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,14 @@ def test_the_caller_is_acted_for_after_its_token_expired_and_a_take_over(
     logged = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
     assert "fake-refresh-" not in logged
     assert "fake-refresh-" not in str(status(other, alice, action_id))
+
+
+def test_a_development_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    from aptools.jobs.tokens import dev_key, load_key
+
+    path = tmp_path / ".aptools" / "encryption-key"
+    key = dev_key(path)
+    assert dev_key(path) == key
+    assert path.stat().st_mode & 0o077 == 0
+    sealed = load_key(key).encrypt(b"x")
+    assert load_key(dev_key(path)).decrypt(sealed) == b"x"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from aptools.auth import Caller
 from aptools.auth.authenticator import _auth_errors
 from aptools.errors import AuthServiceError
 
-__all__ = ["KEY_VARIABLE", "TokenCaller", "load_key"]
+__all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key"]
 
 KEY_VARIABLE = "APTOOLS_ENCRYPTION_KEY"
 
@@ -48,6 +49,21 @@ def load_key(setting: str | bytes | None) -> Fernet:
             f"the encryption key (encryption_key= or {KEY_VARIABLE}) is not 32 "
             "random bytes in URL-safe base64"
         ) from None
+
+
+def dev_key(path: str | os.PathLike[str]) -> str:
+    """A Fernet key kept in the file ``path`` (made, readable by its owner
+    only, the first time): for ``aptools dev``, so that tokens kept by jobs
+    stay readable across restarts of a development server."""
+    found = Path(path)
+    if found.exists():
+        return found.read_text().strip()
+    found.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
+    return key
 
 
 class TokenCaller(Caller):
