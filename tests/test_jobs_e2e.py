@@ -99,7 +99,12 @@ def test_killed_mid_job_the_job_goes_on_from_its_checkpoint(
             "POST",
             "/run",
             alice.token,
-            json={"request_id": "k9", "body": {"steps": steps, "step_seconds": 0.2}},
+            # With a scope, every step acts as the caller: after the restart
+            # only the kept (encrypted) refresh token can do that.
+            json={
+                "request_id": "k9",
+                "body": {"steps": steps, "step_seconds": 0.2, "scope": auth.scope},
+            },
         )
         assert started.status_code == 202, started.text
         assert started.json()["details"] == {"done": 0, "steps": steps}
@@ -115,6 +120,8 @@ def test_killed_mid_job_the_job_goes_on_from_its_checkpoint(
         log = second.call(
             "GET", f"/{action_id}/log", alice.token, params={"limit": 1000}
         ).json()
+        said = second.said()
+    assert "fake-refresh-" not in said
     assert end["status"] == "SUCCEEDED", end
     assert end["details"] == {"done": steps, "steps": steps}
     assert seen == sorted(seen), "done went backwards"
@@ -210,6 +217,7 @@ def test_longjob_contract(
         assert past["status"] == "FAILED"
         assert "deadline" in past["display_status"].lower()
         assert end(scoped)["status"] == "SUCCEEDED"
+        assert "fake-refresh-" not in server.said()
         listed = server.call(
             "GET", "/actions", alice.token, params={"status": "SUCCEEDED,FAILED"}
         ).json()
