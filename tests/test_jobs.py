@@ -545,3 +545,30 @@ def test_a_cancel_handler_that_ends_the_action_stops_the_job(
         assert status(client, alice, action_id)["details"] == {"why": "asked"}
     finally:
         provider.jobs.shutdown()  # type: ignore[union-attr]
+
+
+def test_a_job_that_keeps_ending_its_process_ends_failed(build: Build) -> None:
+    seen: list[int] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        seen.append(job.attempt)
+        return {}
+
+    provider, _ = build(work, resumable=True)
+    action_id = _dead_holder(provider, {"n": 1}, None)
+    queue = provider.store.jobs()
+    assert queue is not None
+    for k in range(9):  # nine more deaths: ten claims in all
+        [again] = queue.claim(f"dead{k}", time.time() - 90 + k, 1, 1)
+        assert again.attempts == k + 2
+    provider.jobs.runner()  # type: ignore[union-attr]
+
+    def outcome() -> Any:
+        stored = provider.store.get(action_id, time.time())
+        assert stored is not None
+        return stored.status != "ACTIVE" and orjson.loads(stored.public)
+
+    doc = wait_for(outcome, "the job ended")
+    assert seen == []
+    assert doc["status"] == "FAILED"
+    assert "interrupted" in doc["display_status"].lower()

@@ -34,7 +34,7 @@ from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
 
-__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "Runner"]
+__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
 
 log = logging.getLogger("aptools.jobs")
 
@@ -45,6 +45,8 @@ _GENERIC: Final = {
     "description": "The job failed with an unexpected error.",
 }
 _SWEEP_EVERY: Final = 60.0
+#: Take-overs of a resumable job before it ends FAILED ("Interrupted").
+MOST_ATTEMPTS: Final = 10
 
 
 class Runner:
@@ -220,8 +222,14 @@ class Runner:
             engine.queue.release(self.owner, [claimed.action_id])
             return None
         action = stored.action()
-        if claimed.attempts > 1 and not self._settings.resumable:
-            log.warning("job %s was interrupted; it is not resumable", action.action_id)
+        if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
+            # Not resumable, or a job whose every run ends its process (say,
+            # out of memory): ending it beats taking workers down forever.
+            log.warning(
+                "job %s was interrupted %d times",
+                action.action_id,
+                claimed.attempts - 1,
+            )
             action.status, action.display_status = FAILED, INTERRUPTED
             finish_fields(action)
             engine.store.update(
