@@ -24,6 +24,7 @@ from aptools.errors import (
     UnprocessableEntity,
 )
 from aptools.faces.observe import RequestInfo
+from aptools.jobs import Job, JobCanceled
 from aptools.models import (
     ACTIVE,
     FAILED,
@@ -72,6 +73,8 @@ __all__ = [
     "EnumerateQuery",
     "Forbidden",
     "InternalError",
+    "Job",
+    "JobCanceled",
     "LogEntry",
     "LogPage",
     "LogQuery",

@@ -137,12 +137,12 @@ def handler_table(
     blocking = Blocking if threads is None else blocking_in(ThreadPool(threads))
     plain = blocking if offload else Call
     return {
-        name: Handler(fn, Await if _is_async(fn) else plain)
+        name: Handler(fn, Await if is_async(fn) else plain)
         for name, fn in handlers.items()
     }
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
+def is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
 from aptools.auth import Authenticator
-from aptools.execution import Execution, handler_table
+from aptools.execution import Execution, handler_table, is_async
 from aptools.faces.observe import RequestInfo
+from aptools.jobs.engine import J, JobSettings
 from aptools.models import parse_duration
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
@@ -41,6 +42,8 @@ from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 if TYPE_CHECKING:
     import falcon
     import falcon.asgi
+
+    from aptools.jobs.engine import JobEngine
 
 __all__ = ["Provider", "ProviderConfigError"]
 
@@ -181,6 +184,9 @@ class Provider:
         offload_sync_handlers: bool = True,
         handler_threads: int | None = None,
         public_url: str | None = None,
+        max_jobs: int = 4,
+        job_poll_interval: float = 1.0,
+        encryption_key: str | None = None,
     ) -> None:
         check_settings(
             title=title,
@@ -199,6 +205,14 @@ class Provider:
             handler_threads=handler_threads,
             store_namespace=store_namespace,
         )
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise ProviderConfigError(
+                f"max_jobs must be a positive whole number: {max_jobs!r}"
+            )
+        if not job_poll_interval > 0:
+            raise ProviderConfigError(
+                "job_poll_interval must be a positive number of seconds"
+            )
         schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title
@@ -236,6 +250,9 @@ class Provider:
         self._handler_threads = handler_threads
         self._public_url = None if public_url is None else base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
+        self._job: tuple[Callable[..., Any], JobSettings] | None = None
+        self._job_settings = (max_jobs, job_poll_interval)
+        self._encryption_key = encryption_key
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
         self._validator = compile_validator(schema, echo_input)
@@ -275,6 +292,61 @@ class Provider:
             )
         self._hooks.append(fn)
         return fn
+
+    @overload
+    def job(self, fn: J, /) -> J: ...
+    @overload
+    def job(
+        self,
+        /,
+        *,
+        resumable: bool = False,
+        lease: float = 30.0,
+        keep_tokens: bool = False,
+    ) -> Callable[[J], J]: ...
+    def job(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        resumable: bool = False,
+        lease: float = 30.0,
+        keep_tokens: bool = False,
+    ) -> Any:
+        """Register the background job: ``fn(action, caller, job)``, ``def`` or
+        ``async def`` (see :mod:`aptools.jobs`).
+
+        run then stores the action ACTIVE, answers 202 at once, and the job
+        runs it in the background (a run handler, if registered, gives the
+        first state). Return the SUCCEEDED details, raise :class:`ActionFailed`
+        to end it FAILED; any other exception ends it FAILED with a generic
+        description (the traceback goes to the ``aptools.jobs`` log).
+
+        ``lease`` (seconds): a job whose process died is taken over after at
+        most this long. ``resumable``: the take-over starts it again with its
+        last checkpoint; otherwise the action ends FAILED ("Interrupted").
+        ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
+        whole job, after the caller's token expired and after a take-over
+        (dependent refresh tokens, encrypted with ``encryption_key`` or
+        ``APTOOLS_ENCRYPTION_KEY``, a Fernet key)::
+
+            @provider.job(resumable=True, lease=10.0)
+            def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
+                ...
+        """
+        if not lease > 0:
+            raise ProviderConfigError(
+                "a job's lease must be a positive number of seconds"
+            )
+        max_jobs, poll = self._job_settings
+        settings = JobSettings(resumable, float(lease), max_jobs, poll, keep_tokens)
+
+        def register(fn: F) -> F:
+            self._register("job", fn)
+            self._job = (fn, settings)
+            return fn
+
+        return register if fn is None else register(fn)
 
     def run(self, fn: RunF) -> RunF:
         """Register the run handler (required): ``fn(request, caller)``.
@@ -329,18 +401,22 @@ class Provider:
     def description(self) -> dict[str, Any]:
         """The provider description served at the root of the prefix."""
         about = {k: v for k, v in self._about.items() if v is not None}
-        about["log_supported"] = "log" in self._handlers
+        about["log_supported"] = "log" in self._handlers or self._job is not None
         return about
 
     def compile(self) -> core.Spec:
         """Build (once) everything requests need; both apps share it."""
         if self._spec is not None:
             return self._spec
-        if "run" not in self._handlers:
+        if "run" not in self._handlers and self._job is None:
             raise ProviderConfigError(
                 f"provider {self.title!r} has no run handler: decorate a function "
-                "with @provider.run"
+                "with @provider.run (or @provider.job)"
             )
+        if self._job is not None and "log" not in self._handlers:
+            from aptools.jobs.engine import job_log
+
+            self._handlers["log"] = job_log
         client_id, secret = client_credentials(self._client_id, self._client_secret)
         try:
             opened = (
@@ -361,7 +437,12 @@ class Provider:
             timeout=timeout,
             shared=store.introspections(),
         )
-        handlers = handler_table(self._handlers, self._offload, self._handler_threads)
+        handlers = handler_table(
+            {n: fn for n, fn in self._handlers.items() if n != "job"},
+            self._offload,
+            self._handler_threads,
+        )
+        jobs = None if self._job is None else self._engine(store, auth)
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(self.description),
@@ -380,8 +461,38 @@ class Provider:
             max_deadline=parse_duration(self._about["maximum_deadline"]),
             access_log=self._access_log,
             hooks=tuple(self._hooks),
+            jobs=jobs,
         )
         return self._spec
+
+    def _engine(self, store: Store, auth: Authenticator) -> JobEngine:
+        from aptools.jobs.engine import JobEngine
+
+        assert self._job is not None
+        fn, settings = self._job
+        queue = store.jobs()
+        if queue is None:
+            raise ProviderConfigError(
+                f"the store {type(store).__name__} cannot hold background jobs"
+            )
+        fernet = None
+        if settings.keep_tokens:
+            from aptools.jobs.tokens import load_key
+
+            try:
+                fernet = load_key(self._encryption_key)
+            except ValueError as exc:
+                raise ProviderConfigError(str(exc)) from None
+        return JobEngine(
+            fn,
+            settings,
+            store=store,
+            queue=queue,
+            auth=auth,
+            max_deadline=parse_duration(self._about["maximum_deadline"]),
+            is_async=is_async(fn),
+            fernet=fernet,
+        )
 
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
@@ -398,13 +509,31 @@ class Provider:
         """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""
         from aptools.faces import build_wsgi
 
-        return build_wsgi(self.compile(), self.prefix)
+        spec = self.compile()
+        app = build_wsgi(spec, self.prefix)
+        if spec.jobs is not None:
+            from aptools.jobs.serving import JobStarter
+
+            app.add_middleware(JobStarter(spec.jobs))
+        return app
 
     def asgi(self) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
         """A Falcon ASGI app, e.g. for ``uvicorn module:asgi``."""
         from aptools.faces import build_asgi
 
-        return build_asgi(self.compile(), self.prefix)
+        spec = self.compile()
+        app = build_asgi(spec, self.prefix)
+        if spec.jobs is not None:
+            from aptools.jobs.serving import JobStarter
+
+            app.add_middleware(JobStarter(spec.jobs))
+        return app
+
+    @property
+    def jobs(self) -> JobEngine | None:
+        """This provider's job engine (``None`` without a job): ``.runner()``
+        starts this process's runner, ``.shutdown()`` hands its jobs back."""
+        return self.compile().jobs
 
     @property
     def store(self) -> Store:

@@ -127,6 +127,7 @@ PARAMETERS: Final[Mapping[str, tuple[str, ...]]] = {
     "resume": ("action", "caller"),
     "log": ("action", "caller", "query"),
     "enumerate": ("query", "caller"),
+    "job": ("action", "caller", "job"),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -18,6 +18,9 @@ from aptools.execution import Execution
 from aptools.protocol.effects import Effect, StoreCall
 from aptools.store import Store
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
+
+if TYPE_CHECKING:
+    from aptools.jobs.engine import JobEngine
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -84,6 +87,8 @@ class Spec:
     pending_wait: float = 30.0
     access_log: bool = True
     hooks: tuple[Callable[..., None], ...] = ()
+    #: The background job, if the provider has one.
+    jobs: JobEngine | None = None
 
 
 def to_json(doc: Any) -> bytes:

@@ -18,6 +18,7 @@ from aptools.models import Action
 
 if TYPE_CHECKING:
     from aptools.auth import SharedIntrospections
+    from aptools.jobs.queue import JobQueue
 
 __all__ = ["RequestKey", "Reservation", "Store", "Stored"]
 
@@ -212,6 +213,11 @@ class Store(abc.ABC):
         introspections, keyed within this view's namespace, or ``None`` (the
         default: each process keeps its own).
         """
+        return None
+
+    def jobs(self) -> JobQueue | None:
+        """The queue of background jobs kept beside the actions, or ``None``
+        (the default: this store cannot hold jobs)."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

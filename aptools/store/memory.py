@@ -6,6 +6,7 @@ import copy
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aptools.models import Action
 from aptools.store.base import (
@@ -17,6 +18,9 @@ from aptools.store.base import (
     Store,
     Stored,
 )
+
+if TYPE_CHECKING:
+    from aptools.jobs.memory import MemoryJobQueue
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
@@ -51,6 +55,8 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._spaces: dict[str, tuple[dict[str, _Row], dict[tuple[str, str], str]]]
         self._spaces = {}
+        self._queues: dict[str, MemoryJobQueue] = {}
+        self._namespace = ""
         self._bind("")
 
     def _bind(self, namespace: str) -> None:
@@ -58,6 +64,7 @@ class MemoryStore(Store):
             # PERF: a view reads its namespace's own dicts; no row is ever
             # compared with its namespace.
             self._rows, self._keys = self._spaces.setdefault(namespace, ({}, {}))
+            self._namespace = namespace
 
     def for_provider(self, namespace: str) -> MemoryStore:
         # A shallow copy: the same lock and namespaces (and whatever a
@@ -97,6 +104,17 @@ class MemoryStore(Store):
             row.monitor_by = tuple(action.monitor_by)
             row.manage_by = tuple(action.manage_by)
             row.stored = stored.trimmed()
+
+    def jobs(self) -> MemoryJobQueue:
+        """Background jobs in this process, beside the actions."""
+        from aptools.jobs.memory import MemoryJobQueue
+
+        with self._lock:
+            # One queue per namespace, shared by every view of it.
+            queue = self._queues.get(self._namespace)
+            if queue is None:
+                queue = self._queues[self._namespace] = MemoryJobQueue(self)
+            return queue
 
     def abandon(self, action_id: str) -> None:
         with self._lock:

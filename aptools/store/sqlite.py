@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aptools.models import Action
 from aptools.store.base import (
@@ -42,6 +42,9 @@ from aptools.store.claims import (
 )
 from aptools.store.introspections import SQLiteIntrospections
 from aptools.store.sqlite_schema import busy, prepare
+
+if TYPE_CHECKING:
+    from aptools.jobs.sqlite import SQLiteJobQueue
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["SQLiteStore"]
@@ -372,6 +375,12 @@ class SQLiteStore(Store):
         return SQLiteIntrospections(
             self._file.connection, self._claims, self._namespace
         )
+
+    def jobs(self) -> SQLiteJobQueue:
+        """Background jobs in table ``aptools_jobs`` of this file."""
+        from aptools.jobs.sqlite import SQLiteJobQueue
+
+        return SQLiteJobQueue(self._file.connection, self._namespace)
 
     def close(self) -> None:
         """Close this thread's connection and give back the claims file

@@ -105,6 +105,8 @@ class FakeGlobusAuth:
         #: Seconds every call waits before answering, to mimic a distant service.
         self.latency = 0.0
         self._tokens: dict[str, _Token] = {}
+        # refresh token -> (identity id, scope), from offline dependent grants
+        self._refresh_tokens: dict[str, tuple[str, str]] = {}
         self._identities: dict[str, FakeIdentity] = {}
         self._groups: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -355,7 +357,28 @@ class FakeGlobusAuth:
             doc["identity_set"] = [info.sub, *ident.linked]
         return doc
 
+    def _refresh(self, form: Mapping[str, str]) -> tuple[int, Any]:
+        with self._lock:
+            held = self._refresh_tokens.get(form.get("refresh_token", ""))
+            ident = None if held is None else self._identities[held[0]]
+        if held is None or ident is None:
+            return 400, {"error": "invalid_grant"}
+        scope = held[1]
+        value = self.token(ident, scopes=(scope,), expires_in=172800)
+        server = scope.removeprefix("https://auth.globus.org/scopes/").split("/")[0]
+        return 200, {
+            "access_token": value,
+            "scope": scope,
+            "resource_server": server,
+            "expires_in": 172800,
+            "token_type": "Bearer",
+            "refresh_token": form["refresh_token"],
+            "other_tokens": [],
+        }
+
     def _dependent(self, form: Mapping[str, str]) -> tuple[int, Any]:
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(form)
         if form.get("grant_type") != "urn:globus:auth:grant_type:dependent_token":
             return 400, {"error": "unsupported_grant_type"}
         with self._lock:
@@ -380,7 +403,13 @@ class FakeGlobusAuth:
             value = self.token(ident, scopes=(scope,), expires_in=172800)
             with self._lock:
                 self.grants[scope] += 1
-            granted.append(token_document(value, scope, expires_in=172800))
+            grant = token_document(value, scope, expires_in=172800)
+            if form.get("access_type") == "offline":
+                refresh = "fake-refresh-" + secrets.token_urlsafe(24)
+                with self._lock:
+                    self._refresh_tokens[refresh] = (info.sub, scope)
+                grant["refresh_token"] = refresh
+            granted.append(grant)
         return 200, granted
 
     def _my_groups(self, headers: Mapping[str, str]) -> tuple[int, Any]:

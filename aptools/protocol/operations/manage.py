@@ -28,11 +28,15 @@ def cancel(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
         return 200, stored.public
     if "cancel" in spec.handlers:
         stored = yield from refresh(spec, "cancel", stored, caller)
+        if spec.jobs is not None and stored.status in TERMINAL:
+            yield from spec.store_call(spec.jobs.cancel, action_id)
         return 200, stored.public
     action = stored.action()
     action.status, action.display_status = FAILED, CANCELED
     finish_fields(action)
     stored = yield from save(spec, action)
+    if spec.jobs is not None:
+        yield from spec.store_call(spec.jobs.cancel, action_id)
     return 200, stored.public
 
 

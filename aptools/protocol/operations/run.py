@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -154,18 +155,30 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         release_after=request.release_after,
         deadline=None if deadline is None else deadline.isoformat(),
     )
+    jobs = spec.jobs
     try:
-        try:
-            handler = spec.handlers["run"]
-            result = yield spec.execution.submit(handler, request, caller)
-            apply(action, run_result(result, handler.fn))
-        except ActionFailed as failed:
-            fail(action, failed)
+        if "run" in spec.handlers:
+            try:
+                handler = spec.handlers["run"]
+                result = yield spec.execution.submit(handler, request, caller)
+                if jobs is not None and result is None:
+                    pass  # the job does the work; the action starts ACTIVE
+                elif jobs is not None and isinstance(result, Mapping):
+                    action.details = dict(result)  # the job's first details
+                else:
+                    apply(action, run_result(result, handler.fn))
+            except ActionFailed as failed:
+                fail(action, failed)
         if spec.synchronous and action.status not in TERMINAL:
             raise TypeError(
                 "a synchronous provider's run handler must finish the action, "
                 f"but it answered {action.status}"
             )
+        if jobs is not None and action.status not in TERMINAL:
+            # Enqueued before the action is stored: nothing accepted is lost.
+            yield from spec.store_call(jobs.admit, action, caller, now)
+        else:
+            jobs = None
     except GeneratorExit:
         # Closed by the driver (a cancelled request, an interrupt): free the
         # request key at once — a closing generator may not yield.
@@ -178,4 +191,6 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     stored = Stored.of(action)
     yield from spec.store_call(spec.store.finish, stored, action, expiry(action))
     req.context.action_id = action.action_id
+    if jobs is not None:
+        jobs.wake()
     return 202, stored.public

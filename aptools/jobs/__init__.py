@@ -1,0 +1,20 @@
+"""Background jobs: long-running actions that survive restarts, workers and hosts.
+
+Declare one with :meth:`aptools.Provider.job`; see :class:`Job` for what the
+function can do while it runs, and :class:`JobQueue` for what a store offers.
+"""
+
+from aptools.jobs.engine import JobFunction, JobResult, JobSettings
+from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.queue import Beat, Claimed, JobQueue
+
+__all__ = [
+    "Beat",
+    "Claimed",
+    "Job",
+    "JobCanceled",
+    "JobFunction",
+    "JobQueue",
+    "JobResult",
+    "JobSettings",
+]

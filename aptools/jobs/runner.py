@@ -1,0 +1,361 @@
+"""The runner: one per provider and process, it claims and runs jobs.
+
+A daemon thread claims jobs whose lease ran out (at most ``max_jobs`` running
+at once), renews the leases of its running jobs every third of a lease,
+enforces deadlines and deletes the rows of ended actions. ``def`` jobs run in
+threads of their own, ``async def`` jobs on one event loop thread. At exit
+(SIGTERM under gunicorn or uvicorn, or :meth:`Runner.stop`) running jobs are
+handed back at once, for another process to take over without waiting for
+their leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Final
+
+from aptools.errors import ActionFailed
+from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.queue import Claimed
+from aptools.models import Action, ActionStatus
+from aptools.protocol.lifecycle import apply, expiry, fail, finish_fields
+from aptools.store import Stored
+from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
+
+if TYPE_CHECKING:
+    from aptools.jobs.engine import JobEngine
+
+__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
+
+log = logging.getLogger("aptools.jobs")
+
+DEADLINE_PASSED: Final = "Deadline passed"
+INTERRUPTED: Final = "Interrupted: the process running it ended"
+_GENERIC: Final = {
+    "code": "JobFailed",
+    "description": "The job failed with an unexpected error.",
+}
+_SWEEP_EVERY: Final = 60.0
+#: Take-overs of a resumable job before it ends FAILED ("Interrupted").
+MOST_ATTEMPTS: Final = 10
+
+
+class Runner:
+    """Claims and runs one provider's jobs in this process."""
+
+    def __init__(self, engine: JobEngine, owner: str) -> None:
+        self.engine = engine
+        self.owner = owner
+        self._settings = engine.settings
+        self._running: dict[str, Job] = {}
+        self._tasks: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_beat = 0.0
+        self._next_sweep = 0.0
+        self._next_due = 0.0
+
+    # -- control ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.engine.is_async:
+            loop = self._loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=_serve, args=(loop,), name="aptools-jobs-loop", daemon=True
+            ).start()
+        self._thread = threading.Thread(
+            target=self._main, name="aptools-jobs", daemon=True
+        )
+        self._thread.start()
+        _live.add(self)
+        _hand_back_at_exit()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def stop_job(self, action_id: str) -> None:
+        job = self._running.get(action_id)
+        if job is not None:
+            job.stop()
+
+    def stop(self) -> None:
+        """Hand every running job back (lease cleared) and stop claiming."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        with self._lock:
+            held = list(self._running.values())
+        for job in held:
+            job.lose()
+        if held:
+            try:
+                self.engine.queue.release(self.owner, [j.action_id for j in held])
+            except Exception:
+                log.exception("could not hand back %d jobs", len(held))
+            else:
+                log.info("handed back %d running jobs", len(held))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    # -- the main loop ------------------------------------------------------------
+
+    def _main(self) -> None:
+        while not self._stopping:
+            try:
+                self._tick(time.time())
+            except Exception:
+                log.exception("job runner: housekeeping failed; trying again")
+            # Heartbeats are due every third of a lease, whatever the poll.
+            self._wake.wait(min(self._settings.poll_interval, self._settings.lease / 3))
+            self._wake.clear()
+
+    def _tick(self, now: float) -> None:
+        queue = self.engine.queue
+        settings = self._settings
+        if now >= self._next_beat:
+            self._next_beat = now + settings.lease / 3
+            self._heartbeat(now)
+        if now >= self._next_due:
+            # PERF: at most once per poll interval, not at every wake-up (a
+            # job ending wakes the runner): the look-up scans the queue.
+            self._next_due = now + settings.poll_interval
+            for action_id in queue.due(now):
+                self._deadline(action_id, now)
+        if now >= self._next_sweep:
+            self._next_sweep = now + _SWEEP_EVERY
+            queue.sweep(now, grace=max(settings.lease, 300.0))
+        free = settings.max_jobs - len(self._running)
+        if free > 0 and not self._stopping:
+            for claimed in queue.claim(self.owner, now, settings.lease, free):
+                self._launch(claimed)
+
+    def _heartbeat(self, now: float) -> None:
+        with self._lock:
+            held = dict(self._running)
+        if not held:
+            return
+        beats = self.engine.queue.heartbeat(
+            self.owner, list(held), now, self._settings.lease
+        )
+        alive = set()
+        for beat in beats:
+            alive.add(beat.action_id)
+            if beat.stop:
+                held[beat.action_id].stop()
+        for action_id, job in held.items():
+            if action_id not in alive:
+                log.warning("job %s was taken over elsewhere; stopping it", action_id)
+                job.lose()
+
+    def _deadline(self, action_id: str, now: float) -> None:
+        store = self.engine.store
+        stored = store.get(action_id, now)
+        if stored is not None and stored.status not in TERMINAL:
+            action = stored.action()
+            action.status, action.display_status = FAILED, DEADLINE_PASSED
+            finish_fields(action)
+            store.update(action_id, Stored.of(action), expiry(action), now)
+        self.engine.queue.request_cancel(action_id)
+        self.stop_job(action_id)
+
+    # -- one job ------------------------------------------------------------------
+
+    def _launch(self, claimed: Claimed) -> None:
+        job = self._prepare(claimed)
+        if job is None:
+            return
+        # The function gets a copy of its own; the handle keeps what it saved.
+        mine = Stored.of(job.action).action()
+        with self._lock:
+            self._running[claimed.action_id] = job
+        queue, owner, action_id = self.engine.queue, self.owner, claimed.action_id
+        caller = self.engine.caller_for(
+            action_id,
+            claimed.caller,
+            claimed.tokens,
+            lambda sealed: queue.save_tokens(owner, action_id, sealed),
+        )
+        if self._loop is not None:
+            future = asyncio.run_coroutine_threadsafe(
+                self._run_async(job, mine, caller), self._loop
+            )
+            self._tasks[claimed.action_id] = future
+            # A stop cancels the coroutine (it sees CancelledError).
+            job._on_cancel = lambda: self._loop_cancel(future)
+            if job.canceled:
+                future.cancel()
+        else:
+            threading.Thread(
+                target=self._run_sync,
+                args=(job, mine, caller),
+                name=f"aptools-job-{claimed.action_id[:8]}",
+                daemon=True,
+            ).start()
+
+    def _loop_cancel(self, future: Future[Any]) -> None:
+        future.cancel()
+
+    def _prepare(self, claimed: Claimed) -> Job | None:
+        engine = self.engine
+        now = time.time()
+        stored = engine.store.get(claimed.action_id, now)
+        if stored is None or stored.status != ACTIVE:
+            engine.queue.release(self.owner, [claimed.action_id])
+            return None
+        action = stored.action()
+        if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
+            # Not resumable, or a job whose every run ends its process (say,
+            # out of memory): ending it beats taking workers down forever.
+            log.warning(
+                "job %s was interrupted %d times",
+                action.action_id,
+                claimed.attempts - 1,
+            )
+            action.status, action.display_status = FAILED, INTERRUPTED
+            finish_fields(action)
+            engine.store.update(
+                action.action_id, Stored.of(action), expiry(action), now
+            )
+            engine.queue.finish(action.action_id)
+            return None
+        return Job(
+            action=action,
+            store=engine.store,
+            queue=engine.queue,
+            owner=self.owner,
+            checkpoint=claimed.checkpoint,
+            attempt=claimed.attempts,
+        )
+
+    def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
+        try:
+            result = self.engine.fn(action, caller, job)
+        except BaseException as exc:
+            self._conclude(job, None, exc)
+        else:
+            self._conclude(job, result, None)
+
+    async def _run_async(self, job: Job, action: Action, caller: Any) -> None:
+        try:
+            result = await self.engine.fn(action, caller, job)
+        except BaseException as exc:
+            self._conclude(job, None, exc)
+        else:
+            self._conclude(job, result, None)
+
+    def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
+        action_id = job.action_id
+        try:
+            if job.lost:
+                return  # handed back or taken over: another process decides
+            if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
+                # The action ended already (cancel, deadline).
+                self.engine.queue.finish(action_id)
+                return
+            self._save_outcome(job, result, exc)
+        except Exception:
+            log.exception("job %s: its outcome could not be stored", action_id)
+        finally:
+            with self._lock:
+                self._running.pop(action_id, None)
+                self._tasks.pop(action_id, None)
+            self.engine.forget(action_id)
+            self._wake.set()
+
+    def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
+        action: Action = job.action
+        engine = self.engine
+        if exc is None:
+            try:
+                checked = _checked(result)
+                apply(action, {} if checked is None else checked)
+            except TypeError as bad:
+                exc = bad
+        if isinstance(exc, ActionFailed):
+            fail(action, exc)
+        elif exc is not None:
+            log.error(
+                "job %s failed",
+                action.action_id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            action.status, action.details = FAILED, dict(_GENERIC)
+            action.display_status = "Failed"
+            finish_fields(action)
+        now = time.time()
+        engine.store.update(action.action_id, Stored.of(action), expiry(action), now)
+        if action.status == INACTIVE:
+            # Waiting (for consent, say): claimable again once ACTIVE.
+            engine.queue.release(self.owner, [action.action_id])
+        else:
+            engine.queue.finish(action.action_id)
+
+
+def _checked(result: Any) -> Any:
+    if isinstance(result, ActionStatus) and result.status == ACTIVE:
+        raise TypeError("a job must end its action; it returned an ACTIVE status")
+    if result is not None and not isinstance(result, Mapping | ActionStatus):
+        raise TypeError(
+            "a job must return a dict (the details of a SUCCEEDED action) or an "
+            f"ActionStatus, not {type(result).__name__}"
+        )
+    return result
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+_live: weakref.WeakSet[Runner] = weakref.WeakSet()
+_installed = [0]  # the process that installed the exit hooks
+
+
+def _stop_all() -> None:
+    for runner in list(_live):
+        runner.stop()
+
+
+def _hand_back_at_exit() -> None:
+    """Hand running jobs back when this process exits: at a normal exit
+    (gunicorn's workers) and at SIGTERM, before the handler in place runs
+    (uvicorn re-raises SIGTERM after its shut-down, which skips exit hooks)."""
+    pid = os.getpid()
+    if _installed[0] == pid:
+        return
+    _installed[0] = pid
+    atexit.register(_stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; the exit hook remains
+    before = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        _stop_all()
+        if callable(before):
+            before(signum, frame)
+        elif before != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

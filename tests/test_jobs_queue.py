@@ -1,0 +1,227 @@
+"""The job queue contract, on every store that holds jobs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aptools import Action, MemoryStore, RequestKey, SQLiteStore, Store, Stored
+from aptools.jobs import JobQueue
+
+NOW = 1_800_000_000.0
+WHO = {"identity_id": "x", "identities": ["urn:globus:auth:identity:x"]}
+
+
+class Backend:
+    """Where actions are stored, and the job queue beside them."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
+        found = None if store is None else store.jobs()
+        self.queue: JobQueue | None = found
+
+    def put(self, action_id: str, status: str) -> None:
+        assert self.store is not None
+        action = Action(
+            action_id=action_id,
+            status=status,  # type: ignore[arg-type]
+            creator_id="urn:globus:auth:identity:x",
+            request_id=action_id,
+            start_time="2027-01-15T08:00:00+00:00",
+        )
+        key = RequestKey(action.creator_id, action_id, "f")
+        held = self.store.reserve(key, action_id, NOW, 60)
+        assert held.outcome == "new"
+        self.store.finish(Stored.of(action), action, None)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+class PostgresBackend(Backend):
+    """The PostgreSQL queue beside a bare actions table in a schema of its own."""
+
+    def __init__(self) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        from aptools.jobs.postgres import PostgresJobQueue
+
+        url = os.environ.get(
+            "APTOOLS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+        except psycopg.OperationalError:
+            if os.environ.get("CI") == "true":
+                raise
+            pytest.skip("no PostgreSQL server at " + url.rsplit("@", 1)[-1])
+        self.schema = f"jobs_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {self.schema}")
+        self.url = url
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=4,
+            open=True,
+            kwargs={"options": f"-c search_path={self.schema}"},
+        )
+        with self.pool.connection() as conn:
+            conn.execute(
+                "CREATE TABLE aptools_actions (action_id TEXT PRIMARY KEY,"
+                " status TEXT NOT NULL)"
+            )
+        self.store = None
+        self.queue = PostgresJobQueue(self.pool, "ns")
+
+    def put(self, action_id: str, status: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO aptools_actions VALUES (%s, %s)", (action_id, status)
+            )
+
+    def close(self) -> None:
+        import psycopg
+
+        self.pool.close()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    made = (
+        Backend(MemoryStore())
+        if request.param == "memory"
+        else Backend(SQLiteStore(tmp_path / "q.db"))
+        if request.param == "sqlite"
+        else PostgresBackend()
+    )
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def queue(store: Backend) -> JobQueue:
+    assert store.queue is not None
+    return store.queue
+
+
+def stored_action(store: Backend, action_id: str, status: str = "ACTIVE") -> None:
+    store.put(action_id, status)
+
+
+def test_a_job_is_claimable_once_its_action_is_stored(
+    store: Backend, queue: JobQueue
+) -> None:
+    queue.enqueue("a1", NOW, None, WHO)
+    assert queue.claim("p1", NOW, 10, 5) == []  # not stored yet
+    stored_action(store, "a1")
+    [claimed] = queue.claim("p1", NOW, 10, 5)
+    assert (claimed.action_id, claimed.attempts, claimed.checkpoint) == ("a1", 1, None)
+    assert claimed.caller == WHO
+    # Held: nobody else gets it while the lease runs.
+    assert queue.claim("p2", NOW + 9, 10, 5) == []
+
+
+def test_a_lease_that_runs_out_hands_the_job_over_with_its_checkpoint(
+    store: Backend, queue: JobQueue
+) -> None:
+    stored_action(store, "a1")
+    queue.enqueue("a1", NOW, None, WHO)
+    queue.claim("p1", NOW, 10, 5)
+    assert queue.checkpoint("p1", "a1", b'{"step": 3}')
+    assert [b.action_id for b in queue.heartbeat("p1", ["a1"], NOW + 8, 10)] == ["a1"]
+    assert queue.claim("p2", NOW + 12, 10, 5) == []  # renewed until NOW + 18
+    [taken] = queue.claim("p2", NOW + 19, 10, 5)
+    assert (taken.attempts, taken.checkpoint) == (2, {"step": 3})
+    # The old holder learns it lost the job, and can no longer checkpoint.
+    assert queue.heartbeat("p1", ["a1"], NOW + 20, 10) == []
+    assert not queue.checkpoint("p1", "a1", b"1")
+
+
+def test_a_handed_back_job_is_claimable_at_once_and_not_counted(
+    store: Backend, queue: JobQueue
+) -> None:
+    stored_action(store, "a1")
+    queue.enqueue("a1", NOW, None, WHO)
+    queue.claim("p1", NOW, 60, 5)
+    queue.release("p1", ["a1"])
+    [again] = queue.claim("p2", NOW + 1, 60, 5)
+    assert again.attempts == 1
+
+
+def test_claims_respect_the_limit_and_the_order(
+    store: Backend, queue: JobQueue
+) -> None:
+    for k in range(6):
+        stored_action(store, f"a{k}")
+        queue.enqueue(f"a{k}", NOW + k, None, WHO)
+    first = queue.claim("p1", NOW, 10, 4)
+    second = queue.claim("p2", NOW, 10, 4)
+    assert [c.action_id for c in first] == ["a0", "a1", "a2", "a3"]
+    assert [c.action_id for c in second] == ["a4", "a5"]
+
+
+def test_cancel_reaches_the_holder_at_its_heartbeat(
+    store: Backend, queue: JobQueue
+) -> None:
+    stored_action(store, "a1")
+    queue.enqueue("a1", NOW, None, WHO)
+    queue.claim("p1", NOW, 10, 5)
+    assert [b.stop for b in queue.heartbeat("p1", ["a1"], NOW, 10)] == [False]
+    queue.request_cancel("a1")
+    assert [b.stop for b in queue.heartbeat("p1", ["a1"], NOW, 10)] == [True]
+
+
+def test_deadlines_and_sweeping(store: Backend, queue: JobQueue) -> None:
+    stored_action(store, "late")
+    stored_action(store, "ok")
+    stored_action(store, "over", status="SUCCEEDED")
+    queue.enqueue("late", NOW, NOW + 5, WHO)
+    queue.enqueue("ok", NOW, NOW + 50, WHO)
+    queue.enqueue("over", NOW, NOW + 1, WHO)
+    queue.enqueue("never-stored", NOW, None, WHO)
+    assert queue.due(NOW + 10) == ["late"]
+    # Rows of ended or never-stored actions go once past the grace period.
+    assert queue.sweep(NOW + 10, grace=60) == 0
+    assert queue.sweep(NOW + 100, grace=60) == 2
+    assert sorted(c.action_id for c in queue.claim("p", NOW + 100, 5, 9)) == [
+        "late",
+        "ok",
+    ]
+    queue.finish("late")
+    assert queue.due(NOW + 100) == ["ok"]
+
+
+def test_claimers_at_once_never_take_a_job_twice(
+    store: Backend, queue: JobQueue
+) -> None:
+    for k in range(200):
+        stored_action(store, f"c{k:03d}")
+        queue.enqueue(f"c{k:03d}", NOW, None, WHO)
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(owner: str) -> None:
+        while True:
+            got = queue.claim(owner, NOW, 60, 5)
+            if not got:
+                return
+            with lock:
+                taken.extend(c.action_id for c in got)
+
+    threads = [threading.Thread(target=claimer, args=(f"p{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == [f"c{k:03d}" for k in range(200)]
