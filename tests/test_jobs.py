@@ -275,6 +275,25 @@ def test_action_failed_and_unexpected_errors(
     assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
 
 
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_result_that_cannot_be_stored_fails_the_action_once(
+    build: Build, alice: FakeIdentity, resumable: bool
+) -> None:
+    runs: list[int] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        runs.append(1)
+        return {"s": {1, 2}}  # a set: no JSON for it
+
+    _, client = build(work, resumable=resumable, lease=0.3)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    done = ended(client, alice, action_id)
+    assert done["status"] == "FAILED"
+    assert done["details"]["code"] == "JobFailed"
+    time.sleep(1.0)  # several leases: a stored outcome is never run again
+    assert len(runs) == 1
+
+
 def test_an_async_job_is_cancelled_as_a_coroutine(
     build: Build, alice: FakeIdentity
 ) -> None:

@@ -41,11 +41,13 @@ def _asgi_responder(
     return responder
 
 
+# The versions Falcon's ASGI app takes; which of them reach it is the
+# server's choice (uvicorn: 1.0 and 1.1).
 _HTTP_VERSIONS: Final = frozenset({"1.0", "1.1", "2", "3"})
 _VERSION_REFUSED: Final = orjson.dumps(
     {
         "code": "HTTPVersionNotSupported",
-        "description": "This server speaks HTTP/1.0, HTTP/1.1, HTTP/2 and HTTP/3.",
+        "description": "This HTTP version is not supported here; use HTTP/1.1.",
     }
 )
 

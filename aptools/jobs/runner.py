@@ -284,11 +284,13 @@ class Runner:
     def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action: Action = job.action
         engine = self.engine
+        fresh: Stored | None = None
         if exc is None:
             try:
                 checked = _checked(result)
                 apply(action, {} if checked is None else checked)
-            except TypeError as bad:
+                fresh = Stored.of(action)
+            except TypeError as bad:  # also what orjson cannot serialize
                 exc = bad
         if isinstance(exc, ActionFailed):
             fail(action, exc)
@@ -301,8 +303,10 @@ class Runner:
             action.status, action.details = FAILED, dict(_GENERIC)
             action.display_status = "Failed"
             finish_fields(action)
+        if fresh is None:
+            fresh = Stored.of(action)
         now = time.time()
-        engine.store.update(action.action_id, Stored.of(action), expiry(action), now)
+        engine.store.update(action.action_id, fresh, expiry(action), now)
         if action.status == INACTIVE:
             # Waiting (for consent, say): claimable again once ACTIVE.
             engine.queue.release(self.owner, [action.action_id])

@@ -172,6 +172,11 @@ class _Database:
                 self._pool = None
 
 
+# PostgreSQL text cannot hold U+0000, so no stored action id has it: an id
+# with one (say, from a request path) names no action.
+_NUL: Final = "\x00"
+
+
 class PostgreSQLStore(Store):
     """Actions in a PostgreSQL database, shared by any number of hosts.
 
@@ -263,11 +268,15 @@ class PostgreSQLStore(Store):
         )
 
     def abandon(self, action_id: str) -> None:
+        if _NUL in action_id:
+            return
         self._execute(
             self._sql.abandon, {"namespace": self.namespace, "action_id": action_id}
         )
 
     def get(self, action_id: str, now: float) -> Stored | None:
+        if _NUL in action_id:
+            return None
         row = self._one(
             self._sql.get,
             {"namespace": self.namespace, "action_id": action_id, "now": now},
@@ -277,6 +286,8 @@ class PostgreSQLStore(Store):
     def update(
         self, action_id: str, stored: Stored, expires_at: float | None, now: float
     ) -> Stored | None:
+        if _NUL in action_id:
+            return None
         row = self._one(
             self._sql.update,
             {
@@ -297,6 +308,8 @@ class PostgreSQLStore(Store):
         return Stored(row[0], row[1], row[2], public, doc)
 
     def delete(self, action_id: str) -> None:
+        if _NUL in action_id:
+            return
         self._execute(
             self._sql.delete, {"namespace": self.namespace, "action_id": action_id}
         )
