@@ -28,13 +28,13 @@ HELP = "serve with gunicorn (default) or uvicorn, real Globus Auth"
 
 #: Threads per gunicorn worker. A sync worker serves one connection at a time
 #: and blocks on it until it sends a whole request or the worker times out
-#: (30 s), so N idle connections stalled N sync workers. A gthread worker
-#: gives a connection a thread only while it reads or answers: one that sends
-#: nothing is parked in the worker's poller after 5 s (gunicorn 27's
-#: DEFAULT_WORKER_DATA_TIMEOUT) and the other threads go on answering. A
-#: client that sends half a request holds its thread until it sends the rest
-#: or leaves; beyond workers x threads such clients, put a buffering proxy
-#: in front (nginx, a load balancer) or serve with uvicorn (--asgi).
+#: (30 s), so N idle connections stalled N sync workers. Our gthread worker
+#: (:mod:`aptools.cli.gworker`) gives a connection a thread only while it
+#: reads or answers: one that sends nothing waits in the worker's poller and
+#: holds no thread at all. A client that sends half a request holds its
+#: thread until it sends the rest or leaves; beyond workers x threads such
+#: clients, put a buffering proxy in front (nginx, a load balancer) or serve
+#: with uvicorn (--asgi).
 DEFAULT_THREADS = 8
 
 
@@ -149,7 +149,7 @@ def _gunicorn(args: argparse.Namespace) -> list[str]:
         "-m",
         "gunicorn",
         "--worker-class",
-        "gthread",
+        "aptools.cli.gworker.ThreadWorker",
         "--workers",
         str(args.workers),
         "--threads",

@@ -1,0 +1,54 @@
+"""The gunicorn worker class ``aptools serve`` uses: gthread, idle-safe.
+
+gunicorn 27's gthread worker hands every new connection to a pool thread,
+which waits up to 5 s (``DEFAULT_WORKER_DATA_TIMEOUT``) for its first bytes
+before parking it in the worker's poller. With as many idle connections as
+threads, every thread waits and the server answers nobody for those seconds
+(40 idle connections on 2 workers x 8 threads: 15-20 s without an answer).
+This worker parks a new connection in the poller at once; it takes a thread
+only when its request begins to arrive. One that sends nothing is closed
+after the time gthread would give it (5 s, plus ``--keep-alive``).
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn.workers import gthread  # type: ignore[import-untyped]
+
+__all__ = ["ThreadWorker"]
+
+#: How long a new connection may stay silent: gthread's own wait for first
+#: data, after which it also parks the connection for ``keepalive`` more.
+FIRST_DATA: float = float(getattr(gthread, "DEFAULT_WORKER_DATA_TIMEOUT", 5.0))
+
+_BUSY = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
+
+
+class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """gthread, with new connections waiting for data in the poller."""
+
+    def accept(self, listener: Any) -> None:
+        if not hasattr(self, "pending_conns"):  # a gunicorn without it
+            super().accept(listener)
+            return
+        try:
+            sock, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in _BUSY:
+                raise
+            return
+        self.nr_conns += 1
+        sock.setblocking(False)
+        conn = gthread.TConn(self.cfg, sock, address, listener.getsockname())
+        conn.timeout = time.monotonic() + FIRST_DATA + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(
+            sock,
+            selectors.EVENT_READ,
+            partial(self.on_pending_socket_readable, conn),
+        )
