@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -36,6 +36,9 @@ from aptools.store.postgresql.settings import Settings
 from aptools.store.postgresql.statements import Statements
 from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
+
+if TYPE_CHECKING:
+    from aptools.jobs.postgres import PostgresJobQueue
 
 __all__ = ["PostgreSQLStore"]
 
@@ -356,6 +359,13 @@ class PostgreSQLStore(Store):
     def introspections(self) -> Introspections:
         """Token introspections shared by every host, in this namespace."""
         return Introspections(self._db, self.namespace)
+
+    def jobs(self) -> PostgresJobQueue:
+        """Background jobs in table ``aptools_jobs`` of this schema, in this
+        namespace, shared by every host (see :mod:`aptools.jobs.postgres`)."""
+        from aptools.jobs.postgres import PostgresJobQueue
+
+        return PostgresJobQueue(self._db, self.namespace)
 
     def close(self) -> None:
         self._db.close()
