@@ -452,7 +452,7 @@ class Provider:
             auth=auth,
             store=store,
             store_call=store_call(store),
-            execution=Execution(store),
+            execution=Execution(store, jobs=jobs),
             validate=self._validator,
             handlers=handlers,
             synchronous=self.synchronous,
@@ -514,7 +514,7 @@ class Provider:
         if spec.jobs is not None:
             from aptools.jobs.serving import JobStarter
 
-            app.add_middleware(JobStarter(spec.jobs))
+            app.add_middleware(JobStarter(spec.execution))
         return app
 
     def asgi(self) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
@@ -526,7 +526,7 @@ class Provider:
         if spec.jobs is not None:
             from aptools.jobs.serving import JobStarter
 
-            app.add_middleware(JobStarter(spec.jobs))
+            app.add_middleware(JobStarter(spec.execution))
         return app
 
     @property

@@ -202,6 +202,7 @@ class PostgreSQLStore(Store):
         settings = Settings.parse(url)
         self.url = redact(url)
         self.namespace = namespace
+        self._closed = False
         self._db = _Database(settings)
         try:
             with self._db.connect() as conn:
@@ -220,6 +221,7 @@ class PostgreSQLStore(Store):
         view = object.__new__(PostgreSQLStore)
         view.url = self.url
         view.namespace = namespace
+        view._closed = False
         view._db = self._db
         view._sql = self._sql
         with self._db._mutex:
@@ -367,8 +369,15 @@ class PostgreSQLStore(Store):
 
         return PostgresJobQueue(self._db, self.namespace)
 
+    @property
+    def closed(self) -> bool:
+        """Whether this view, or every view of the store, was closed."""
+        return self._closed or self._db.users <= 0
+
     def close(self) -> None:
-        self._db.close()
+        if not self._closed:
+            self._closed = True
+            self._db.close()
 
     # -- one statement, one round trip -----------------------------------------
 
