@@ -119,9 +119,9 @@ def build(
 
     yield make
     for provider in providers:
-        engine = provider.jobs
-        if engine is not None:
-            engine.shutdown()
+        # The runner and the housekeeping stop; the store is left behind.
+        provider.compile().execution.stop()
+        provider.store.close()
 
 
 def status(client: Client, who: FakeIdentity, action_id: str) -> dict[str, Any]:
