@@ -1,20 +1,31 @@
-"""Where a provider's work is executed: the run's handler, and housekeeping.
+"""Where a provider's work is executed: runs, background jobs, housekeeping.
 
 One :class:`Execution` per compiled provider (``spec.execution``). It is the
 seam between the protocol core, which decides *what* to do, and the place
-where the work happens:
+where the work happens, and it owns every thread a provider runs in a
+process besides the server's own:
 
-- :meth:`Execution.submit` — the work of a run (its handler call). Today the
-  work is done inline: ``submit`` returns the handler's own effect, which the
-  request's driver performs, so ``run`` answers with the handler's result. A
-  background executor would instead record the work for a worker to claim
-  from the store (with a lease) and answer at once with an ACTIVE action.
-- :meth:`Execution.start` / :meth:`Execution.stop` — the per-process
-  housekeeping: a daemon thread that purges expired actions every
-  ``purge_interval`` seconds, off the request path. It starts lazily, on the
-  first ``submit`` in each process, so that a server which forks its workers
-  after loading the app (gunicorn) starts one thread per worker, never one
-  inherited half-dead from the parent.
+- :meth:`Execution.submit` — the work of a run (its handler call), done
+  inline: ``submit`` returns the handler's own effect, which the request's
+  driver performs, so ``run`` answers with the handler's result.
+- Background jobs (``@provider.job``, :mod:`aptools.jobs`): the run stores
+  the action ACTIVE and enqueues its job in the store (``spec.jobs``, the
+  :class:`~aptools.jobs.engine.JobEngine`, admits it and wakes the runner);
+  this process's :class:`~aptools.jobs.runner.Runner` — a thread that claims
+  jobs with a lease, renews it, enforces deadlines, plus a thread per ``def``
+  job or one event loop for ``async def`` jobs — runs them. Any process on
+  the store may claim a job: serving processes and ``aptools worker``.
+- The housekeeping thread: purges expired actions every ``purge_interval``
+  seconds, off the request path.
+
+:meth:`Execution.start` starts both (the runner only with a job), lazily: at
+the first run, and under a server at the first request or the ASGI start-up
+(:class:`~aptools.jobs.serving.JobStarter`), so that a server which forks its
+workers after loading the app (gunicorn) starts them in each worker, never
+inherited half-dead from the parent. :meth:`Execution.stop` stops both and
+hands running jobs back. Both threads stop by themselves once the store is
+closed (:attr:`Store.closed`); while it is unavailable they log it once, and
+once more when it is back.
 
 Example (what ``run`` does)::
 
@@ -33,12 +44,15 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from aptools.errors import StoreUnavailable
+
 if TYPE_CHECKING:
+    from aptools.jobs.engine import JobEngine
     from aptools.protocol.effects import Effect
     from aptools.protocol.spec import Handler
     from aptools.store import Store
 
-__all__ = ["Execution", "handler_table"]
+__all__ = ["Execution", "Failures", "handler_table"]
 
 log = logging.getLogger("aptools")
 
@@ -46,15 +60,23 @@ _all: weakref.WeakSet[Execution] = weakref.WeakSet()
 
 
 class Execution:
-    """Executes runs (inline) and keeps the store tidy (a thread per process).
+    """Executes runs (inline), runs jobs and keeps the store tidy (threads
+    per process).
 
     ``store`` is the provider's store; ``purge_interval`` is in seconds
-    (``None`` turns purging off: the store is purged by whoever owns it).
+    (``None`` turns purging off: the store is purged by whoever owns it);
+    ``jobs`` the provider's job engine, if it has a job.
     """
 
-    def __init__(self, store: Store, purge_interval: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        purge_interval: float | None = 60.0,
+        jobs: JobEngine | None = None,
+    ) -> None:
         self.store = store
         self.purge_interval = purge_interval
+        self.jobs = jobs
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -68,30 +90,47 @@ class Execution:
             self.start()
         return handler(*args)
 
+    def serving(self) -> None:
+        """A request arrived (or the ASGI server started): make sure this
+        process's threads run, unless :meth:`stop` stopped them."""
+        # PERF: after the first request, an attribute test and, with a job,
+        # the runner's process-id comparison.
+        if self._stopped:
+            return
+        if self._thread is None and self.purge_interval is not None:
+            self.start()
+        elif self.jobs is not None:
+            self.jobs.runner()
+
     def start(self) -> None:
-        """Start this process's housekeeping thread (again after :meth:`stop`)."""
+        """Start this process's housekeeping thread and job runner (again
+        after :meth:`stop`)."""
         with self._lock:
             self._stopped = False
-            if self._thread is not None or self.purge_interval is None:
-                return
-            self._stopping.clear()
-            self._thread = threading.Thread(
-                target=self._housekeep,
-                args=(self._stopping, self.purge_interval),
-                name="aptools-housekeeping",
-                daemon=True,
-            )
-            self._thread.start()
+            if self._thread is None and self.purge_interval is not None:
+                self._stopping.clear()
+                self._thread = threading.Thread(
+                    target=self._housekeep,
+                    args=(self._stopping, self.purge_interval),
+                    name="aptools-housekeeping",
+                    daemon=True,
+                )
+                self._thread.start()
+        if self.jobs is not None:
+            self.jobs.runner()
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop this process's housekeeping thread and wait (``timeout`` s) for it.
+        """Stop this process's housekeeping thread and wait (``timeout`` s) for
+        it; hand this process's running jobs back and stop its runner.
 
-        A later :meth:`submit` does not start it again; :meth:`start` does.
+        A later :meth:`submit` does not start them again; :meth:`start` does.
         """
         with self._lock:
             self._stopped = True
             thread, self._thread = self._thread, None
             self._stopping.set()
+        if self.jobs is not None:
+            self.jobs.shutdown()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -102,13 +141,21 @@ class Execution:
         return thread is not None and thread.is_alive()
 
     def _housekeep(self, stopping: threading.Event, interval: float) -> None:
-        while not stopping.is_set():
-            try:
-                from aptools.protocol.effects import store_call
+        from aptools.protocol.effects import store_call
 
+        failures = Failures("purging expired actions", log)
+        while not stopping.is_set():
+            if self.store.closed:
+                log.info("the store was closed: housekeeping stops")
+                return
+            try:
                 store_call(self.store).now(self.store.purge, time.time())
-            except Exception:
-                log.exception("purging expired actions failed; trying again later")
+            except Exception as exc:
+                if self.store.closed:
+                    continue  # closed meanwhile: said at the loop's top
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             stopping.wait(interval)
 
     def _forked(self) -> None:
@@ -116,6 +163,42 @@ class Execution:
         self._lock = threading.Lock()
         self._thread = None
         self._stopping = threading.Event()
+
+
+class Failures:
+    """How a background thread logs a task failing again and again: once,
+    then once more when it works again.
+
+    The first failure is logged with its traceback, or in one line when the
+    store is unavailable (:class:`StoreUnavailable`, an outage the store
+    already logged); the same failure again is not logged until a success.
+    """
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what = what
+        self.log = logger
+        self._failing: type[BaseException] | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if type(exc) is self._failing:
+            return
+        self._failing = type(exc)
+        if isinstance(exc, StoreUnavailable):
+            self.log.warning(
+                "%s: the store is unavailable; trying again until it is back",
+                self.what,
+            )
+        else:
+            self.log.error(
+                "%s failed; trying again later (said once until it works)",
+                self.what,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+
+    def succeeded(self) -> None:
+        if self._failing is not None:
+            self._failing = None
+            self.log.warning("%s works again", self.what)
 
 
 def handler_table(

@@ -1,31 +1,26 @@
-"""``Provider``: collect a description and handlers, compile them into an app."""
+"""``Provider``: collect a description and handlers, compile them into an app
+(the compiling half is :class:`aptools.apps.AppBuilder`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-import orjson
-
-from aptools.auth import Authenticator
-from aptools.execution import Execution, handler_table, is_async
+from aptools.apps import AppBuilder
 from aptools.faces.observe import RequestInfo
-from aptools.jobs.engine import J, JobSettings
-from aptools.models import parse_duration
+from aptools.jobs.engine import J
+from aptools.jobs.setup import JobDeclaration
 from aptools.protocol import spec as core
-from aptools.protocol.effects import store_call
 from aptools.settings import (
     DEFAULT_MAX_BODY,
     ProviderConfigError,
     base_url,
     check_settings,
-    client_credentials,
     compile_validator,
     load_input_schema,
 )
-from aptools.store import Store, open_store
+from aptools.store import Store
 from aptools.typing import (
     CancelF,
     EnumerateF,
@@ -37,13 +32,6 @@ from aptools.typing import (
     check_signature,
     where,
 )
-from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
-
-if TYPE_CHECKING:
-    import falcon
-    import falcon.asgi
-
-    from aptools.jobs.engine import JobEngine
 
 __all__ = ["Provider", "ProviderConfigError"]
 
@@ -51,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 H = TypeVar("H", bound=Callable[["RequestInfo"], None])
 
 
-class Provider:
+class Provider(AppBuilder):
     """An Action Provider: its description, its handlers, its settings.
 
     Register plain functions (``def`` or ``async def``) with the decorators,
@@ -205,14 +193,7 @@ class Provider:
             handler_threads=handler_threads,
             store_namespace=store_namespace,
         )
-        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
-            raise ProviderConfigError(
-                f"max_jobs must be a positive whole number: {max_jobs!r}"
-            )
-        if not job_poll_interval > 0:
-            raise ProviderConfigError(
-                "job_poll_interval must be a positive number of seconds"
-            )
+        self._jobs = JobDeclaration(max_jobs, job_poll_interval, encryption_key)
         schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title
@@ -250,9 +231,6 @@ class Provider:
         self._handler_threads = handler_threads
         self._public_url = None if public_url is None else base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
-        self._job: tuple[Callable[..., Any], JobSettings] | None = None
-        self._job_settings = (max_jobs, job_poll_interval)
-        self._encryption_key = encryption_key
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
         self._validator = compile_validator(schema, echo_input)
@@ -334,16 +312,11 @@ class Provider:
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
                 ...
         """
-        if not lease > 0:
-            raise ProviderConfigError(
-                "a job's lease must be a positive number of seconds"
-            )
-        max_jobs, poll = self._job_settings
-        settings = JobSettings(resumable, float(lease), max_jobs, poll, keep_tokens)
+        settings = self._jobs.settings(resumable, lease, keep_tokens)
 
         def register(fn: F) -> F:
             self._register("job", fn)
-            self._job = (fn, settings)
+            self._jobs.declare(fn, settings)
             return fn
 
         return register if fn is None else register(fn)
@@ -401,151 +374,8 @@ class Provider:
     def description(self) -> dict[str, Any]:
         """The provider description served at the root of the prefix."""
         about = {k: v for k, v in self._about.items() if v is not None}
-        about["log_supported"] = "log" in self._handlers or self._job is not None
+        about["log_supported"] = "log" in self._handlers or "job" in self._handlers
         return about
-
-    def compile(self) -> core.Spec:
-        """Build (once) everything requests need; both apps share it."""
-        if self._spec is not None:
-            return self._spec
-        if "run" not in self._handlers and self._job is None:
-            raise ProviderConfigError(
-                f"provider {self.title!r} has no run handler: decorate a function "
-                "with @provider.run (or @provider.job)"
-            )
-        if self._job is not None and "log" not in self._handlers:
-            from aptools.jobs.engine import job_log
-
-            self._handlers["log"] = job_log
-        client_id, secret = client_credentials(self._client_id, self._client_secret)
-        try:
-            opened = (
-                self._store
-                if isinstance(self._store, Store)
-                else open_store(self._store)
-            )
-        except ValueError as exc:
-            raise ProviderConfigError(str(exc)) from None
-        store = opened.for_provider(self._namespace)
-        ttl, size, timeout = self._cache
-        auth = Authenticator(
-            client_id=client_id,
-            client_secret=secret,
-            scope=self.scope,
-            cache_ttl=ttl,
-            cache_size=size,
-            timeout=timeout,
-            shared=store.introspections(),
-        )
-        handlers = handler_table(
-            {n: fn for n, fn in self._handlers.items() if n != "job"},
-            self._offload,
-            self._handler_threads,
-        )
-        jobs = None if self._job is None else self._engine(store, auth)
-        self._spec = core.Spec(
-            # PERF: the description never changes; serialize it once.
-            description=orjson.dumps(self.description),
-            openapi=orjson.dumps(self.openapi()),
-            visible=core.Access.of(self._about["visible_to"], PUBLIC),
-            runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
-            auth=auth,
-            store=store,
-            store_call=store_call(store),
-            execution=Execution(store),
-            validate=self._validator,
-            handlers=handlers,
-            synchronous=self.synchronous,
-            max_body=self._max_body,
-            release_after=self._release_after,
-            max_deadline=parse_duration(self._about["maximum_deadline"]),
-            access_log=self._access_log,
-            hooks=tuple(self._hooks),
-            jobs=jobs,
-        )
-        return self._spec
-
-    def _engine(self, store: Store, auth: Authenticator) -> JobEngine:
-        from aptools.jobs.engine import JobEngine
-
-        assert self._job is not None
-        fn, settings = self._job
-        queue = store.jobs()
-        if queue is None:
-            raise ProviderConfigError(
-                f"the store {type(store).__name__} cannot hold background jobs"
-            )
-        fernet = None
-        if settings.keep_tokens:
-            from aptools.jobs.tokens import load_key
-
-            try:
-                fernet = load_key(self._encryption_key)
-            except ValueError as exc:
-                raise ProviderConfigError(str(exc)) from None
-        return JobEngine(
-            fn,
-            settings,
-            store=store,
-            queue=queue,
-            auth=auth,
-            max_deadline=parse_duration(self._about["maximum_deadline"]),
-            is_async=is_async(fn),
-            fernet=fernet,
-        )
-
-    def openapi(self) -> dict[str, Any]:
-        """The provider's OpenAPI 3.1 document (also served at
-        ``{prefix}/openapi.json``)."""
-        from aptools.protocol.openapi import openapi_document
-        from aptools.protocol.routes import route_table
-
-        base = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
-        return openapi_document(
-            self.description, route_table(self._handlers), self.prefix, base_url=base
-        )
-
-    def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
-        """A Falcon WSGI app, e.g. for ``gunicorn module:app``."""
-        from aptools.faces import build_wsgi
-
-        spec = self.compile()
-        app = build_wsgi(spec, self.prefix)
-        if spec.jobs is not None:
-            from aptools.jobs.serving import JobStarter
-
-            app.add_middleware(JobStarter(spec.jobs))
-        return app
-
-    def asgi(self) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-        """A Falcon ASGI app, e.g. for ``uvicorn module:asgi``."""
-        from aptools.faces import build_asgi
-
-        spec = self.compile()
-        app = build_asgi(spec, self.prefix)
-        if spec.jobs is not None:
-            from aptools.jobs.serving import JobStarter
-
-            app.add_middleware(JobStarter(spec.jobs))
-        return app
-
-    @property
-    def jobs(self) -> JobEngine | None:
-        """This provider's job engine (``None`` without a job): ``.runner()``
-        starts this process's runner, ``.shutdown()`` hands its jobs back."""
-        return self.compile().jobs
-
-    @property
-    def store(self) -> Store:
-        """The store the app serves from.
-
-        The store belongs to the compiled provider, so reading this property
-        compiles the provider (once, as :meth:`wsgi` and :meth:`asgi` do):
-        it needs the run handler and the client credentials, and opens the
-        store (creating a SQLite file if there is none). Read it after
-        building the app, e.g. in tests.
-        """
-        return self.compile().store
 
     @property
     def handlers(self) -> Mapping[str, Callable[..., Any]]:

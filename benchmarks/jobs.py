@@ -1,31 +1,41 @@
 """Background jobs: start latency, empty jobs per second, cost of a report.
 
-    python -m benchmarks.jobs [--runs 300] [--jobs 2000]
+    python -m benchmarks.jobs [--runs 300] [--jobs 2000] [--store sqlite|postgresql]
 
-Everything in one process, SQLite in a temporary directory, the real
-globus-sdk against the fake Globus Auth (the caller's token is cached after
-the first request, as in production):
+Everything in one process, the real globus-sdk against the fake Globus Auth
+(the caller's token is cached after the first request, as in production), on
+SQLite in a temporary directory or on PostgreSQL (``APTOOLS_TEST_POSTGRESQL``,
+default ``postgresql://postgres@127.0.0.1:5432/test``; in a schema of its
+own, dropped afterwards):
 
 - start latency: from run's 202 answered (in process, WSGI) to the job
   function entered, p50 and p99;
 - empty jobs per second per process: jobs that return ``{}`` at once, already
   queued, drained by one runner (``max_jobs`` 4 and 16);
 - one progress report (``Job.progress``: serialize and store the action) vs a
-  raw ``UPDATE`` of the same row's documents through the same connection.
+  raw ``UPDATE`` of the same row's documents through the same connection
+  (SQLite) or pool (PostgreSQL).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+PG_URL = os.environ.get(
+    "APTOOLS_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -37,14 +47,65 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    with _stores(args.store) as new_store:
+        _bench(args, new_store)
+
+
+@contextlib.contextmanager
+def _stores(kind: str) -> Iterator[Any]:
+    """``new_store(name)``: a fresh store of ``kind`` for each figure."""
+    from aptools import SQLiteStore
+
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield lambda name: SQLiteStore(Path(tmp) / f"{name}.db")
+        return
+    import psycopg
+
+    from aptools.store.postgresql import PostgreSQLStore
+
+    schemas: list[str] = []
+
+    def new_store(name: str) -> PostgreSQLStore:
+        schemas.append(f"bench_jobs_{secrets.token_hex(4)}")
+        sep = "&" if "?" in PG_URL else "?"
+        return PostgreSQLStore(f"{PG_URL}{sep}schema={schemas[-1]}")
+
+    try:
+        yield new_store
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'.encode())
+
+
+def _raw_update(store: Any, public: bytes, doc: bytes) -> Any:
+    """One raw statement writing the row's documents, as the store would."""
+    from aptools import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        db = store._file.connection()  # the connection the store writes through
+        statement = "UPDATE aptools_actions SET public = ?, doc = ? WHERE action_id = ?"
+        return lambda: db.execute(statement, (public, doc, "p"))
+    schema = store._db.settings.schema
+    statement = (
+        f'UPDATE "{schema}".aptools_actions SET public = %s, doc = %s'
+        " WHERE namespace = %s AND action_id = %s"
+    ).encode()
+    params = (public, doc, store.namespace, "p")
+    return lambda: store._db.run(lambda conn: conn.execute(statement, params))
+
+
+def _bench(args: argparse.Namespace, new_store: Any) -> None:
 
     import falcon.testing
 
-    from aptools import Action, Caller, Job, Provider, SQLiteStore, Stored
+    from aptools import Action, Caller, Job, Provider, RequestKey, Stored
     from aptools.testing import FakeGlobusAuth
 
-    with FakeGlobusAuth() as auth, tempfile.TemporaryDirectory() as tmp:
+    with FakeGlobusAuth() as auth:
         os.environ.update(auth.env())
         alice = auth.identity("alice@example.org")
         headers = {"Authorization": f"Bearer {alice.token}"}
@@ -56,7 +117,7 @@ def main() -> None:
                 scope=auth.scope,
                 admin_contact="a@example.org",
                 input_schema=schema,
-                store=SQLiteStore(Path(tmp) / path),
+                store=new_store(path),
                 max_jobs=max_jobs,
                 job_poll_interval=0.5,
                 access_log=False,
@@ -119,9 +180,8 @@ def main() -> None:
                     None,
                     {"identity_id": alice.id, "identities": []},
                 )
-                store.reserve(
-                    alice.urn, action.request_id, "f", action.action_id, now, 60
-                )
+                key = RequestKey(alice.urn, action.request_id, "f")
+                store.reserve(key, action.action_id, now, 60)
                 store.finish(Stored.of(action), action, None)
                 ids.append(action.action_id)
             started = time.perf_counter()
@@ -142,7 +202,7 @@ def main() -> None:
             )
 
         # -- one progress report vs a raw statement ------------------------------------
-        store = SQLiteStore(Path(tmp) / "progress.db")
+        store = new_store("progress").for_provider("bench")
         action = Action(
             action_id="p",
             status="ACTIVE",
@@ -151,7 +211,7 @@ def main() -> None:
             start_time="2027-01-15T08:00:00+00:00",
             details={"done": 0, "steps": 1000},
         )
-        store.reserve(alice.urn, "p", "f", "p", time.time(), 60)
+        store.reserve(RequestKey(alice.urn, "p", "f"), "p", time.time(), 60)
         store.finish(Stored.of(action), action, None)
         queue = store.jobs()
         assert queue is not None
@@ -168,18 +228,18 @@ def main() -> None:
         for k in range(rounds):
             handle.progress({"done": k, "steps": 1000})
         progress_us = (time.perf_counter() - begin) / rounds * 1e6
-        db = store._db()  # the same connection the store writes through
-        public = orjson.dumps(action.to_public())
-        doc = orjson.dumps(action.to_private())
+        raw = _raw_update(
+            store,
+            orjson.dumps(action.to_public()),
+            orjson.dumps(action.to_private()),
+        )
         begin = time.perf_counter()
         for _ in range(rounds):
-            db.execute(
-                "UPDATE aptools_actions SET public = ?, doc = ? WHERE action_id = ?",
-                (public, doc, "p"),
-            )
+            raw()
         raw_us = (time.perf_counter() - begin) / rounds * 1e6
         print(
-            f"one progress report: {progress_us:.1f} us; a raw UPDATE of the row: "
+            f"one progress report ({args.store}): {progress_us:.1f} us; "
+            "a raw UPDATE of the row: "
             f"{raw_us:.1f} us ({progress_us / raw_us:.2f}x)"
         )
         store.close()

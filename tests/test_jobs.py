@@ -34,6 +34,11 @@ from aptools import (
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 from tests.conftest import Client
 
+from .pg import (  # noqa: F401 - the fixtures pg_url and schema
+    pg_url_fixture,
+    schema_fixture,
+)
+
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}}
 
 
@@ -49,21 +54,28 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
         time.sleep(0.02)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def new_store(store_kind: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+def new_store(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Store]]:
     """Stores on one database: each call is another process's view of it."""
     made: list[Store] = []
     shared = MemoryStore()
+    url = request.getfixturevalue("pg_url") if store_kind == "postgresql" else ""
 
     def make() -> Store:
-        store: Store = (
-            shared if store_kind == "memory" else SQLiteStore(tmp_path / "a.db")
-        )
+        store: Store
+        if store_kind == "postgresql":
+            from aptools.store.postgresql import PostgreSQLStore
+
+            store = PostgreSQLStore(url)
+        else:
+            store = shared if store_kind == "memory" else SQLiteStore(tmp_path / "a.db")
         made.append(store)
         return store
 
@@ -107,9 +119,9 @@ def build(
 
     yield make
     for provider in providers:
-        engine = provider.jobs
-        if engine is not None:
-            engine.shutdown()
+        # The runner and the housekeeping stop; the store is left behind.
+        provider.compile().execution.stop()
+        provider.store.close()
 
 
 def status(client: Client, who: FakeIdentity, action_id: str) -> dict[str, Any]:

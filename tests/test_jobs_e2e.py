@@ -239,7 +239,7 @@ def test_a_worker_process_takes_over_and_runs_jobs(
     finally:
         kill_all(server)  # the job is left to the worker
     worker = subprocess.Popen(
-        [sys.executable, "-m", "aptools.jobs.worker", "examples.longjob.app"],
+        [sys.executable, "-m", "aptools.cli", "worker", "examples.longjob.app"],
         cwd=ROOT,
         env=server.env,
         stdout=subprocess.DEVNULL,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from aptools import Action, MemoryStore, RequestKey, SQLiteStore, Store, Stored
 from aptools.jobs import JobQueue
+
+from .pg import (  # noqa: F401 - the fixtures pg_url and schema
+    pg_url_fixture,
+    schema_fixture,
+)
 
 NOW = 1_800_000_000.0
 WHO = {"identity_id": "x", "identities": ["urn:globus:auth:identity:x"]}
@@ -45,66 +47,18 @@ class Backend:
             self.store.close()
 
 
-class PostgresBackend(Backend):
-    """The PostgreSQL queue beside a bare actions table in a schema of its own."""
-
-    def __init__(self) -> None:
-        import psycopg
-        from psycopg_pool import ConnectionPool
-
-        from aptools.jobs.postgres import PostgresJobQueue
-
-        url = os.environ.get(
-            "APTOOLS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-        )
-        try:
-            psycopg.connect(url, connect_timeout=3).close()
-        except psycopg.OperationalError:
-            if os.environ.get("CI") == "true":
-                raise
-            pytest.skip("no PostgreSQL server at " + url.rsplit("@", 1)[-1])
-        self.schema = f"jobs_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {self.schema}")
-        self.url = url
-        self.pool: ConnectionPool[Any] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=4,
-            open=True,
-            kwargs={"options": f"-c search_path={self.schema}"},
-        )
-        with self.pool.connection() as conn:
-            conn.execute(
-                "CREATE TABLE aptools_actions (action_id TEXT PRIMARY KEY,"
-                " status TEXT NOT NULL)"
-            )
-        self.store = None
-        self.queue = PostgresJobQueue(self.pool, "ns")
-
-    def put(self, action_id: str, status: str) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO aptools_actions VALUES (%s, %s)", (action_id, status)
-            )
-
-    def close(self) -> None:
-        import psycopg
-
-        self.pool.close()
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = (
-        Backend(MemoryStore())
-        if request.param == "memory"
-        else Backend(SQLiteStore(tmp_path / "q.db"))
-        if request.param == "sqlite"
-        else PostgresBackend()
-    )
+    if request.param == "postgresql":
+        from aptools.store.postgresql import PostgreSQLStore
+
+        root = PostgreSQLStore(request.getfixturevalue("pg_url"))
+        made = Backend(root.for_provider("ns"))
+        root.close()
+    elif request.param == "sqlite":
+        made = Backend(SQLiteStore(tmp_path / "q.db"))
+    else:
+        made = Backend(MemoryStore())
     yield made
     made.close()
 

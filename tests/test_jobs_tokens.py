@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from aptools import Action, Caller, Job, Provider, ProviderConfigError
 from aptools.testing import FakeGlobusAuth, FakeIdentity
+from tests.pg import pg_url_fixture, schema_fixture  # noqa: F401 - fixtures
 from tests.test_jobs import (  # noqa: F401 - fixtures
     SCHEMA,
     Build,

@@ -5,6 +5,7 @@
 - ``check``: build a provider, check its store and client (:mod:`.check`);
 - ``openapi``: print its OpenAPI document (:mod:`.openapi`);
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
+- ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
 - ``call``: a small client for any provider (:mod:`.call`).
 """
 
@@ -15,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aptools.cli import call, check, dev, fakeauth, openapi, serve
+from aptools.cli import call, check, dev, fakeauth, openapi, serve, worker
 from aptools.cli.common import EXIT_ERROR, CommandError, load_provider
 from aptools.cli.serve import asgi_app, tcp_listener, wsgi_app
 from aptools.provider import ProviderConfigError
@@ -23,7 +24,7 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, call)
+COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call)
 
 
 def parser() -> argparse.ArgumentParser:

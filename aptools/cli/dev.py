@@ -20,6 +20,9 @@ __all__ = ["add_parser", "dev"]
 HELP = "try a provider locally with a fake Globus Auth"
 
 DEV_STORE: Final = "sqlite:///.aptools/dev-actions.db"
+#: Where ``aptools dev`` keeps the encryption key it makes when
+#: ``APTOOLS_ENCRYPTION_KEY`` is unset.
+DEV_KEY: Final = ".aptools/encryption-key"
 
 
 def add_parser(commands: Any) -> None:
@@ -120,6 +123,14 @@ def dev(args: argparse.Namespace) -> int:
             # The dev store's directory is ours to make (a configured one is not).
             os.makedirs(".aptools", exist_ok=True)
             os.environ["APTOOLS_STORE"] = DEV_STORE
+        key_line = []
+        if not os.environ.get("APTOOLS_ENCRYPTION_KEY"):
+            # The key jobs keep their callers' refresh tokens with: one of
+            # its own, kept across restarts (so are the jobs).
+            from aptools.jobs.tokens import dev_key
+
+            os.environ["APTOOLS_ENCRYPTION_KEY"] = dev_key(DEV_KEY)
+            key_line = [f"  encryption key: {DEV_KEY} (for jobs' tokens)"]
         provider = load_provider(args.target)
         fake.scope = provider.scope
         people = identities(fake, provider.description["runnable_by"])
@@ -130,6 +141,7 @@ def dev(args: argparse.Namespace) -> int:
             f"aptools dev: {provider.title} at {base}/",
             "  development only: tokens are checked by a fake Globus Auth",
             f"  store: {redact(os.environ['APTOOLS_STORE'])}",
+            *key_line,
             "",
             *describe(people),
             "",

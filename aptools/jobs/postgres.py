@@ -1,96 +1,120 @@
-"""The job queue in PostgreSQL: the SQLite queue's statements, ported.
+"""The job queue of a :class:`~aptools.store.postgresql.PostgreSQLStore`.
 
-For a PostgreSQL action store: it takes the store's connection pool
-(``psycopg_pool.ConnectionPool``) and the name of its actions table (a table
-with ``action_id`` and ``status`` columns). Each method is one statement in
-autocommit; a claim locks the rows it takes with ``FOR UPDATE SKIP LOCKED``,
-so processes on many hosts claim at once without waiting for each other and
-never take the same job twice.
+Jobs live in table ``aptools_jobs`` of the store's schema (created by the
+store's migrations, :mod:`aptools.store.postgresql.schema`), beside its
+``aptools_actions``. Each method is one statement in autocommit, sent through
+the store's per-process pool (:meth:`_Database.run`): a forked worker never
+uses its parent's connections, a broken idle connection is replaced, and an
+unreachable or slow database raises :class:`aptools.StoreUnavailable`, as
+every store call does. A claim locks the rows it takes with ``FOR UPDATE
+SKIP LOCKED``, so processes on many hosts claim at once without waiting for
+each other and never take the same job twice.
 """
+
+# ruff: noqa: S608 - only the quoted, checked schema name is formatted in.
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from psycopg import sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from aptools.jobs.queue import Beat, Claimed, JobQueue
 from aptools.vocabulary import ACTIVE, INACTIVE
 
-__all__ = ["PostgresJobQueue"]
+if TYPE_CHECKING:
+    from aptools.store.postgresql.store import Conn, _Database
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS aptools_jobs (
-    namespace        TEXT NOT NULL,
-    action_id        TEXT NOT NULL,
-    enqueued_at      DOUBLE PRECISION NOT NULL,
-    deadline         DOUBLE PRECISION,
-    owner            TEXT,
-    lease_until      DOUBLE PRECISION NOT NULL DEFAULT 0,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-    checkpoint       BYTEA,
-    caller           JSONB NOT NULL,
-    tokens           BYTEA,
-    PRIMARY KEY (namespace, action_id)
-);
-CREATE INDEX IF NOT EXISTS aptools_jobs_claimable
-    ON aptools_jobs (namespace, lease_until, enqueued_at);
-CREATE INDEX IF NOT EXISTS aptools_jobs_deadline
-    ON aptools_jobs (namespace, deadline) WHERE deadline IS NOT NULL;
-"""
+__all__ = ["PostgresJobQueue"]
 
 
 class PostgresJobQueue(JobQueue):
-    """Jobs in table ``aptools_jobs`` beside the store's ``actions`` table."""
+    """The jobs of one provider (``namespace``) in the store behind ``db``."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool[Any],
-        namespace: str,
-        actions: str = "aptools_actions",
-    ) -> None:
-        self._pool = pool
+    def __init__(self, db: _Database, namespace: str) -> None:
+        self._db = db
         self._ns = namespace
-        table = sql.Identifier(actions)
-        alive = sql.SQL("SELECT action_id FROM {} WHERE status IN ({}, {})").format(
-            table, sql.Literal(ACTIVE), sql.Literal(INACTIVE)
+        schema = f'"{db.settings.schema}"'
+        jobs, actions = f"{schema}.aptools_jobs", f"{schema}.aptools_actions"
+        # The job's action, in its namespace, still ACTIVE or INACTIVE.
+        alive = (
+            f"EXISTS (SELECT 1 FROM {actions} a WHERE a.namespace = j.namespace"
+            " AND a.action_id = j.action_id"
+            f" AND a.status IN ('{ACTIVE}', '{INACTIVE}'))"
         )
-        self._claim = sql.SQL(
-            "UPDATE aptools_jobs SET owner = %s, lease_until = %s,"
+        self._enqueue = (
+            f"INSERT INTO {jobs} (namespace, action_id, enqueued_at, deadline,"
+            " caller, tokens) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (namespace, action_id) DO UPDATE SET"
+            " enqueued_at = EXCLUDED.enqueued_at, deadline = EXCLUDED.deadline,"
+            " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
+        ).encode()
+        # PERF: the inner SELECT walks the claimable index in its order and
+        # stops at LIMIT, as the SQLite queue's does.
+        self._claim = (
+            f"UPDATE {jobs} SET owner = %s, lease_until = %s,"
             " attempts = attempts + 1"
             " WHERE namespace = %s AND action_id IN ("
-            "  SELECT j.action_id FROM aptools_jobs j"
-            "  JOIN {} a ON a.action_id = j.action_id"
+            f"  SELECT j.action_id FROM {jobs} j"
+            f"  JOIN {actions} a ON a.namespace = j.namespace"
+            "   AND a.action_id = j.action_id"
             "  WHERE j.namespace = %s AND j.lease_until < %s"
             "   AND NOT j.cancel_requested AND a.status = %s"
             "  ORDER BY j.lease_until, j.enqueued_at LIMIT %s"
             "  FOR UPDATE OF j SKIP LOCKED)"
             " RETURNING action_id, attempts, checkpoint, caller, tokens"
-        ).format(table)
-        self._due = sql.SQL(
-            "SELECT action_id FROM aptools_jobs WHERE namespace = %s"
-            " AND deadline <= %s AND action_id IN ({})"
-        ).format(alive)
-        self._sweep = sql.SQL(
-            "DELETE FROM aptools_jobs WHERE namespace = %s AND lease_until < %s"
-            " AND enqueued_at < %s AND action_id NOT IN ({})"
-        ).format(alive)
-        with pool.connection() as conn:
-            conn.execute(SCHEMA)
+        ).encode()
+        self._heartbeat = (
+            f"UPDATE {jobs} SET lease_until = %s"
+            " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
+            " RETURNING action_id, cancel_requested"
+        ).encode()
+        self._release = (
+            f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
+            " attempts = attempts - 1"
+            " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
+        ).encode()
+        self._finish = (
+            f"DELETE FROM {jobs} WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._cancel = (
+            f"UPDATE {jobs} SET cancel_requested = true"
+            " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._checkpoint = (
+            f"UPDATE {jobs} SET checkpoint = %s"
+            " WHERE namespace = %s AND action_id = %s AND owner = %s"
+        ).encode()
+        self._tokens = (
+            f"UPDATE {jobs} SET tokens = %s"
+            " WHERE namespace = %s AND action_id = %s AND owner = %s"
+        ).encode()
+        self._due = (
+            f"SELECT j.action_id FROM {jobs} j WHERE j.namespace = %s"
+            f" AND j.deadline <= %s AND {alive}"
+        ).encode()
+        self._sweep = (
+            f"DELETE FROM {jobs} j WHERE j.namespace = %s AND j.lease_until < %s"
+            f" AND j.enqueued_at < %s AND NOT {alive}"
+        ).encode()
 
-    def _run(self, statement: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as conn:
+    def __repr__(self) -> str:
+        return f"PostgresJobQueue(namespace={self._ns!r})"
+
+    def _rows(self, statement: bytes, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        def fetch(conn: Conn) -> list[tuple[Any, ...]]:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description is not None else []
 
-    def _count(self, statement: Any, params: tuple[Any, ...]) -> int:
-        with self._pool.connection() as conn:
-            return int(conn.execute(statement, params).rowcount)
+        return self._db.run(fetch)
+
+    def _count(self, statement: bytes, params: tuple[Any, ...]) -> int:
+        def execute(conn: Conn) -> int:
+            return conn.execute(statement, params).rowcount
+
+        return self._db.run(execute)
 
     def enqueue(
         self,
@@ -100,17 +124,13 @@ class PostgresJobQueue(JobQueue):
         caller: Mapping[str, Any],
         tokens: bytes | None = None,
     ) -> None:
-        self._run(
-            "INSERT INTO aptools_jobs (namespace, action_id, enqueued_at, deadline,"
-            " caller, tokens) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (namespace, action_id) DO UPDATE SET"
-            " enqueued_at = EXCLUDED.enqueued_at, deadline = EXCLUDED.deadline,"
-            " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens",
+        self._count(
+            self._enqueue,
             (self._ns, action_id, now, deadline, Jsonb(dict(caller)), tokens),
         )
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Claimed]:
-        rows = self._run(
+        rows = self._rows(
             self._claim, (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit)
         )
         return [
@@ -129,56 +149,29 @@ class PostgresJobQueue(JobQueue):
     ) -> list[Beat]:
         if not action_ids:
             return []
-        rows = self._run(
-            "UPDATE aptools_jobs SET lease_until = %s"
-            " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
-            " RETURNING action_id, cancel_requested",
-            (now + lease, self._ns, owner, list(action_ids)),
+        rows = self._rows(
+            self._heartbeat, (now + lease, self._ns, owner, list(action_ids))
         )
         return [Beat(action_id, bool(stop)) for action_id, stop in rows]
 
     def release(self, owner: str, action_ids: Collection[str]) -> None:
         if action_ids:
-            self._run(
-                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0,"
-                " attempts = attempts - 1"
-                " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)",
-                (self._ns, owner, list(action_ids)),
-            )
+            self._count(self._release, (self._ns, owner, list(action_ids)))
 
     def finish(self, action_id: str) -> None:
-        self._run(
-            "DELETE FROM aptools_jobs WHERE namespace = %s AND action_id = %s",
-            (self._ns, action_id),
-        )
+        self._count(self._finish, (self._ns, action_id))
 
     def request_cancel(self, action_id: str) -> None:
-        self._run(
-            "UPDATE aptools_jobs SET cancel_requested = TRUE"
-            " WHERE namespace = %s AND action_id = %s",
-            (self._ns, action_id),
-        )
+        self._count(self._cancel, (self._ns, action_id))
 
     def checkpoint(self, owner: str, action_id: str, state: bytes) -> bool:
-        return bool(
-            self._count(
-                "UPDATE aptools_jobs SET checkpoint = %s"
-                " WHERE namespace = %s AND action_id = %s AND owner = %s",
-                (state, self._ns, action_id, owner),
-            )
-        )
+        return bool(self._count(self._checkpoint, (state, self._ns, action_id, owner)))
 
     def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
-        return bool(
-            self._count(
-                "UPDATE aptools_jobs SET tokens = %s"
-                " WHERE namespace = %s AND action_id = %s AND owner = %s",
-                (tokens, self._ns, action_id, owner),
-            )
-        )
+        return bool(self._count(self._tokens, (tokens, self._ns, action_id, owner)))
 
     def due(self, now: float) -> list[str]:
-        return [a for (a,) in self._run(self._due, (self._ns, now))]
+        return [a for (a,) in self._rows(self._due, (self._ns, now))]
 
     def sweep(self, now: float, grace: float) -> int:
         return self._count(self._sweep, (self._ns, now, now - grace))

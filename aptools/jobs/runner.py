@@ -119,11 +119,21 @@ class Runner:
     # -- the main loop ------------------------------------------------------------
 
     def _main(self) -> None:
+        from aptools.execution import Failures
+
+        failures = Failures("job runner", log)
         while not self._stopping:
+            if self.engine.store.closed:
+                log.info("the store was closed: the job runner stops")
+                return
             try:
                 self._tick(time.time())
-            except Exception:
-                log.exception("job runner: housekeeping failed; trying again")
+            except Exception as exc:
+                if self.engine.store.closed:
+                    continue  # closed meanwhile: said at the loop's top
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             # Heartbeats are due every third of a lease, whatever the poll.
             self._wake.wait(min(self._settings.poll_interval, self._settings.lease / 3))
             self._wake.clear()

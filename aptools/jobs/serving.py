@@ -1,10 +1,11 @@
-"""Start a provider's job runner in each serving process."""
+"""Start a provider's threads (job runner, housekeeping) in each serving
+process: see :mod:`aptools.execution`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aptools.jobs.engine import JobEngine
+from aptools.execution import Execution
 
 
 class JobStarter:
@@ -13,15 +14,16 @@ class JobStarter:
     the server's start-up. (Running jobs are handed back when the process
     exits, see :mod:`aptools.jobs.runner`.)"""
 
-    def __init__(self, engine: JobEngine) -> None:
-        self._engine = engine
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
 
     def process_request(self, req: Any, resp: Any) -> None:
-        # PERF: after the first request, one process-id comparison.
-        self._engine.runner()
+        # PERF: after the first request, an attribute test and one
+        # process-id comparison.
+        self._execution.serving()
 
     async def process_request_async(self, req: Any, resp: Any) -> None:
-        self._engine.runner()
+        self._execution.serving()
 
     async def process_startup(self, scope: Any, event: Any) -> None:
-        self._engine.runner()
+        self._execution.serving()

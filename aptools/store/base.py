@@ -220,6 +220,13 @@ class Store(abc.ABC):
         (the default: this store cannot hold jobs)."""
         return None
 
+    @property
+    def closed(self) -> bool:
+        """Whether this store (this view) was closed and must not be used
+        again: the threads working on it in the background (housekeeping,
+        the job runner) then stop. The default: never."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (those of every view of the same store);
         the default holds none."""

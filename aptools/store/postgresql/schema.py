@@ -67,6 +67,28 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE INDEX aptools_introspections_expiry
             ON {s}.aptools_introspections (expires_at)""",
     ),
+    (
+        # Background jobs (aptools.jobs.postgres): one row per job, beside its
+        # action (same namespace and action id) until the job ends.
+        """CREATE TABLE {s}.aptools_jobs (
+            namespace        text NOT NULL,
+            action_id        text NOT NULL,
+            enqueued_at      double precision NOT NULL,
+            deadline         double precision,
+            owner            text,
+            lease_until      double precision NOT NULL DEFAULT 0,
+            attempts         integer NOT NULL DEFAULT 0,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            checkpoint       bytea,
+            caller           jsonb NOT NULL,
+            tokens           bytea,
+            PRIMARY KEY (namespace, action_id)
+        )""",
+        """CREATE INDEX aptools_jobs_claimable ON {s}.aptools_jobs
+            (namespace, lease_until, enqueued_at)""",
+        """CREATE INDEX aptools_jobs_deadline ON {s}.aptools_jobs
+            (namespace, deadline) WHERE deadline IS NOT NULL""",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -36,6 +36,9 @@ from aptools.store.postgresql.settings import Settings
 from aptools.store.postgresql.statements import Statements
 from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
+
+if TYPE_CHECKING:
+    from aptools.jobs.postgres import PostgresJobQueue
 
 __all__ = ["PostgreSQLStore"]
 
@@ -204,6 +207,7 @@ class PostgreSQLStore(Store):
         settings = Settings.parse(url)
         self.url = redact(url)
         self.namespace = namespace
+        self._closed = False
         self._db = _Database(settings)
         try:
             with self._db.connect() as conn:
@@ -222,6 +226,7 @@ class PostgreSQLStore(Store):
         view = object.__new__(PostgreSQLStore)
         view.url = self.url
         view.namespace = namespace
+        view._closed = False
         view._db = self._db
         view._sql = self._sql
         with self._db._mutex:
@@ -370,8 +375,22 @@ class PostgreSQLStore(Store):
         """Token introspections shared by every host, in this namespace."""
         return Introspections(self._db, self.namespace)
 
+    def jobs(self) -> PostgresJobQueue:
+        """Background jobs in table ``aptools_jobs`` of this schema, in this
+        namespace, shared by every host (see :mod:`aptools.jobs.postgres`)."""
+        from aptools.jobs.postgres import PostgresJobQueue
+
+        return PostgresJobQueue(self._db, self.namespace)
+
+    @property
+    def closed(self) -> bool:
+        """Whether this view, or every view of the store, was closed."""
+        return self._closed or self._db.users <= 0
+
     def close(self) -> None:
-        self._db.close()
+        if not self._closed:
+            self._closed = True
+            self._db.close()
 
     # -- one statement, one round trip -----------------------------------------
 

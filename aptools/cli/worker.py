@@ -1,0 +1,86 @@
+"""``aptools worker``: a process that only runs a provider's background jobs.
+
+Serving processes run jobs too (at most ``max_jobs`` each); worker processes
+let the work scale apart from the serving. Any number of them may share the
+provider's store (SQLite on one host, PostgreSQL across hosts)::
+
+    aptools worker examples.longjob.app           # the module's one Provider
+    aptools worker mypackage.app:provider         # or name it
+
+SIGTERM or SIGINT (Ctrl-C) hands the running jobs back at once and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import threading
+from typing import Any
+
+from aptools.cli.common import CommandError, load_provider, store_failure
+from aptools.provider import Provider, ProviderConfigError
+
+__all__ = ["add_parser", "worker"]
+
+HELP = "run a provider's background jobs, and serve nothing"
+
+log = logging.getLogger("aptools.jobs")
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help=HELP,
+        description=(
+            "Run the background jobs (@provider.job) of a provider in this "
+            "process, beside or instead of the serving processes, on the "
+            "provider's store. SIGTERM or Ctrl-C hands running jobs back."
+        ),
+    )
+    parser.add_argument("target", help="MODULE or MODULE:ATTR naming the Provider")
+    parser.set_defaults(func=worker)
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run the jobs of ``args.target`` until SIGTERM or SIGINT; 0 then.
+
+    Raises :class:`CommandError` when the provider has no job or its store
+    cannot open or hold jobs.
+    """
+    provider: Provider | None = None
+    try:
+        provider = load_provider(args.target)
+        spec = provider.compile()
+    except ProviderConfigError:
+        raise
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        raise store_failure(provider, exc) from None
+    engine = spec.jobs
+    if engine is None:
+        raise CommandError(
+            f"{args.target} has no background job (decorate one with @provider.job)"
+        )
+    done = threading.Event()
+
+    def finish(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    spec.execution.start()
+    log.info(
+        "aptools worker: running the jobs of %r (at most %d at once)",
+        provider.title,
+        engine.settings.max_jobs,
+    )
+    while not done.wait(3600):
+        pass
+    spec.execution.stop()
+    return 0

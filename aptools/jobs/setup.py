@@ -1,0 +1,92 @@
+"""How a :class:`~aptools.Provider` declares its background job and builds
+the :class:`~aptools.jobs.engine.JobEngine` that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aptools.jobs.engine import JobEngine, JobSettings
+from aptools.settings import ProviderConfigError
+
+if TYPE_CHECKING:
+    from aptools.auth import Authenticator
+    from aptools.store import Store
+
+__all__ = ["JobDeclaration"]
+
+
+class JobDeclaration:
+    """A provider's job settings, and its job once declared.
+
+    ``max_jobs`` (jobs running at once per process, a positive whole number)
+    and ``poll_interval`` (seconds, positive) are the provider's settings;
+    ``encryption_key`` the Fernet key for kept tokens (else
+    ``APTOOLS_ENCRYPTION_KEY``). Raises :class:`ProviderConfigError` for a
+    setting out of bounds.
+    """
+
+    def __init__(
+        self, max_jobs: int, poll_interval: float, encryption_key: str | None
+    ) -> None:
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise ProviderConfigError(
+                f"max_jobs must be a positive whole number: {max_jobs!r}"
+            )
+        if not poll_interval > 0:
+            raise ProviderConfigError(
+                "job_poll_interval must be a positive number of seconds"
+            )
+        self.max_jobs = max_jobs
+        self.poll_interval = poll_interval
+        self.encryption_key = encryption_key
+        self.declared: tuple[Callable[..., Any], JobSettings] | None = None
+
+    def settings(self, resumable: bool, lease: float, keep_tokens: bool) -> JobSettings:
+        """The settings of a job declared with these options (``lease`` in
+        seconds, positive, else :class:`ProviderConfigError`)."""
+        if not lease > 0:
+            raise ProviderConfigError(
+                "a job's lease must be a positive number of seconds"
+            )
+        return JobSettings(
+            resumable, float(lease), self.max_jobs, self.poll_interval, keep_tokens
+        )
+
+    def declare(self, fn: Callable[..., Any], settings: JobSettings) -> None:
+        self.declared = (fn, settings)
+
+    def engine(
+        self, store: Store, auth: Authenticator, max_deadline: float
+    ) -> JobEngine | None:
+        """The engine of the declared job on ``store`` (``None`` without a
+        job). Raises :class:`ProviderConfigError` when the store cannot hold
+        jobs, or kept tokens need a key that is missing or malformed."""
+        if self.declared is None:
+            return None
+        from aptools.execution import is_async
+
+        fn, settings = self.declared
+        queue = store.jobs()
+        if queue is None:
+            raise ProviderConfigError(
+                f"the store {type(store).__name__} cannot hold background jobs"
+            )
+        fernet = None
+        if settings.keep_tokens:
+            from aptools.jobs.tokens import load_key
+
+            try:
+                fernet = load_key(self.encryption_key)
+            except ValueError as exc:
+                raise ProviderConfigError(str(exc)) from None
+        return JobEngine(
+            fn,
+            settings,
+            store=store,
+            queue=queue,
+            auth=auth,
+            max_deadline=max_deadline,
+            is_async=is_async(fn),
+            fernet=fernet,
+        )
