@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import threading
 import time
 import weakref
@@ -45,6 +44,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aptools.errors import StoreUnavailable
+from aptools.forks import after_fork
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
@@ -236,4 +236,4 @@ def _after_fork() -> None:
         execution._forked()
 
 
-os.register_at_fork(after_in_child=_after_fork)
+after_fork(_after_fork)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -20,6 +19,7 @@ import falcon
 import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
+from aptools.forks import PerProcess
 
 if TYPE_CHECKING:
     from aptools.store import Store
@@ -82,20 +82,12 @@ class ThreadPool:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._pool = PerProcess(
+            lambda: ThreadPoolExecutor(size, thread_name_prefix="aptools-handler")
+        )
 
     def executor(self) -> ThreadPoolExecutor:
-        pid = os.getpid()
-        if self._pool is None or self._pid != pid:
-            with self._lock:
-                if self._pool is None or self._pid != pid:
-                    self._pool = ThreadPoolExecutor(
-                        self.size, thread_name_prefix="aptools-handler"
-                    )
-                    self._pid = pid
-        return self._pool
+        return self._pool.get()
 
 
 def blocking_in(threads: ThreadPool) -> type[Blocking]:

@@ -19,6 +19,7 @@ from aptools.errors import (
     InternalError,
     NotFound,
 )
+from aptools.forks import after_fork
 from aptools.logtext import quoted
 from aptools.models import (
     Action,
@@ -160,7 +161,7 @@ def _fresh_entropy() -> None:
 
 
 # A forked worker must not hand out its parent's unused randomness.
-os.register_at_fork(after_in_child=_fresh_entropy)
+after_fork(_fresh_entropy)
 
 
 def new_action_id() -> str:

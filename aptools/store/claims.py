@@ -22,18 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
-__all__ = ["FORKS", "Claim", "Claims", "close_claims", "open_claims", "patiently"]
+from aptools.forks import generation
 
-#: How many forks this process descends from, in a one-item list. PERF:
-#: comparing it is cheaper than asking the OS for the process id per call.
-FORKS: Final = [0]
+__all__ = ["Claim", "Claims", "close_claims", "open_claims", "patiently"]
 
-
-def _forked() -> None:
-    FORKS[0] += 1
-
-
-os.register_at_fork(after_in_child=_forked)
 
 #: The first byte of the claims file beyond the request keys' range.
 EXTRA_SLOTS: Final = 1 << 32
@@ -105,7 +97,7 @@ class Claims:
         self._by_action: dict[str, Claim] = {}
         self._by_key: dict[tuple[str, str, str], str] = {}
         self._slots: dict[int, int] = {}
-        self._forks = FORKS[0]
+        self._forks = generation()
 
     def take(
         self,
@@ -121,7 +113,7 @@ class Claims:
         and loses the key (its :meth:`give` then finds nothing). Of a holder
         in another process only its existence is known: ``"pending"``.
         """
-        if self._forks != FORKS[0]:
+        if self._forks != generation():
             # A forked child holds none of its parent's locks.
             self._reset()
         with self._mutex:

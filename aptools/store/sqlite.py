@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
+from aptools.forks import generation
 from aptools.models import Action
 from aptools.store.base import (
     CONFLICT,
@@ -34,7 +35,6 @@ from aptools.store.base import (
     Stored,
 )
 from aptools.store.claims import (
-    FORKS,
     Claim,
     close_claims,
     open_claims,
@@ -105,7 +105,7 @@ class _File:
         local = self._local
         db: sqlite3.Connection | None = getattr(local, "db", None)
         # A forked worker must not share its parent's connection.
-        if db is None or local.forks != FORKS[0]:
+        if db is None or local.forks != generation():
             db = sqlite3.connect(
                 self.path,
                 timeout=self.timeout,
@@ -121,7 +121,7 @@ class _File:
                 db.close()
                 raise
             local.db = db
-            local.forks = FORKS[0]
+            local.forks = generation()
         return db
 
     @contextmanager

@@ -1,0 +1,76 @@
+"""Fork safety, one mechanism for the whole package.
+
+gunicorn forks its workers after the app may have been built, and a forked
+child has none of its parent's threads, and must not share its parent's
+connections or locks. So whatever is per process — a thread pool, a
+connection pool, a runner thread, file locks — is made lazily in the process
+that uses it (:class:`PerProcess`), and state that must merely be reset in a
+child registers a reset (:func:`after_fork`). Both rest on :func:`generation`:
+how many forks this process descends from.
+
+>>> pool = PerProcess(lambda: ThreadPoolExecutor(4))
+>>> pool.get().submit(work)   # this process's pool, made on first use
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
+
+__all__ = ["PerProcess", "after_fork", "generation"]
+
+T = TypeVar("T")
+
+# PERF: reading a list item is cheaper than asking the OS for the process id
+# on every call (os.getpid is a system call on some platforms).
+_GENERATION: Final = [0]
+
+
+def generation() -> int:
+    """How many forks this process descends from (0 in the first process)."""
+    return _GENERATION[0]
+
+
+def _forked() -> None:
+    _GENERATION[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def after_fork(reset: Callable[[], None]) -> None:
+    """Call ``reset`` in every child forked from now on, before anything else
+    of the package runs there."""
+    os.register_at_fork(after_in_child=reset)
+
+
+class PerProcess(Generic[T]):
+    """A value made on first use in each process (``make()``), never one
+    inherited across a fork."""
+
+    __slots__ = ("_generation", "_lock", "_make", "_value")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._generation = -1
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """This process's value, made now if it has none yet."""
+        value = self._value
+        if value is not None and self._generation == _GENERATION[0]:
+            return value
+        with self._lock:
+            if self._value is None or self._generation != _GENERATION[0]:
+                self._value = self._make()
+                self._generation = _GENERATION[0]
+            return self._value
+
+    def current(self) -> T | None:
+        """This process's value if it made one, else ``None``."""
+        if self._generation != _GENERATION[0]:
+            return None
+        return self._value
