@@ -301,3 +301,29 @@ class ActionFailed(Exception):
         self.details: dict[str, Any] = details_of(details)
         self.display_status = display_status
         super().__init__(details if isinstance(details, str) else "action failed")
+
+
+#: What Falcon's own routing errors say (no route at a path, a method a route
+#: does not take); they are rendered like every other error.
+ROUTING_DESCRIPTIONS: Final[Mapping[int, str]] = {
+    404: "Nothing is served at this path.",
+    405: "This path does not take this method; see the Allow header.",
+}
+
+
+def status_meanings() -> dict[int, str]:
+    """What each HTTP status aptools answers with means: the ``code`` and the
+    first docstring line of every error class answering it (and of Falcon's
+    routing errors), for documents such as the OpenAPI one."""
+    found: dict[int, list[str]] = {}
+    todo: list[type[ActionProviderError]] = [ActionProviderError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls is ActionProviderError:
+            continue
+        summary = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        found.setdefault(cls.status_code, []).append(f"{cls.error_code}: {summary}")
+    for status, text in ROUTING_DESCRIPTIONS.items():
+        found.setdefault(status, []).append(text.rstrip("."))
+    return {status: "; ".join(sorted(texts)) + "." for status, texts in found.items()}

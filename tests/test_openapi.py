@@ -170,3 +170,13 @@ def test_one_source_for_the_run_request_schema(make: MakeClient) -> None:
     }
     status = provider.openapi()["components"]["schemas"]["ActionStatus"]
     assert status == action_status_schema()
+
+
+def test_error_texts_come_from_the_error_classes(make: MakeClient) -> None:
+    provider, _ = make()
+    responses = provider.openapi()["paths"]["/test/actions"]["post"]["responses"]
+    unavailable = responses["503"]["description"]
+    # Both errors that answer 503 are named, from their own classes.
+    assert "AuthServiceUnavailable" in unavailable
+    assert "StoreUnavailable" in unavailable
+    assert responses["409"]["description"].startswith("Conflict: ")

@@ -11,7 +11,7 @@ import falcon
 import falcon.asgi
 import orjson
 
-from aptools.errors import ActionProviderError
+from aptools.errors import ROUTING_DESCRIPTIONS, ActionProviderError
 from aptools.faces.observe import Observer, access_log
 from aptools.protocol import spec as core
 from aptools.protocol.lifecycle import crash_reply
@@ -23,12 +23,6 @@ log = logging.getLogger("aptools")
 JSON: Final = "application/json"
 
 
-_DESCRIPTIONS: Final = {
-    404: "Nothing is served at this path.",
-    405: "This path does not take this method; see the Allow header.",
-}
-
-
 def render_error(resp: Any, exc: falcon.HTTPError) -> None:
     """Write any HTTP error as ``{"code": ..., "description": ...}``."""
     phrase = falcon.code_to_http_status(exc.status_code)[4:]
@@ -36,7 +30,7 @@ def render_error(resp: Any, exc: falcon.HTTPError) -> None:
         code = exc.error_code
     else:
         code = "".join(word.capitalize() for word in phrase.split()) or "Error"
-    description = exc.description or _DESCRIPTIONS.get(exc.status_code, phrase)
+    description = exc.description or ROUTING_DESCRIPTIONS.get(exc.status_code, phrase)
     resp.status = exc.status_code
     resp.data = orjson.dumps({"code": code, "description": description})
     resp.content_type = JSON

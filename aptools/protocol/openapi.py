@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from aptools.errors import status_meanings
 from aptools.protocol.routes import full_path
 from aptools.schema import action_request_schema, action_status_schema
 from aptools.vocabulary import PUBLIC
@@ -116,19 +117,8 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_ERRORS: Final = {
-    "400": "The request is malformed or breaks the schema.",
-    "401": "No valid bearer token for this provider's scope.",
-    "403": "Authenticated, but not allowed.",
-    "404": "No such action, or not visible to the caller.",
-    "405": "The path does not take this method.",
-    "409": "Conflicts with the action's state or an earlier request.",
-    "413": "The request body is too large.",
-    "422": "The request cannot be carried out.",
-    "500": "The provider failed.",
-    "502": "Globus Auth answered with an error.",
-    "503": "Globus Auth could not be reached.",
-}
+# One source: the error classes say what each status means.
+_ERRORS: Final = {str(status): text for status, text in status_meanings().items()}
 
 
 def _answers(
