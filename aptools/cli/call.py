@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from aptools.backoff import pauses
 from aptools.cli.common import EXIT_ERROR, CommandError
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
 
@@ -123,7 +124,7 @@ class _Client:
         (``retry``, safe for reads and for run with its fixed request_id)."""
         import requests
 
-        pause = 0.25
+        waits = pauses(0.5, 10.0)
         while True:
             try:
                 response = self.session.request(
@@ -139,7 +140,7 @@ class _Client:
                 if not (retry and response.status_code in RETRIED):
                     return _answer(response)
                 why = f"HTTP {response.status_code}"
-            pause = min(pause * 2, 10.0)
+            pause = next(waits)
             _note(f"  {why}; trying again in {pause:g} s")
             self.sleep(pause)
 
@@ -224,12 +225,11 @@ def _route(operation: str, action_id: str | None = None) -> tuple[str, str]:
 
 def _ended(client: _Client, args: argparse.Namespace, doc: Any) -> int:
     """Wait (with ``--wait``) for the action to end; its exit status."""
-    pause = 0.5
+    waits = pauses(0.5, 10.0, factor=1.5)
     while args.wait and doc.get("status") == ACTIVE:
         shown = doc.get("display_status") or ""
         _note(f"  {doc['status']} {shown}".rstrip())
-        client.sleep(pause)
-        pause = min(pause * 1.5, 10.0)
+        client.sleep(next(waits))
         doc = client.send(*_route("status", doc["action_id"]), retry=True)
     _print(doc)
     status = doc.get("status")

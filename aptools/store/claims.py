@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
+from aptools.backoff import pauses
 from aptools.forks import generation
 
 __all__ = ["Claim", "Claims", "close_claims", "open_claims", "patiently"]
@@ -45,15 +46,14 @@ def patiently(
     The last failure is raised when time is up or ``busy`` says no.
     """
     give_up = time.monotonic() + wait
-    pause = 0.001
-    while True:
+    for pause in pauses(0.001, 0.05):
         try:
             return step()
         except Exception as exc:
             if not busy(exc) or time.monotonic() >= give_up:
                 raise
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    raise AssertionError("unreachable: pauses() never ends")
 
 
 def lock_held(exc: Exception) -> bool:

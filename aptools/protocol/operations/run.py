@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import orjson
 
+from aptools.backoff import pauses
 from aptools.errors import (
     ActionFailed,
     BadRequest,
@@ -124,7 +125,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     )
     key = RequestKey(caller.identity_urn, request.request_id, fingerprint)
     give_up = time.monotonic() + spec.pending_wait
-    pause = 0.005
+    waits = pauses(0.005, 0.1)
     while True:
         claim = (key, request.action_id, now, spec.lease)
         reservation: Reservation = yield from spec.store_call(
@@ -143,8 +144,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
             raise Conflict(
                 "An identical request is still being processed; retry later."
             )
-        yield Sleep(pause)
-        pause = min(pause * 2, 0.1)
+        yield Sleep(next(waits))
         now = time.time()
 
     action = Action(
