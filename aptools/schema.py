@@ -30,6 +30,9 @@ __all__ = [
 PRINCIPAL: Final = {"type": "string", "pattern": PRINCIPAL_PATTERN}
 _PRINCIPALS: Final = {"type": "array", "items": PRINCIPAL, "uniqueItems": True}
 DURATION: Final = {"type": "string", "pattern": DURATION_PATTERN}
+#: Text without U+0000, which SQL stores' text columns cannot hold (ECMA 262
+#: and Python regular expressions both read the escape).
+NO_NUL_PATTERN: Final = "^[^\\u0000]*$"
 DATE_TIME: Final = {"type": "string", "format": "date-time"}
 _TEXT64: Final = {"type": "string", "minLength": 1, "maxLength": 64}
 
@@ -70,7 +73,12 @@ def action_request_schema(body: Mapping[str, Any]) -> dict[str, Any]:
         "type": "object",
         "required": ["request_id", "body"],
         "properties": {
-            "request_id": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "request_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 1024,
+                "pattern": NO_NUL_PATTERN,
+            },
             "body": dict(body),
             "label": dict(_TEXT64),
             "monitor_by": deepcopy(_PRINCIPALS),
@@ -200,6 +208,7 @@ _SAYS: Final = {
     ("pattern", DURATION_PATTERN): (
         "must be an ISO 8601 duration such as P30D or PT1H30M"
     ),
+    ("pattern", NO_NUL_PATTERN): "must not contain the NUL character (U+0000)",
     ("pattern", PRINCIPAL_PATTERN): (
         "must be a principal URN (urn:globus:auth:identity:<uuid> or "
         "urn:globus:groups:id:<uuid>)"

@@ -101,11 +101,6 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     document = yield from _read_document(spec, req)
     fingerprint = _fingerprint(document)
     spec.validate(document)
-    if "\x00" in document["request_id"]:
-        # Kept in a text column by SQL stores, which cannot hold it.
-        raise RequestValidationError(
-            "$.request_id: must not contain the NUL character (U+0000)"
-        )
     now = time.time()
     deadline = _deadline(spec, document.get("deadline"), now)
     request = ActionRequest(
