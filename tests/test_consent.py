@@ -43,7 +43,8 @@ def check_waiting(doc: dict[str, Any], provider_scope: str, scope: str) -> None:
     assert doc["status"] == "INACTIVE"
     assert "consent" in doc["display_status"].lower()
     details = doc["details"]
-    assert details == ConsentRequired(required_scopes=[scope]).details(provider_scope)
+    needed = ConsentRequired(details["description"], required_scopes=[scope])
+    assert details == needed.details(provider_scope)
     assert details["code"] == "ConsentRequired" and details["description"]
     required = Scope.parse(details["required_scope"])
     assert required.scope_string == provider_scope
