@@ -192,7 +192,6 @@ def test_missing_consent_after_a_take_over(
     # resuming caller's token goes with the job, encrypted: see below)
     third, last = build(work, keep_tokens=True, resumable=True, lease=3600.0)
     third.jobs.runner()  # type: ignore[union-attr]
-    auth.grant_consent(alice, TRANSFER)
     resumed = resume(other, alice, action_id)
     assert resumed.json["status"] == "ACTIVE"
     done = ended(last, alice, action_id)
