@@ -269,3 +269,34 @@ def test_a_resumed_job_acts_as_the_resuming_caller_in_any_process(
     with pytest.raises(ConsentRequired) as needed:
         bare.authorizer(TRANSFER)
     assert needed.value.required_scopes == [TRANSFER]
+
+
+def test_a_job_taken_over_without_kept_tokens_waits_for_its_caller(
+    build: Build,  # noqa: F811
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+) -> None:
+    gate = Gate()
+    runs: list[Any] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        runs.append(job.checkpoint)
+        if job.checkpoint is None:
+            job.save_checkpoint(1)
+            if not gate.step(job):  # the process "dies" here
+                return {}
+        return {"token": caller.authorizer(TRANSFER).access_token[:5]}
+
+    first, client = build(work, resumable=True, lease=3600.0)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    wait_for(lambda: len(runs) == 1, "the job started")
+    first.jobs.shutdown()  # type: ignore[union-attr]
+    second, other = build(work, resumable=True, lease=3600.0)
+    second.jobs.runner()  # type: ignore[union-attr]
+    # taken over, no token of the caller's at all: waiting, not FAILED
+    check_waiting(waiting(other, alice, action_id), auth.scope, TRANSFER)
+    # resumed here: this process's runner goes on as the resuming caller
+    assert resume(other, alice, action_id).json["status"] == "ACTIVE"
+    done = ended(other, alice, action_id)
+    assert done["status"] == "SUCCEEDED", done
+    assert runs == [None, 1, 1]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from aptools.auth import Caller
-from aptools.errors import AuthServiceError
+from aptools.errors import ConsentRequired
 from aptools.jobs.handle import LOG_KEY, Job
 from aptools.models import Action, ActionStatus, LogPage, LogQuery, timestamp_of
 
@@ -65,16 +65,24 @@ class JobSettings:
     keep_tokens: bool = False
 
 
+def no_token(scope: str) -> ConsentRequired:
+    """What a job that holds no token of its caller's for ``scope`` raises
+    (taken over from a process that died, or resumed elsewhere, without a
+    kept token): the caller must act again — consent, then resume."""
+    return ConsentRequired(
+        "The provider holds no token of yours for a scope it needs; "
+        "consent to it and resume the action.",
+        required_scopes=[scope],
+    )
+
+
 class _Reconnected(Caller):
     """The caller of a job taken over from another process: no token."""
 
     __slots__ = ()
 
     def dependent_token(self, scope: str) -> dict[str, Any]:
-        raise AuthServiceError(
-            "this job was taken over from another process and holds no token "
-            "of its caller"
-        )
+        raise no_token(scope)
 
 
 class JobEngine:

@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from aptools.auth import Caller
 from aptools.auth.globus import auth_errors, scope_names
 from aptools.errors import AuthServiceError, ConsentRequired
+from aptools.jobs.engine import no_token
 
 __all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key", "seal"]
 
@@ -130,11 +131,7 @@ class TokenCaller(Caller):
         if not self._token:
             # Taken over from a process that died, with no refresh token for
             # the scope: the caller must act again (consent, then resume).
-            raise ConsentRequired(
-                "The provider holds no token of yours for a scope it needs; "
-                "consent to it and resume the action.",
-                required_scopes=[scope],
-            )
+            raise no_token(scope)
         with auth_errors("get a dependent token", consent_for=scope):
             tokens = (
                 self._require_auth()
