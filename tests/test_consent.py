@@ -273,3 +273,23 @@ def test_resume_answers_an_action_not_waiting_as_it_is(
     paused = client.run(alice, {"input_string": "pause"}, request_id="p").json
     assert paused["status"] == "INACTIVE"
     assert resume(client, alice, paused["action_id"]).json == paused
+
+
+def test_a_resume_handler_sees_only_inactive_actions(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
+    seen: list[str] = []
+
+    def on_resume(action: Action, caller: Caller) -> ActionStatus:
+        seen.append(action.status)
+        return ActionStatus.active({"resumed": True})
+
+    def run(request: ActionRequest, caller: Caller) -> ActionStatus:
+        return ActionStatus.inactive({"why": "paused"}, display_status="Paused")
+
+    _, client = make(run=run, resume=on_resume)
+    action_id = client.run(alice, GOOD).json["action_id"]
+    assert resume(client, alice, action_id).json["details"] == {"resumed": True}
+    again = resume(client, alice, action_id)
+    assert again.json["status"] == "ACTIVE"
+    assert seen == ["INACTIVE"]

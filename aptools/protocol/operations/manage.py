@@ -71,19 +71,18 @@ def release(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
 def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     """Go on with an INACTIVE action, as the resuming caller.
 
-    With a resume handler, it decides (for any unfinished action). Without
-    one, an action waiting for consent retries what needed it (the run
-    handler with the stored request, the status handler, or the job from its
-    checkpoint); a job's action INACTIVE for another reason is handed back to
-    the job. Any other action is answered as it is.
+    With a resume handler, it decides. Without one, an action waiting for
+    consent retries what needed it (the run handler with the stored request,
+    the status handler, or the job from its checkpoint); a job's action
+    INACTIVE for another reason is handed back to the job. An action that is
+    not INACTIVE is answered as it is.
     """
     caller = yield from authenticate(spec, req)
     stored = yield from load(spec, caller, action_id, MANAGE)
-    handler = "resume" in spec.handlers
-    if stored.status in TERMINAL or (stored.status != INACTIVE and not handler):
+    if stored.status != INACTIVE:
         return 200, stored.public
+    handler = "resume" in spec.handlers
     action = stored.action()
-    before = action.status
     held = action.state.pop(CONSENT_KEY, None)
     if handler:
         retry = "resume"
@@ -112,7 +111,7 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
             keep["allowed_clients"] = held.get("allowed_clients")
         consent_needed(action, needed, spec.auth.scope, retry, **keep)
     jobs = spec.jobs
-    if jobs is None or before != INACTIVE or action.status != ACTIVE:
+    if jobs is None or action.status != ACTIVE:
         return 200, (yield from save(spec, action)).public
     # The job goes on from its checkpoint, acting as the resuming caller.
     yield from spec.store_call(jobs.resume, action, caller, time.time())
