@@ -367,7 +367,8 @@ class Provider(AppBuilder):
         return self._register("enumerate", fn)
 
     def resume(self, fn: ResumeF) -> ResumeF:
-        """Register a resume handler: ``fn(action, caller)``. Enables resume."""
+        """Register a resume handler: ``fn(action, caller)``, answering like
+        status, instead of the framework's (which retries what needed consent)."""
         return self._register("resume", fn)
 
     @property

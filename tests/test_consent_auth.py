@@ -148,13 +148,16 @@ def test_an_unanswered_grant_is_unavailable_not_missing_consent(
 def test_consent_required_escaping_a_handler_is_a_json_error(
     make: MakeClient, auth: FakeGlobusAuth, alice: FakeIdentity
 ) -> None:
-    def run(request: ActionRequest, caller: Caller) -> dict[str, Any]:
+    # Where no action takes it (the log, say), a 403 JSON error; from run it
+    # makes the action INACTIVE (tests/test_consent.py).
+    def log(action: Any, caller: Caller, query: Any) -> list[Any]:
         caller.authorizer(TRANSFER)
-        return {}
+        return []
 
-    _, client = make(run=run)
+    _, client = make(log=log)
     auth.withhold_consent(alice, TRANSFER)
-    answer = client.run(alice, GOOD)
+    action_id = client.run(alice, GOOD).json["action_id"]
+    answer = client.call("GET", f"/{action_id}/log", alice)
     assert answer.status_code == 403
     assert answer.json["code"] == "ConsentRequired"
     assert alice.token not in answer.text

@@ -42,6 +42,14 @@ class Backend:
         assert held.outcome == "new"
         self.store.finish(Stored.of(action), action, None)
 
+    def set(self, action_id: str, status: str) -> None:
+        assert self.store is not None
+        found = self.store.get(action_id, NOW)
+        assert found is not None
+        action = found.action()
+        action.status = status  # type: ignore[assignment]
+        assert self.store.update(action_id, Stored.of(action), None, NOW)
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
@@ -111,6 +119,26 @@ def test_a_handed_back_job_is_claimable_at_once_and_not_counted(
     queue.release("p1", ["a1"])
     [again] = queue.claim("p2", NOW + 1, 60, 5)
     assert again.attempts == 1
+
+
+def test_a_waiting_job_resumes_with_a_new_caller_and_its_checkpoint(
+    store: Backend, queue: JobQueue
+) -> None:
+    other = {"identity_id": "y", "identities": ["urn:globus:auth:identity:y"]}
+    stored_action(store, "a1")
+    queue.enqueue("a1", NOW, None, WHO, b"old")
+    queue.claim("p1", NOW, 60, 5)
+    assert queue.checkpoint("p1", "a1", b'{"step": 2}')
+    store.set("a1", "INACTIVE")  # waiting for consent: handed back
+    queue.release("p1", ["a1"])
+    assert queue.claim("p2", NOW + 1, 60, 5) == []
+    assert queue.resume("a1", other, b"sealed")
+    assert not queue.resume("a2", other, None)
+    assert queue.claim("p2", NOW + 1, 60, 5) == []  # until ACTIVE again
+    store.set("a1", "ACTIVE")
+    [again] = queue.claim("p2", NOW + 2, 60, 5)
+    assert (again.caller, again.tokens) == (other, b"sealed")
+    assert (again.checkpoint, again.attempts) == ({"step": 2}, 1)
 
 
 def test_claims_respect_the_limit_and_the_order(

@@ -29,7 +29,7 @@ def test_served_document_is_valid_and_specific(
     assert doc == provider.openapi()
     paths = doc["paths"]
     assert "/test/{action_id}/log" in paths and "/test/actions/{action_id}/log" in paths
-    assert "/test/{action_id}/resume" not in paths  # no resume handler
+    assert "/test/{action_id}/resume" in paths  # served without a handler
     assert "get" in paths["/test/actions"]  # enumerate: from the store by default
     run = paths["/test/run"]["post"]
     assert set(run["responses"]) >= {"200", "202", "400", "401", "403", "409", "413"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from aptools.auth import Caller
-from aptools.errors import AuthServiceError
+from aptools.errors import ConsentRequired
 from aptools.jobs.handle import LOG_KEY, Job
 from aptools.models import Action, ActionStatus, LogPage, LogQuery, timestamp_of
 
@@ -65,16 +65,24 @@ class JobSettings:
     keep_tokens: bool = False
 
 
+def no_token(scope: str) -> ConsentRequired:
+    """What a job that holds no token of its caller's for ``scope`` raises
+    (taken over from a process that died, or resumed elsewhere, without a
+    kept token): the caller must act again — consent, then resume."""
+    return ConsentRequired(
+        "The provider holds no token of yours for a scope it needs; "
+        "consent to it and resume the action.",
+        required_scopes=[scope],
+    )
+
+
 class _Reconnected(Caller):
     """The caller of a job taken over from another process: no token."""
 
     __slots__ = ()
 
     def dependent_token(self, scope: str) -> dict[str, Any]:
-        raise AuthServiceError(
-            "this job was taken over from another process and holds no token "
-            "of its caller"
-        )
+        raise no_token(scope)
 
 
 class JobEngine:
@@ -109,23 +117,39 @@ class JobEngine:
 
     def admit(self, action: Action, caller: Caller, now: float) -> None:
         """Enqueue ``action``'s job (before its first state is stored)."""
-        deadline = now + self.max_deadline
+        self._keep(action.action_id, caller)
+        deadline = self._deadline(action, now)
+        self.queue.enqueue(action.action_id, now, deadline, _record(caller))
+
+    def resume(self, action: Action, caller: Caller, now: float) -> None:
+        """Hand ``action``'s waiting job to the resuming ``caller`` (before
+        the action is stored ACTIVE again): it goes on from its checkpoint,
+        acting as ``caller``. With kept tokens, the caller's access token is
+        kept (encrypted) with the job, so that any process can act for it."""
+        self._keep(action.action_id, caller)
+        record = _record(caller)
+        sealed = None
+        if self.fernet is not None and caller._token:
+            from aptools.jobs.tokens import seal
+
+            sealed = seal(self.fernet, {}, caller._token)
+        if not self.queue.resume(action.action_id, record, sealed):
+            deadline = self._deadline(action, timestamp_of(action.start_time))
+            self.queue.enqueue(action.action_id, now, deadline, record, sealed)
+
+    def _deadline(self, action: Action, start: float) -> float:
+        deadline = start + self.max_deadline
         if action.deadline is not None:
             deadline = min(deadline, timestamp_of(action.deadline))
-        record = {
-            "identity_id": caller.identity_id,
-            "identities": sorted(caller.identities),
-            "username": caller.username,
-            "client_id": caller.client_id,
-            "scopes": sorted(caller.scopes),
-        }
+        return deadline
+
+    def _keep(self, action_id: str, caller: Caller) -> None:
         with self._lock:
             # Kept for this process's runner: the job started here can act as
             # the caller with the token of the request.
             if len(self._callers) > 10_000:
                 self._callers.clear()
-            self._callers[action.action_id] = caller
-        self.queue.enqueue(action.action_id, now, deadline, record)
+            self._callers[action_id] = caller
 
     def wake(self) -> None:
         """The action was stored: start (if need be) and wake this process's runner."""
@@ -211,6 +235,17 @@ def job_log(action: Action, caller: Caller, query: LogQuery) -> LogPage:
         has_next_page=more,
         marker=str(start + query.limit) if more else None,
     )
+
+
+def _record(caller: Caller) -> dict[str, Any]:
+    """What a job keeps of its caller (no token)."""
+    return {
+        "identity_id": caller.identity_id,
+        "identities": sorted(caller.identities),
+        "username": caller.username,
+        "client_id": caller.client_id,
+        "scopes": sorted(caller.scopes),
+    }
 
 
 def _owner() -> str:

@@ -101,6 +101,17 @@ class MemoryJobQueue(JobQueue):
                     job.owner, job.lease_until = None, 0.0
                     job.attempts -= 1
 
+    def resume(
+        self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
+    ) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None:
+                return False
+            job.owner, job.lease_until = None, 0.0
+            job.caller, job.tokens = dict(caller), tokens
+            return True
+
     def finish(self, action_id: str) -> None:
         with self._lock:
             self._jobs.pop(action_id, None)

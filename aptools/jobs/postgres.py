@@ -158,6 +158,17 @@ class PostgresJobQueue(JobQueue):
         if action_ids:
             self._count(self._release, (self._ns, owner, list(action_ids)))
 
+    def resume(
+        self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
+    ) -> bool:
+        return bool(
+            self._count(
+                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, caller = %s,"
+                " tokens = %s WHERE namespace = %s AND action_id = %s",
+                (Jsonb(dict(caller)), tokens, self._ns, action_id),
+            )
+        )
+
     def finish(self, action_id: str) -> None:
         self._count(self._finish, (self._ns, action_id))
 

@@ -88,6 +88,15 @@ class JobQueue(abc.ABC):
         the claim does not count as an attempt."""
 
     @abc.abstractmethod
+    def resume(
+        self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
+    ) -> bool:
+        """Hand a waiting job (its action INACTIVE) to a new caller: claimable
+        at once once its action is ACTIVE again, with this ``caller`` record
+        and ``tokens`` (replacing the old ones); its checkpoint stays. False
+        if there is no such job."""
+
+    @abc.abstractmethod
     def finish(self, action_id: str) -> None:
         """Delete the job (it ended, or its action is gone)."""
 

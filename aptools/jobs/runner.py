@@ -23,11 +23,17 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final
 
-from aptools.errors import ActionFailed
+from aptools.errors import ActionFailed, ConsentRequired
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.queue import Claimed
 from aptools.models import Action, ActionStatus
-from aptools.protocol.lifecycle import apply, expiry, fail, finish_fields
+from aptools.protocol.lifecycle import (
+    apply,
+    consent_needed,
+    expiry,
+    fail,
+    finish_fields,
+)
 from aptools.store import Stored
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
@@ -304,6 +310,9 @@ class Runner:
                 exc = bad
         if isinstance(exc, ActionFailed):
             fail(action, exc)
+        elif isinstance(exc, ConsentRequired):
+            # INACTIVE until resumed; the job keeps its row and checkpoint.
+            consent_needed(action, exc, engine.auth.scope, "job")
         elif exc is not None:
             log.error(
                 "job %s failed",
@@ -318,7 +327,7 @@ class Runner:
         now = time.time()
         engine.store.update(action.action_id, fresh, expiry(action), now)
         if action.status == INACTIVE:
-            # Waiting (for consent, say): claimable again once ACTIVE.
+            # Waiting (for consent, say): claimable again once resumed.
             engine.queue.release(self.owner, [action.action_id])
         else:
             engine.queue.finish(action.action_id)

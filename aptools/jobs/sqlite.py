@@ -136,6 +136,20 @@ class SQLiteJobQueue(JobQueue):
             (self._ns, owner, *action_ids),
         )
 
+    def resume(
+        self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
+    ) -> bool:
+        changed = (
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, caller = ?,"
+                " tokens = ? WHERE namespace = ? AND action_id = ?",
+                (orjson.dumps(caller), tokens, self._ns, action_id),
+            )
+            .rowcount
+        )
+        return bool(changed)
+
     def finish(self, action_id: str) -> None:
         self._db().execute(
             "DELETE FROM aptools_jobs WHERE namespace = ? AND action_id = ?",

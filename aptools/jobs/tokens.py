@@ -7,6 +7,10 @@ for that scope). The refresh tokens go into the job's row encrypted with
 Fernet (``cryptography``), so ``caller.authorizer(scope)`` keeps working after
 the caller's access token expired, and in another process after a take-over.
 They are never logged, and go with the row when the job ends.
+
+A job resumed after a missing consent keeps, the same way, the access token of
+the caller who resumed it (:func:`seal`), so that the process that takes it up
+can ask for the tokens the consent now allows.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 from aptools.auth import Caller
-from aptools.auth.globus import auth_errors
-from aptools.errors import AuthServiceError
+from aptools.auth.globus import auth_errors, scope_names
+from aptools.errors import AuthServiceError, ConsentRequired
+from aptools.jobs.engine import no_token
 
-__all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key"]
+__all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key", "seal"]
 
 KEY_VARIABLE = "APTOOLS_ENCRYPTION_KEY"
 
@@ -66,13 +71,32 @@ def dev_key(path: str | os.PathLike[str]) -> str:
     return key
 
 
+def seal(fernet: Fernet, refresh: dict[str, str], token: str | None) -> bytes:
+    """``refresh`` tokens (by scope) and the caller's access ``token``,
+    encrypted for a job's row: ``{"refresh": {...}, "token": ...}``."""
+    return fernet.encrypt(orjson.dumps({"refresh": refresh, "token": token}))
+
+
+def _unsealed(fernet: Fernet, sealed: bytes | None) -> tuple[dict[str, str], str]:
+    if not sealed:
+        return {}, ""
+    try:
+        data = orjson.loads(fernet.decrypt(sealed))
+    except InvalidToken:
+        # Sealed with another key: the caller must act again.
+        return {}, ""
+    if isinstance(data.get("refresh"), dict):
+        return dict(data["refresh"]), str(data.get("token") or "")
+    return dict(data), ""  # refresh tokens by scope, as first kept
+
+
 class TokenCaller(Caller):
     """A job's caller whose dependent tokens come from kept refresh tokens.
 
     ``save`` stores the encrypted refresh tokens in the job's row.
     """
 
-    __slots__ = ("_fernet", "_refresh", "_save")
+    __slots__ = ("_fernet", "_kept", "_refresh", "_save")
 
     def __init__(
         self,
@@ -85,13 +109,9 @@ class TokenCaller(Caller):
         super().__init__(**identity)
         self._fernet = fernet
         self._save = save
-        self._refresh: dict[str, str] = {}
-        if sealed:
-            try:
-                self._refresh = orjson.loads(fernet.decrypt(sealed))
-            except InvalidToken:
-                # Sealed with another key: the caller must act again.
-                self._refresh = {}
+        self._refresh, self._kept = _unsealed(fernet, sealed)
+        if not self._token:
+            self._token = self._kept  # the resuming caller's, if any
 
     def __repr__(self) -> str:
         return f"TokenCaller(identity_urn={self.identity_urn!r})"
@@ -109,10 +129,10 @@ class TokenCaller(Caller):
 
     def _granted(self, scope: str) -> dict[str, Any]:
         if not self._token:
-            raise AuthServiceError(
-                "this job holds no token of its caller for the scope"
-            )
-        with auth_errors("get a dependent token"):
+            # Taken over from a process that died, with no refresh token for
+            # the scope: the caller must act again (consent, then resume).
+            raise no_token(scope)
+        with auth_errors("get a dependent token", consent_for=scope):
             tokens = (
                 self._require_auth()
                 .client()
@@ -120,14 +140,15 @@ class TokenCaller(Caller):
                     self._token, scope=scope, refresh_tokens=True
                 )
             )
+        wanted = scope_names(scope)
         for info in tokens.by_resource_server.values():
-            if scope in str(info.get("scope", "")).split():
+            if wanted <= scope_names(str(info.get("scope", ""))):
                 refresh = info.get("refresh_token")
                 if refresh:
                     self._refresh[scope] = str(refresh)
-                    self._save(self._fernet.encrypt(orjson.dumps(self._refresh)))
+                    self._save(seal(self._fernet, self._refresh, self._kept or None))
                 return dict(info)
-        raise AuthServiceError("Globus Auth granted no dependent token for the scope.")
+        raise ConsentRequired(required_scopes=[scope])
 
     def _refreshed(self, refresh: str) -> dict[str, Any]:
         with auth_errors("refresh a dependent token"):

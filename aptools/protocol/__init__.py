@@ -34,6 +34,17 @@ else (a cancelled request task, an interrupt) *closes* the operation: its
 clean-up runs under ``GeneratorExit`` and must not yield — it calls the store
 with ``spec.store_call.now(...)``.
 
+Handler results and consent
+---------------------------
+Every handler's answer becomes the action by one rule,
+:func:`~aptools.protocol.lifecycle.apply`; ``ActionFailed`` by
+:func:`~aptools.protocol.lifecycle.fail`. ``ConsentRequired`` from the run,
+status or resume handler (or a job) is no error either:
+:func:`~aptools.protocol.lifecycle.consent_needed` makes the action INACTIVE
+with the consent details and notes in its private state what to retry, which
+resume (:mod:`aptools.protocol.operations.manage`) does as the resuming
+caller. From other handlers it is answered as a 403.
+
 A worked example
 ----------------
 An operation that answers an action's label to whoever may monitor it::

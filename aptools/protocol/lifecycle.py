@@ -16,6 +16,7 @@ import falcon
 from aptools.auth import Caller
 from aptools.errors import (
     ActionFailed,
+    ConsentRequired,
     InternalError,
     NotFound,
 )
@@ -34,12 +35,18 @@ from aptools.protocol.access import UNKNOWN
 from aptools.protocol.effects import Op
 from aptools.protocol.spec import Spec
 from aptools.store import Stored
-from aptools.vocabulary import FAILED, STATUSES, SUCCEEDED, TERMINAL
+from aptools.vocabulary import FAILED, INACTIVE, STATUSES, SUCCEEDED, TERMINAL
 
 log = logging.getLogger("aptools")
 
 
 CANCELED: Final = "Canceled"
+#: The display status of an action waiting for its caller's consent.
+CONSENT_NEEDED: Final = "Consent required: consent, then resume"
+#: Where an action waiting for consent keeps, in its private ``state``, what
+#: needed the consent (``operation``: ``"run"``, ``"status"``, ``"resume"`` or
+#: ``"job"``) and the details and display status it had before.
+CONSENT_KEY: Final = "aptools.consent"
 
 
 @functools.lru_cache(maxsize=256)
@@ -122,6 +129,32 @@ def fail(action: Action, failed: ActionFailed) -> Action:
     return action
 
 
+def consent_needed(
+    action: Action,
+    needed: ConsentRequired,
+    provider_scope: str,
+    operation: str,
+    **keep: Any,
+) -> Action:
+    """Make ``action`` INACTIVE, waiting for the consent ``needed`` names.
+
+    Its details become ``needed.details(provider_scope)`` (the interface's
+    ``code``, ``description``, ``required_scope`` and a Globus Auth
+    Requirements Error's ``authorization_parameters``); what it had before,
+    the ``operation`` to retry at resume and ``keep`` (what that needs, JSON
+    values) go to ``state[CONSENT_KEY]``, never to callers.
+    """
+    waiting = action.state.get(CONSENT_KEY)
+    if not isinstance(waiting, dict):
+        waiting = {"details": action.details, "display_status": action.display_status}
+    waiting.update(keep, operation=operation)
+    action.state[CONSENT_KEY] = waiting
+    action.status, action.details = INACTIVE, needed.details(provider_scope)
+    action.display_status = CONSENT_NEEDED
+    action.completion_time = None
+    return action
+
+
 def run_result(result: Any, handler: Callable[..., Any]) -> Any:
     """Run's result, refusing ``None``: a forgotten ``return`` is an error
     naming the handler, never a SUCCEEDED action."""
@@ -182,13 +215,24 @@ def new_action_id() -> str:
 
 
 def refresh(spec: Spec, name: str, stored: Stored, caller: Caller) -> Op[Stored]:
-    """Let handler ``name`` update a non-terminal action; store what changed."""
+    """Let handler ``name`` update a non-terminal action; store what changed.
+
+    The status handler leaves an action waiting for consent to resume.
+    ``ConsentRequired`` from the status or resume handler makes the action
+    INACTIVE (:func:`consent_needed`); from others it is answered as an error.
+    """
     action = stored.action()
+    if name == "status" and CONSENT_KEY in action.state:
+        return stored  # waiting for consent: nothing changes before resume
     try:
         result = yield spec.handlers[name](action, caller)
         apply(action, result)
     except ActionFailed as failed:
         fail(action, failed)
+    except ConsentRequired as needed:
+        if name not in ("status", "resume"):
+            raise
+        consent_needed(action, needed, spec.auth.scope, name)
     fresh = Stored.of(action)
     if fresh.same(stored):
         return stored

@@ -144,7 +144,8 @@ def _verb(
     name: str, method: str, op: Operation, summary: str, errors: tuple[str, ...]
 ) -> list[Route]:
     """An operation on one action, at its 1.0 and its 1.1 path."""
-    requires = name if name in ("log", "resume") else None
+    # resume is always served: any handler or job may meet a missing consent.
+    requires = "log" if name == "log" else None
     params = _LOG_PARAMETERS if name == "log" else ()
     answers = {"200": ("A page of log entries.", "LogPage")} if name == "log" else {}
     paths: tuple[tuple[str, Literal["1.0", "1.1"]], ...] = (

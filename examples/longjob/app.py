@@ -9,7 +9,10 @@ gunicorn examples.longjob.app:app
 aptools worker examples.longjob.app     # jobs in a process of their own
 
 It keeps its callers' refresh tokens, encrypted with the Fernet key in
-APTOOLS_ENCRYPTION_KEY (make one with ``Fernet.generate_key()``).
+APTOOLS_ENCRYPTION_KEY (make one with ``Fernet.generate_key()``). With a
+``scope`` its caller has not consented to, the action becomes INACTIVE at
+the first step (details say which consent is missing); after the consent,
+resume goes on from the last checkpoint.
 """
 
 import os

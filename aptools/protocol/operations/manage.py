@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from aptools.errors import (
+    ActionFailed,
     Conflict,
+    ConsentRequired,
 )
+from aptools.models import Action, ActionRequest
 from aptools.protocol.access import (
     MANAGE,
     authenticate,
@@ -13,12 +19,18 @@ from aptools.protocol.access import (
 from aptools.protocol.effects import Op
 from aptools.protocol.lifecycle import (
     CANCELED,
+    CONSENT_KEY,
+    apply,
+    consent_needed,
+    fail,
     finish_fields,
     refresh,
     save,
 )
+from aptools.protocol.operations.run import run_outcome
 from aptools.protocol.spec import Reply, Request, Spec
-from aptools.vocabulary import FAILED, TERMINAL
+from aptools.times import parse_datetime
+from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
 
 def cancel(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
@@ -57,8 +69,68 @@ def release(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
 
 
 def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
+    """Go on with an INACTIVE action, as the resuming caller.
+
+    With a resume handler, it decides. Without one, an action waiting for
+    consent retries what needed it (the run handler with the stored request,
+    the status handler, or the job from its checkpoint); a job's action
+    INACTIVE for another reason is handed back to the job. An action that is
+    not INACTIVE is answered as it is.
+    """
     caller = yield from authenticate(spec, req)
     stored = yield from load(spec, caller, action_id, MANAGE)
-    if stored.status not in TERMINAL:
-        stored = yield from refresh(spec, "resume", stored, caller)
+    if stored.status != INACTIVE:
+        return 200, stored.public
+    handler = "resume" in spec.handlers
+    action = stored.action()
+    held = action.state.pop(CONSENT_KEY, None)
+    if handler:
+        retry = "resume"
+    elif isinstance(held, dict):
+        retry = str(held.get("operation"))
+        action.status, action.details = ACTIVE, dict(held.get("details") or {})
+        action.display_status = held.get("display_status")
+    elif spec.jobs is not None:
+        retry = "job"
+        action.status = ACTIVE
+    else:
+        return 200, stored.public
+    try:
+        if retry == "run":
+            result = yield spec.execution.submit(
+                spec.handlers["run"], _request(action, held), caller
+            )
+            run_outcome(spec, action, result)
+        elif retry in spec.handlers:
+            apply(action, (yield spec.handlers[retry](action, caller)))
+    except ActionFailed as failed:
+        fail(action, failed)
+    except ConsentRequired as needed:
+        keep = {}
+        if retry == "run":  # what rebuilding the request needs
+            keep["allowed_clients"] = held.get("allowed_clients")
+        consent_needed(action, needed, spec.auth.scope, retry, **keep)
+    jobs = spec.jobs
+    if jobs is None or action.status != ACTIVE:
+        return 200, (yield from save(spec, action)).public
+    # The job goes on from its checkpoint, acting as the resuming caller.
+    yield from spec.store_call(jobs.resume, action, caller, time.time())
+    stored = yield from save(spec, action)
+    jobs.wake()
     return 200, stored.public
+
+
+def _request(action: Action, held: Any) -> ActionRequest:
+    """The run request of ``action``, rebuilt from what the store keeps."""
+    allowed = held.get("allowed_clients") if isinstance(held, dict) else None
+    return ActionRequest(
+        action_id=action.action_id,
+        request_id=action.request_id,
+        body=action.body,
+        label=action.label,
+        monitor_by=tuple(action.monitor_by),
+        manage_by=tuple(action.manage_by),
+        allowed_clients=None if allowed is None else tuple(allowed),
+        deadline=None if action.deadline is None else parse_datetime(action.deadline),
+        release_after=action.release_after,
+    )

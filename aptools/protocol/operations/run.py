@@ -15,6 +15,7 @@ from aptools.errors import (
     ActionFailed,
     BadRequest,
     Conflict,
+    ConsentRequired,
     PayloadTooLarge,
     RequestValidationError,
     UnprocessableEntity,
@@ -27,7 +28,9 @@ from aptools.protocol.access import (
 )
 from aptools.protocol.effects import Op, ReadBody, Sleep
 from aptools.protocol.lifecycle import (
+    CONSENT_KEY,
     apply,
+    consent_needed,
     expiry,
     fail,
     new_action_id,
@@ -36,7 +39,7 @@ from aptools.protocol.lifecycle import (
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import RequestKey, Reservation, Stored
 from aptools.times import parse_datetime
-from aptools.vocabulary import TERMINAL
+from aptools.vocabulary import INACTIVE, TERMINAL
 
 # orjson serializes at most 254 nested arrays and objects; documents are
 # stored and fingerprinted by it, so this is the deepest a run request may be.
@@ -161,15 +164,20 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
             try:
                 handler = spec.handlers["run"]
                 result = yield spec.execution.submit(handler, request, caller)
-                if jobs is not None and result is None:
-                    pass  # the job does the work; the action starts ACTIVE
-                elif jobs is not None and isinstance(result, Mapping):
-                    action.details = dict(result)  # the job's first details
-                else:
-                    apply(action, run_result(result, handler.fn))
+                run_outcome(spec, action, result)
             except ActionFailed as failed:
                 fail(action, failed)
-        if spec.synchronous and action.status not in TERMINAL:
+            except ConsentRequired as needed:
+                # Waits for resume; the request key stays with the action.
+                allowed = request.allowed_clients
+                consent_needed(
+                    action,
+                    needed,
+                    spec.auth.scope,
+                    "run",
+                    allowed_clients=None if allowed is None else list(allowed),
+                )
+        if spec.synchronous and action.status not in TERMINAL and not waiting(action):
             raise TypeError(
                 "a synchronous provider's run handler must finish the action, "
                 f"but it answered {action.status}"
@@ -194,3 +202,23 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     if jobs is not None:
         jobs.wake()
     return 202, stored.public
+
+
+def run_outcome(spec: Spec, action: Action, result: Any) -> None:
+    """Fold the run handler's ``result`` into ``action`` (in place).
+
+    With a job, ``None`` keeps the action ACTIVE for the job and a dict is
+    the job's first details; otherwise :func:`apply`'s rule, ``None``
+    refused (:func:`run_result`).
+    """
+    if spec.jobs is not None and result is None:
+        pass  # the job does the work; the action starts ACTIVE
+    elif spec.jobs is not None and isinstance(result, Mapping):
+        action.details = dict(result)  # the job's first details
+    else:
+        apply(action, run_result(result, spec.handlers["run"].fn))
+
+
+def waiting(action: Action) -> bool:
+    """Whether ``action`` is INACTIVE waiting for its caller's consent."""
+    return action.status == INACTIVE and CONSENT_KEY in action.state
