@@ -35,6 +35,8 @@ from tests.test_jobs import (  # noqa: F401 - fixtures
     build,
     ended,
     new_store,
+    pg_url_fixture,
+    schema_fixture,
     status,
     store_kind,
     wait_for,

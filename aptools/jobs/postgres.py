@@ -95,6 +95,10 @@ class PostgresJobQueue(JobQueue):
             f"SELECT j.action_id FROM {jobs} j WHERE j.namespace = %s"
             f" AND j.deadline <= %s AND {alive}"
         ).encode()
+        self._resume = (
+            f"UPDATE {jobs} SET owner = NULL, lease_until = 0, caller = %s,"
+            " tokens = %s WHERE namespace = %s AND action_id = %s"
+        ).encode()
         self._sweep = (
             f"DELETE FROM {jobs} j WHERE j.namespace = %s AND j.lease_until < %s"
             f" AND j.enqueued_at < %s AND NOT {alive}"
@@ -163,9 +167,7 @@ class PostgresJobQueue(JobQueue):
     ) -> bool:
         return bool(
             self._count(
-                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, caller = %s,"
-                " tokens = %s WHERE namespace = %s AND action_id = %s",
-                (Jsonb(dict(caller)), tokens, self._ns, action_id),
+                self._resume, (Jsonb(dict(caller)), tokens, self._ns, action_id)
             )
         )
 
