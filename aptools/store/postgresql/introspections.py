@@ -60,7 +60,14 @@ class Introspections:
             conn = cm.__enter__()
         except _Failure as exc:
             log.warning("shared introspections: no connection (%s)", type(exc).__name__)
-            yield
+            # The database is away: within this hold, read and write nothing
+            # (each try would wait for the pool again, out of the request's
+            # time for Globus Auth).
+            self._held.away = True
+            try:
+                yield
+            finally:
+                self._held.away = False
             return
         held = False
         try:
@@ -134,6 +141,8 @@ class Introspections:
             log.warning("shared introspections not written: %s", type(exc).__name__)
 
     def _call(self, call: Any) -> Any:
+        if getattr(self._held, "away", False):
+            raise PoolTimeout("the database was away when the hold began")
         conn: Conn | None = getattr(self._held, "conn", None)
         if conn is not None:
             return call(conn)
