@@ -69,6 +69,14 @@ class PerProcess(Generic[T]):
                 self._generation = _GENERATION[0]
             return self._value
 
+    def discard(self) -> T | None:
+        """Forget this process's value (the next :meth:`get` makes another)
+        and hand it back, or ``None`` if it made none."""
+        with self._lock:
+            value = self.current()
+            self._value = None
+            return value
+
     def current(self) -> T | None:
         """This process's value if it made one, else ``None``."""
         if self._generation != _GENERATION[0]:

@@ -114,20 +114,20 @@ def test_execution_owns_the_job_runner(
     engine = provider.jobs
     assert engine is not None and execution.jobs is engine
     try:
-        assert engine._runner is None and not execution.running
+        assert engine.started_runner is None and not execution.running
         assert client.call("GET", "/", alice).status_code == 200
         # The first request started this process's threads: both of them.
-        runner = engine._runner
+        runner = engine.started_runner
         assert runner is not None and execution.running
         # Stopping the seam hands the jobs back and stops the runner.
         execution.stop()
         assert not execution.running
-        assert engine._runner is None
+        assert engine.started_runner is None
         wait_for(lambda: not runner._thread.is_alive(), "the runner stopped")
         # Started again, then the store closed: the runner ends by itself (the
         # housekeeping at its next round, see the first test).
         execution.start()
-        again = engine._runner
+        again = engine.started_runner
         assert again is not None and again is not runner and execution.running
         provider.store.close()
         store.close()

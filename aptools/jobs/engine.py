@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from aptools.auth import Caller
 from aptools.errors import ConsentRequired
+from aptools.forks import PerProcess
 from aptools.jobs.handle import LOG_KEY, Job
 from aptools.models import Action, ActionStatus, LogPage, LogQuery, timestamp_of
 
@@ -110,8 +111,7 @@ class JobEngine:
         self.fernet = fernet
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
-        self._runner: Runner | None = None
-        self._pid = 0
+        self._runner: PerProcess[Runner] = PerProcess(self._start_runner)
 
     # -- called by the operations -------------------------------------------------
 
@@ -158,26 +158,28 @@ class JobEngine:
     def cancel(self, action_id: str) -> None:
         """Tell the job to stop, wherever it runs."""
         self.queue.request_cancel(action_id)
-        runner = self._runner
-        if runner is not None and self._pid == os.getpid():
+        runner = self._runner.current()
+        if runner is not None:
             runner.stop_job(action_id)
 
     # -- the runner's side --------------------------------------------------------
 
+    @property
+    def started_runner(self) -> Runner | None:
+        """This process's runner if it was started (and not stopped), else None."""
+        return self._runner.current()
+
     def runner(self) -> Runner:
         """This process's runner, started on first use (after a fork, anew)."""
-        pid = os.getpid()
-        runner = self._runner
-        if runner is None or self._pid != pid:
-            with self._lock:
-                if self._runner is None or self._pid != pid:
-                    from aptools.jobs.runner import Runner
+        return self._runner.get()
 
-                    self._callers = {}
-                    self._runner = Runner(self, owner=_owner())
-                    self._pid = pid
-                    self._runner.start()
-                runner = self._runner
+    def _start_runner(self) -> Runner:
+        from aptools.jobs.runner import Runner
+
+        with self._lock:
+            self._callers = {}  # a forked child's are its parent's requests
+        runner = Runner(self, owner=_owner())
+        runner.start()
         return runner
 
     def caller_for(
@@ -216,9 +218,8 @@ class JobEngine:
 
     def shutdown(self) -> None:
         """Hand this process's running jobs back and stop its runner."""
-        with self._lock:
-            runner, self._runner = self._runner, None
-        if runner is not None and self._pid == os.getpid():
+        runner = self._runner.discard()
+        if runner is not None:
             runner.stop()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.errors import ActionFailed, ConsentRequired
+from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.queue import Claimed
 from aptools.models import Action, ActionStatus
@@ -352,7 +352,7 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
 
 
 _live: weakref.WeakSet[Runner] = weakref.WeakSet()
-_installed = [0]  # the process that installed the exit hooks
+_installed = [-1]  # the fork generation that installed the exit hooks
 
 
 def _stop_all() -> None:
@@ -364,10 +364,9 @@ def _hand_back_at_exit() -> None:
     """Hand running jobs back when this process exits: at a normal exit
     (gunicorn's workers) and at SIGTERM, before the handler in place runs
     (uvicorn re-raises SIGTERM after its shut-down, which skips exit hooks)."""
-    pid = os.getpid()
-    if _installed[0] == pid:
+    if _installed[0] == generation():
         return
-    _installed[0] = pid
+    _installed[0] = generation()
     atexit.register(_stop_all)
     if threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set handlers; the exit hook remains
