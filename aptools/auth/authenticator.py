@@ -1,8 +1,10 @@
 """Who is calling: bearer token -> :class:`Caller`, through Globus Auth.
 
-Introspection goes through the real globus-sdk. Results are cached under a
-hash of the token for a bounded time, and however many requests carry a new
-token at once, only one introspection of it is in flight. With a store that
+Introspection goes through the real globus-sdk
+(:class:`~aptools.auth.globus_client.GlobusAuthClient`, which also gets
+dependent tokens and groups). Results are cached under a hash of the token
+for a bounded time, and however many requests carry a new token at once,
+only one introspection of it is in flight. With a store that
 can share them (the SQLite store), the worker processes of one host share
 results too: one introspection per token, however many workers see it.
 
@@ -24,27 +26,13 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
-
-from aptools.errors import (
-    AuthServiceError,
-    AuthServiceUnavailable,
-    ConsentRequired,
-    Unauthorized,
-)
-
-if TYPE_CHECKING:
-    import globus_sdk
+from typing import Any, Protocol
 
 from aptools.auth.caller import Caller
-from aptools.auth.globus import (
-    auth_errors,
-    failure_from,
-    failure_record,
-    scope_names,
-)
+from aptools.auth.globus import failure_from, failure_record
+from aptools.auth.globus_client import GlobusAuthClient
 from aptools.auth.sharing import answer, retrieved, settle
-from aptools.vocabulary import GROUP_URN, GROUPS_SCOPE, IDENTITY_URN
+from aptools.errors import AuthServiceError, AuthServiceUnavailable, Unauthorized
 
 log = logging.getLogger("aptools.auth")
 
@@ -80,7 +68,7 @@ class SharedIntrospections(Protocol):
         """Keep ``record`` for ``key`` until ``expires_at`` (a POSIX time)."""
 
 
-class Authenticator:
+class Authenticator(GlobusAuthClient):
     """Turns bearer tokens into callers, via Globus Auth token introspection."""
 
     def __init__(
@@ -94,17 +82,18 @@ class Authenticator:
         timeout: float = 2.0,
         shared: SharedIntrospections | None = None,
     ) -> None:
-        self._client_id = client_id
+        super().__init__(
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope,
+            cache_ttl=cache_ttl,
+            timeout=timeout,
+        )
         self._shared = shared
-        self._secret = client_secret
-        self.scope = scope
-        self._ttl = cache_ttl
         self._size = cache_size
-        self._timeout = timeout
         self._cache: dict[bytes, tuple[float, _Outcome]] = {}
         self._inflight: dict[bytes, Future[Caller]] = {}
         self._lock = threading.Lock()
-        self._client: globus_sdk.ConfidentialAppAuthClient | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
 
@@ -294,105 +283,6 @@ class Authenticator:
                 while len(self._cache) >= self._size:
                     del self._cache[next(iter(self._cache))]
             self._cache[key] = (time.monotonic() + ttl, outcome)
-
-    # -- Globus Auth ----------------------------------------------------------
-
-    def client(self) -> globus_sdk.ConfidentialAppAuthClient:
-        """The SDK client, made on first use (after any fork)."""
-        if self._client is None:
-            import globus_sdk
-            from globus_sdk.transport import RequestsTransport, RetryConfig
-
-            self._client = globus_sdk.ConfidentialAppAuthClient(
-                self._client_id,
-                self._secret,
-                transport=RequestsTransport(http_timeout=self._timeout),
-                retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
-            )
-        return self._client
-
-    def _introspect(self, token: str) -> tuple[Caller, float]:
-        with auth_errors("introspect a token"):
-            response = self.client().oauth2_token_introspect(
-                token, include="identity_set"
-            )
-        data = response.data
-        if not isinstance(data, dict):
-            log.error("Globus Auth answered an introspection with no JSON object")
-            raise AuthServiceError()
-        if not data.get("active"):
-            raise Unauthorized("The bearer token is not active.")
-        scopes = frozenset(str(data.get("scope") or "").split())
-        if self.scope not in scopes:
-            raise Unauthorized(
-                "The bearer token was not issued for this provider's scope."
-            )
-        sub = data.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise Unauthorized("The bearer token names no identity.")
-        identity_set = data.get("identity_set") or [sub]
-        identities = frozenset(IDENTITY_URN + str(i) for i in [sub, *identity_set])
-        ttl = self._ttl
-        exp = data.get("exp")
-        if isinstance(exp, int | float):
-            # Globus Auth said active: that holds whatever this host's clock
-            # says; ``exp`` only bounds how long the answer is kept (0: not
-            # kept, when the clocks disagree).
-            ttl = max(0.0, min(ttl, exp - time.time()))
-        caller = Caller(
-            identity_id=sub,
-            identities=identities,
-            username=data.get("username"),
-            client_id=data.get("client_id"),
-            scopes=scopes,
-            token=token,
-            auth=self,
-        )
-        return caller, ttl
-
-    def dependent_token(self, token: str, scope: str) -> dict[str, Any]:
-        """The token data Globus Auth grants for ``scope`` on the caller's behalf.
-
-        Raises :class:`~aptools.ConsentRequired` when Globus Auth grants no
-        token for ``scope`` because the caller has not consented: its answer
-        lacks one, or it refuses the grant saying consent is needed.
-        Outages and the provider's own bad credentials are 503/502
-        (:class:`~aptools.AuthServiceUnavailable`, :class:`~aptools.AuthServiceError`).
-        """
-        with auth_errors("get a dependent token", consent_for=scope):
-            tokens = self.client().oauth2_get_dependent_tokens(token, scope=scope)
-        wanted = scope_names(scope)
-        for info in tokens.by_resource_server.values():
-            if wanted <= scope_names(str(info.get("scope", ""))):
-                return dict(info)
-        log.info("Globus Auth granted no dependent token for a scope: no consent")
-        raise ConsentRequired(required_scopes=[scope])
-
-    def fetch_groups(self, caller: Caller) -> frozenset[str]:
-        import globus_sdk
-        from globus_sdk.transport import RequestsTransport, RetryConfig
-
-        try:
-            info = caller.dependent_token(GROUPS_SCOPE)
-        except ConsentRequired:
-            # The provider's scope lacks Groups as a dependent scope: the
-            # provider's set-up, not something its caller can consent to.
-            log.error(
-                "Globus Auth granted no Groups token: is %s a dependent "
-                "scope of the provider's scope?",
-                GROUPS_SCOPE,
-            )
-            raise AuthServiceError(
-                "Globus Auth granted no token to look up your groups."
-            ) from None
-        groups = globus_sdk.GroupsClient(
-            authorizer=globus_sdk.AccessTokenAuthorizer(info["access_token"]),
-            transport=RequestsTransport(http_timeout=self._timeout),
-            retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
-        )
-        with auth_errors("list the caller's groups"):
-            found = groups.get_my_groups(statuses="active")
-        return frozenset(GROUP_URN + str(group["id"]) for group in found)
 
 
 def _record(outcome: _Outcome, scope: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 from aptools.vocabulary import IDENTITY_URN
 
 if TYPE_CHECKING:
-    from aptools.auth.authenticator import Authenticator
+    from aptools.auth.globus_client import GlobusAuthClient
 
 
 class Caller:
@@ -56,7 +56,7 @@ class Caller:
         client_id: str | None,
         scopes: frozenset[str],
         token: str,
-        auth: Authenticator | None,
+        auth: GlobusAuthClient | None,
     ) -> None:
         self.identity_id = identity_id
         self.identity_urn = IDENTITY_URN + identity_id
@@ -115,7 +115,7 @@ class Caller:
             self.dependent_token(scope)["access_token"]
         )
 
-    def _require_auth(self) -> Authenticator:
+    def _require_auth(self) -> GlobusAuthClient:
         if self._auth is None:
             raise AuthServiceError("this caller is not connected to Globus Auth")
         return self._auth

@@ -3,7 +3,7 @@
 Jobs live in table ``aptools_jobs`` of the store's schema (created by the
 store's migrations, :mod:`aptools.store.postgresql.schema`), beside its
 ``aptools_actions``. Each method is one statement in autocommit, sent through
-the store's per-process pool (:meth:`_Database.run`): a forked worker never
+the store's per-process pool (:meth:`Database.run`): a forked worker never
 uses its parent's connections, a broken idle connection is replaced, and an
 unreachable or slow database raises :class:`aptools.StoreUnavailable`, as
 every store call does. A claim locks the rows it takes with ``FOR UPDATE
@@ -25,7 +25,7 @@ from aptools.jobs.queue import Beat, Claimed, JobQueue
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 if TYPE_CHECKING:
-    from aptools.store.postgresql.store import Conn, _Database
+    from aptools.store.postgresql.database import Conn, Database
 
 __all__ = ["PostgresJobQueue"]
 
@@ -33,7 +33,7 @@ __all__ = ["PostgresJobQueue"]
 class PostgresJobQueue(JobQueue):
     """The jobs of one provider (``namespace``) in the store behind ``db``."""
 
-    def __init__(self, db: _Database, namespace: str) -> None:
+    def __init__(self, db: Database, namespace: str) -> None:
         self._db = db
         self._ns = namespace
         schema = f'"{db.settings.schema}"'

@@ -25,7 +25,7 @@ from psycopg_pool import PoolTimeout
 from aptools.store.postgresql.schema import lock_key
 
 if TYPE_CHECKING:
-    from aptools.store.postgresql.store import Conn, _Database
+    from aptools.store.postgresql.database import Conn, Database
 
 __all__ = ["Introspections"]
 
@@ -41,7 +41,7 @@ _Failure = (psycopg.Error, PoolTimeout)
 class Introspections:
     """:class:`aptools.SharedIntrospections` over one store's pool."""
 
-    def __init__(self, db: _Database, namespace: str) -> None:
+    def __init__(self, db: Database, namespace: str) -> None:
         self._db = db
         self._namespace = namespace
         self._schema = db.settings.schema

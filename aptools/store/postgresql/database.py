@@ -1,0 +1,155 @@
+"""One PostgreSQL database as the processes of a host reach it: settings,
+prepared statements, and a connection pool per process.
+
+A pool made before a fork is never used by the child (its sockets are the
+parent's): the child makes its own on first use. Every call runs on a pool
+connection in autocommit mode; an unreachable or slow database is
+:class:`aptools.StoreUnavailable` (503). The store's views
+(:class:`~aptools.store.postgresql.PostgreSQLStore`), its shared
+introspections and its job queue all run their statements here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from aptools.errors import StoreUnavailable
+from aptools.store.postgresql.settings import Settings
+from aptools.store.postgresql.statements import Statements
+
+__all__ = ["RECONNECT_TIMEOUT", "Conn", "Database"]
+
+log = logging.getLogger("aptools.store")
+
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# Seconds a pool keeps trying to replace a lost connection in the background.
+RECONNECT_TIMEOUT: Final = 5.0
+
+# How many forks this process descends from. PERF: comparing a counter is
+# cheaper than asking the OS for the process id on every call.
+_forks = [0]
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+# Pools inherited from a parent process: never used nor closed (closing would
+# end the parent's sessions on the shared sockets), only kept from the
+# garbage collector.
+_inherited: list[ConnectionPool[Conn]] = []
+
+
+class Database:
+    """What the views of one store share: settings, statements, the pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.statements = Statements.of(settings.schema)
+        self.users = 1
+        self._pool: ConnectionPool[Conn] | None = None
+        self._forks = _forks[0]
+        self._mutex = threading.Lock()
+        self._options: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            "options": (
+                f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
+            ),
+            # PERF: every statement is prepared on its first use on a
+            # connection, then sent as Bind/Execute only.
+            "prepare_threshold": 0,
+        }
+
+        if "application_name" not in settings.conninfo:
+            self._options["application_name"] = "aptools"
+
+    def connect(self) -> Conn:
+        """A connection of its own (for start-up work), not from the pool."""
+        return psycopg.connect(self.settings.conninfo, **self._options)
+
+    def pool(self) -> ConnectionPool[Conn]:
+        pool = self._pool
+        if pool is not None and self._forks == _forks[0]:
+            return pool
+        with self._mutex:
+            if self._pool is not None and self._forks != _forks[0]:
+                _inherited.append(self._pool)
+                self._pool = None
+            if self._pool is None:
+                self._forks = _forks[0]
+                self._pool = ConnectionPool(
+                    self.settings.conninfo,
+                    kwargs=self._options,
+                    min_size=self.settings.pool_min,
+                    max_size=self.settings.pool_max,
+                    timeout=self.settings.pool_timeout,
+                    name="aptools",
+                    # Give up a lost connection's reconnection (backing off
+                    # from 1 s) soon: a call finding the pool empty starts a
+                    # fresh attempt at once, so the pool is whole again
+                    # within seconds of the database's return.
+                    reconnect_timeout=RECONNECT_TIMEOUT,
+                    open=True,
+                )
+            return self._pool
+
+    def run(self, call: Callable[[Conn], T]) -> T:
+        """``call(connection)``, mapping an unreachable or slow database to
+        :class:`StoreUnavailable`.
+
+        A connection that broke while idle in the pool (the server restarted,
+        or ended it) is dropped and the call made again on another one: every
+        store call may be repeated safely, since each is one statement whose
+        second run finds the work of the first done.
+        """
+        attempts = self.settings.pool_max + 1
+        while True:
+            attempts -= 1
+            pool = self.pool()
+            try:
+                # PERF: getconn/putconn rather than pool.connection(), whose
+                # exit also runs a (local) commit: a few µs less per call.
+                conn = pool.getconn()
+            except PoolTimeout:
+                log.warning(
+                    "PostgreSQL store: no connection within %ss",
+                    self.settings.pool_timeout,
+                )
+                raise StoreUnavailable() from None
+            try:
+                return call(conn)
+            except psycopg.errors.QueryCanceled:
+                log.warning(
+                    "PostgreSQL store: a statement exceeded %ss",
+                    self.settings.statement_timeout,
+                )
+                raise StoreUnavailable() from None
+            except psycopg.OperationalError as exc:
+                if conn.broken and attempts > 0:
+                    continue
+                log.warning("PostgreSQL store unreachable: %s", type(exc).__name__)
+                raise StoreUnavailable() from None
+            finally:
+                pool.putconn(conn)
+
+    def close(self) -> None:
+        with self._mutex:
+            self.users -= 1
+            if self.users <= 0 and self._pool is not None:
+                if self._forks == _forks[0]:
+                    self._pool.close()
+                self._pool = None
