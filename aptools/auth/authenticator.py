@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
@@ -33,6 +32,7 @@ from aptools.auth.globus import failure_from, failure_record
 from aptools.auth.globus_client import GlobusAuthClient
 from aptools.auth.sharing import answer, retrieved, settle
 from aptools.errors import AuthServiceError, AuthServiceUnavailable, Unauthorized
+from aptools.forks import PerProcess
 
 log = logging.getLogger("aptools.auth")
 
@@ -94,8 +94,12 @@ class Authenticator(GlobusAuthClient):
         self._cache: dict[bytes, tuple[float, _Outcome]] = {}
         self._inflight: dict[bytes, Future[Caller]] = {}
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = 0
+        # A pool made before a fork has no threads in the child.
+        self._pool = PerProcess(
+            lambda: ThreadPoolExecutor(
+                _INTROSPECTORS, thread_name_prefix="aptools-introspect"
+            )
+        )
 
     def __repr__(self) -> str:
         return f"Authenticator(client_id={self._client_id!r}, scope={self.scope!r})"
@@ -153,16 +157,7 @@ class Authenticator(GlobusAuthClient):
         # In a thread of its own, so that no request waits longer than the
         # timeout: the hand-off costs about 0.1 ms (measured), against a
         # round trip to Globus Auth; cached tokens never come here.
-        pid = os.getpid()
-        with self._lock:
-            # A pool made before a fork has no threads in the child.
-            if self._pool is None or self._pool_pid != pid:
-                self._pool = ThreadPoolExecutor(
-                    _INTROSPECTORS, thread_name_prefix="aptools-introspect"
-                )
-                self._pool_pid = pid
-            pool = self._pool
-        pool.submit(self._resolve, key, token, future)
+        self._pool.get().submit(self._resolve, key, token, future)
 
     def _give_up(self, future: Future[Caller]) -> None:
         """Fail ``future`` for every request waiting on it (unless just answered)."""

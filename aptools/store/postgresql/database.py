@@ -12,7 +12,6 @@ introspections and its job queue all run their statements here.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -22,6 +21,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aptools.errors import StoreUnavailable
+from aptools.forks import generation
 from aptools.store.postgresql.settings import Settings
 from aptools.store.postgresql.statements import Statements
 
@@ -35,17 +35,6 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 # Seconds a pool keeps trying to replace a lost connection in the background.
 RECONNECT_TIMEOUT: Final = 5.0
-
-# How many forks this process descends from. PERF: comparing a counter is
-# cheaper than asking the OS for the process id on every call.
-_forks = [0]
-
-
-def _forked() -> None:
-    _forks[0] += 1
-
-
-os.register_at_fork(after_in_child=_forked)
 
 # Pools inherited from a parent process: never used nor closed (closing would
 # end the parent's sessions on the shared sockets), only kept from the
@@ -61,7 +50,7 @@ class Database:
         self.statements = Statements.of(settings.schema)
         self.users = 1
         self._pool: ConnectionPool[Conn] | None = None
-        self._forks = _forks[0]
+        self._forks = generation()
         self._mutex = threading.Lock()
         self._options: dict[str, Any] = {
             "autocommit": True,
@@ -83,14 +72,14 @@ class Database:
 
     def pool(self) -> ConnectionPool[Conn]:
         pool = self._pool
-        if pool is not None and self._forks == _forks[0]:
+        if pool is not None and self._forks == generation():
             return pool
         with self._mutex:
-            if self._pool is not None and self._forks != _forks[0]:
+            if self._pool is not None and self._forks != generation():
                 _inherited.append(self._pool)
                 self._pool = None
             if self._pool is None:
-                self._forks = _forks[0]
+                self._forks = generation()
                 self._pool = ConnectionPool(
                     self.settings.conninfo,
                     kwargs=self._options,
@@ -150,6 +139,6 @@ class Database:
         with self._mutex:
             self.users -= 1
             if self.users <= 0 and self._pool is not None:
-                if self._forks == _forks[0]:
+                if self._forks == generation():
                     self._pool.close()
                 self._pool = None
