@@ -168,6 +168,7 @@ def test_missing_consent_after_a_take_over(
     gate = Gate()
     steps: list[tuple[Any, int]] = []
     lock = threading.Lock()
+    kept = threading.Event()
 
     def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
         with lock:
@@ -175,6 +176,7 @@ def test_missing_consent_after_a_take_over(
         if job.checkpoint is None:
             caller.authorizer(auth.scope)  # step 1: a refresh token is kept
             job.save_checkpoint(1)
+            kept.set()
             if not gate.step(job):  # the process "dies" here
                 return {}
         # step 2 needs a scope no kept token covers
@@ -182,7 +184,8 @@ def test_missing_consent_after_a_take_over(
 
     first, client = build(work, keep_tokens=True, resumable=True, lease=3600.0)
     action_id = client.run(alice, {"n": 1}).json["action_id"]
-    wait_for(lambda: len(steps) == 1, "step 1 ran")
+    # Step 1 done: its token and checkpoint are kept before the hand-back.
+    wait_for(kept.is_set, "step 1 ran")
     first.jobs.shutdown()  # type: ignore[union-attr]  # handed back
     second, other = build(work, keep_tokens=True, resumable=True, lease=3600.0)
     second.jobs.runner()  # type: ignore[union-attr]  # takes the job over
@@ -280,18 +283,20 @@ def test_a_job_taken_over_without_kept_tokens_waits_for_its_caller(
 ) -> None:
     gate = Gate()
     runs: list[Any] = []
+    saved = threading.Event()
 
     def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
         runs.append(job.checkpoint)
         if job.checkpoint is None:
             job.save_checkpoint(1)
+            saved.set()
             if not gate.step(job):  # the process "dies" here
                 return {}
         return {"token": caller.authorizer(TRANSFER).access_token[:5]}
 
     first, client = build(work, resumable=True, lease=3600.0)
     action_id = client.run(alice, {"n": 1}).json["action_id"]
-    wait_for(lambda: len(runs) == 1, "the job started")
+    wait_for(saved.is_set, "the job saved its checkpoint")
     first.jobs.shutdown()  # type: ignore[union-attr]
     second, other = build(work, resumable=True, lease=3600.0)
     second.jobs.runner()  # type: ignore[union-attr]

@@ -5,8 +5,7 @@ once, not at every attempt."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from aptools import Action, Caller, Job, Provider
 from aptools.execution import Execution
 from aptools.store.postgresql import PostgreSQLStore
 from aptools.testing import FakeGlobusAuth, FakeIdentity
+from aptools.testing.waiting import wait_for
 from tests.conftest import Client
 
 from .pg import (  # noqa: F401 - the fixtures pg_url and schema
@@ -23,16 +23,6 @@ from .pg import (  # noqa: F401 - the fixtures pg_url and schema
     schema_fixture,
     through,
 )
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it answers something true (a bound, not a timing)."""
-    give_up = time.monotonic() + timeout
-    while not (got := check()):
-        if time.monotonic() > give_up:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.02)
-    return got
 
 
 class Counted(PostgreSQLStore):

@@ -32,6 +32,7 @@ from aptools import (
     Stored,
 )
 from aptools.testing import FakeGlobusAuth, FakeIdentity
+from aptools.testing.waiting import wait_for
 from tests.conftest import Client
 
 from .pg import (  # noqa: F401 - the fixtures pg_url and schema
@@ -40,18 +41,6 @@ from .pg import (  # noqa: F401 - the fixtures pg_url and schema
 )
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}}
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it answers something true (a bound, not a timing)."""
-    give_up = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > give_up:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])

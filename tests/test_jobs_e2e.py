@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from aptools.testing import FakeGlobusAuth, FakeIdentity
+from aptools.testing import FakeGlobusAuth, FakeIdentity, waiting
 
 from .servers import ROOT, Server
 
@@ -40,14 +40,8 @@ def longjob(kind: str, auth: FakeGlobusAuth, path: Path) -> Server:
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    give_up = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > give_up:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.1)
+    """Over HTTP to real servers: a longer bound, a slower poll."""
+    return waiting.wait_for(check, what, timeout, every=0.1)
 
 
 def family(pid: int) -> list[int]:

@@ -11,6 +11,7 @@
   ``stop`` a real gunicorn or uvicorn, with every process it started.
 - The pytest plugin (registered automatically when aptools is installed)
   adds the ``fake_globus_auth`` fixture.
+- :func:`wait_for`: poll until something done in the background holds.
 - :mod:`aptools.testing.store_contract`: the tests any action store must
   pass (imported on its own; it needs pytest).
 """
@@ -18,5 +19,13 @@
 from aptools.testing.client import ProviderClient, Reply
 from aptools.testing.fakeauth import FakeGlobusAuth, FakeIdentity
 from aptools.testing.loading import load_provider
+from aptools.testing.waiting import wait_for
 
-__all__ = ["FakeGlobusAuth", "FakeIdentity", "ProviderClient", "Reply", "load_provider"]
+__all__ = [
+    "FakeGlobusAuth",
+    "FakeIdentity",
+    "ProviderClient",
+    "Reply",
+    "load_provider",
+    "wait_for",
+]
