@@ -4,8 +4,6 @@ faces, memory and SQLite stores."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +32,7 @@ from tests.test_jobs import (  # noqa: F401 - fixtures
     Gate,
     build,
     ended,
+    longjob,
     new_store,
     pg_url_fixture,
     schema_fixture,
@@ -209,15 +208,8 @@ def test_the_longjob_example_waits_for_consent(
     auth: FakeGlobusAuth,
     flavour: str,
     alice: FakeIdentity,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("APTOOLS_STORE", "memory:")
-    monkeypatch.setenv("LONGJOB_SCOPE", auth.scope)
-    monkeypatch.setenv("LONGJOB_POLL_INTERVAL", "0.05")
-    monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    monkeypatch.delitem(sys.modules, "examples.longjob.app", raising=False)
-    example = importlib.import_module("examples.longjob.app")
-    client = Client(example.app if flavour == "wsgi" else example.asgi, "/longjob")
+    provider, client = longjob(auth, flavour)
     try:
         auth.withhold_consent(alice, TRANSFER)
         body = {"steps": 2, "step_seconds": 0, "scope": TRANSFER}
@@ -236,7 +228,7 @@ def test_the_longjob_example_waits_for_consent(
         log = client.call("GET", f"/{action_id}/log", alice).json
         assert [e["code"] for e in log["entries"]] == ["StepDone"] * 2
     finally:
-        example.provider.jobs.shutdown()
+        provider.jobs.shutdown()  # type: ignore[union-attr]
 
 
 def test_a_resumed_job_acts_as_the_resuming_caller_in_any_process(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ from aptools import (
     Store,
     Stored,
 )
-from aptools.testing import FakeGlobusAuth, FakeIdentity
+from aptools.testing import FakeGlobusAuth, FakeIdentity, load_provider
 from aptools.testing.waiting import wait_for
 from tests.conftest import Client
 
@@ -467,19 +465,28 @@ def test_a_job_whose_process_died_is_taken_over(build: Build, resumable: bool) -
         assert "completion_time" in doc
 
 
+def longjob(auth: FakeGlobusAuth, flavour: str) -> tuple[Provider, Client]:
+    """The longjob example, imported anew against this test's fake Globus Auth,
+    on the memory store, polling its queue often."""
+    provider = load_provider(
+        "examples.longjob.app",
+        environment={
+            "APTOOLS_STORE": "memory:",
+            "LONGJOB_SCOPE": auth.scope,
+            "LONGJOB_POLL_INTERVAL": "0.05",
+            "APTOOLS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        },
+    )
+    app = provider.wsgi() if flavour == "wsgi" else provider.asgi()
+    return provider, Client(app, provider.prefix)
+
+
 def test_the_longjob_example(
     auth: FakeGlobusAuth,
     flavour: str,
     alice: FakeIdentity,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("APTOOLS_STORE", "memory:")
-    monkeypatch.setenv("LONGJOB_SCOPE", auth.scope)
-    monkeypatch.setenv("LONGJOB_POLL_INTERVAL", "0.05")
-    monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    monkeypatch.delitem(sys.modules, "examples.longjob.app", raising=False)
-    example = importlib.import_module("examples.longjob.app")
-    client = Client(example.app if flavour == "wsgi" else example.asgi, "/longjob")
+    provider, client = longjob(auth, flavour)
     try:
         about = client.call("GET", "/").json
         assert about["log_supported"] is True
@@ -502,7 +509,7 @@ def test_the_longjob_example(
         assert failed["details"]["done"] == 1
         assert "step 2" in failed["details"]["description"]
     finally:
-        example.provider.jobs.shutdown()
+        provider.jobs.shutdown()  # type: ignore[union-attr]
 
 
 def test_the_readme_job_example(
