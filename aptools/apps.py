@@ -116,6 +116,7 @@ class AppBuilder:
                 prefix=self.prefix,
                 base_url=self._base_url(),
                 dependent_scopes=self.dependent_scopes(),
+                check_body=self._check_body,
             ),
             visible=core.Access.of(self._about["visible_to"], PUBLIC),
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
@@ -134,6 +135,9 @@ class AppBuilder:
             jobs=jobs,
         )
         return self._spec
+
+    def _check_body(self, body: Any) -> None:
+        self._validator({"request_id": "example", "body": body})
 
     def _base_url(self) -> str:
         return self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))

@@ -37,6 +37,7 @@ def _asgi_responder(
         if data:
             resp.content_type = JSON
             if type(data) is Page:  # the provider page, for a browser
+                resp.data = bytes(data)  # servers want bytes, not a subclass
                 resp.content_type = PAGE_TYPE
                 resp.set_headers(PAGE_HEADERS)
         if headers:

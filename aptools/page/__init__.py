@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from aptools.errors import RequestValidationError
 from aptools.flows import one_state_flow
 from aptools.page.html import CSP, render
 from aptools.page.schema import rows
@@ -77,11 +78,16 @@ def compile_page(
     prefix: str,
     base_url: str,
     dependent_scopes: Sequence[str] = (),
+    check_body: Callable[[Any], object] | None = None,
 ) -> ProviderPage:
     """Render the page of a provider described by ``about`` (its description
     document), served under ``prefix`` at ``base_url`` (the provider's
     ``public_url``: an absolute URL, or a path such as ``/``). The scopes in
-    ``dependent_scopes`` are listed as those the provider acts under."""
+    ``dependent_scopes`` are listed as those the provider acts under.
+
+    The example body is made by :func:`aptools.schema.example_for`;
+    ``check_body`` (raising :class:`~aptools.RequestValidationError`) says
+    whether it would be accepted, and the page says so, or why not."""
     base = "" if base_url == "/" else base_url.rstrip("/")
     root = prefix if prefix != "/" else "/"
     openapi_url = f"{base}{prefix.rstrip('/')}/openapi.json"
@@ -94,6 +100,12 @@ def compile_page(
         action_url = f"{slot}{base}{root}"
     schema = about.get("input_schema", {})
     example = example_for(schema) if isinstance(schema, Mapping) else {}
+    fault = None
+    if check_body is not None:
+        try:
+            check_body(example)
+        except RequestValidationError as exc:
+            fault = str(exc.description)
     text = render(
         about,
         action_url=action_url,
@@ -101,6 +113,7 @@ def compile_page(
         dependent_scopes=dependent_scopes,
         schema_rows=rows(schema),
         example=example,
+        example_fault=fault,
         flow=one_state_flow(str(about["title"]), action_url, example),
     )
     data = text.encode("utf-8")

@@ -111,6 +111,7 @@ def render(
     dependent_scopes: Sequence[str],
     schema_rows: Sequence[Row],
     example: Any,
+    example_fault: str | None,
     flow: Mapping[str, Any],
 ) -> str:
     """The page for the description document ``about`` (the JSON answered
@@ -134,6 +135,13 @@ def render(
             f"<dd>{_list(dependent_scopes)}</dd>"
         )
     keywords = about.get("keywords") or []
+    if example_fault is None:
+        checked = "<p>A run with this body is accepted.</p>"
+    else:
+        checked = (
+            "<p>Put in your own values: this body is not accepted as it is "
+            f"(<code>{escape(example_fault)}</code>).</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -173,6 +181,7 @@ which must match this schema.</p>
 {schema_text}
 {_table(schema_rows)}
 <h3 id="example">Example body</h3>
+{checked}
 <pre><code id="example-body">{_json(example)}</code></pre>
 </section>
 <section aria-labelledby="flow">

@@ -33,7 +33,7 @@ def _quality(param: str) -> float | None:
 def prefers_html(accept: str | None) -> bool:
     """Whether an ``Accept`` header prefers ``text/html`` to
     ``application/json``. Malformed parts are ignored, never an error."""
-    if not accept or "html" not in accept.lower():
+    if not accept or "text/" not in accept.lower():
         return False
     best = {_HTML: (-1, 0.0), _JSON: (-1, 0.0)}  # (specificity, quality)
     for item in accept.split(",")[:64]:
