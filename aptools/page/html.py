@@ -51,9 +51,11 @@ footer { color: #3d3d3d; margin-top: 2rem; padding-bottom: 2rem; font-size: .9re
 
 _STYLE_HASH: Final = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 
-#: The page's Content-Security-Policy: nothing loads but its own style sheet.
+#: The page's Content-Security-Policy: nothing loads but its own style sheet
+#: (and the empty icon, which keeps browsers from asking for /favicon.ico).
 CSP: Final = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src data:; "
+    "base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
 
@@ -148,6 +150,7 @@ def render(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>{title} · Globus Action Provider</title>
 <style>{STYLE}</style>
 </head>
