@@ -9,6 +9,8 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +211,31 @@ def test_the_page_in_a_browser(browser: Any, longjob: Server, tmp_path: Path) ->
     # The link works in the browser too: JSON, not a page.
     link.click()
     assert '"openapi"' in browser.find_element(By.TAG_NAME, "body").text
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
+def test_without_a_browser(ci: str, outcome: str, tmp_path: Path) -> None:
+    """No chromium on the PATH: a failure under CI=true, else a skip saying
+    what to install."""
+    env = {**os.environ, "PATH": str(tmp_path), "CI": ci}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__).name}::test_the_page_in_a_browser",
+            "-k",
+            "uvicorn",
+        ],
+        cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert outcome in done.stdout, done.stdout[-2000:]
+    assert "apt-get install chromium chromium-driver" in done.stdout
