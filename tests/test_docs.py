@@ -67,6 +67,8 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     # The reference is made from the docstrings.
     assert "An Action Provider: its description, its handlers, its settings." in api
     kit = (site / "reference" / "testing" / "index.html").read_text()
+    # reST roles of the docstrings are shown as code, not as role text
+    assert ":class:" not in api and ":meth:" not in kit
     assert "A Globus Auth + Groups stand-in serving HTTP on 127.0.0.1." in kit
     assert "Poll status until the action is finished" in kit
     benchmarks = (site / "benchmarks" / "index.html").read_text()
