@@ -115,7 +115,7 @@ class AppBuilder:
                 description,
                 prefix=self.prefix,
                 base_url=self._base_url(),
-                dependent_scopes=self.dependent_scopes(),
+                dependent_scopes=self._dependent_scopes(),
                 check_body=self._check_body,
             ),
             visible=core.Access.of(self._about["visible_to"], PUBLIC),
@@ -142,7 +142,7 @@ class AppBuilder:
     def _base_url(self) -> str:
         return self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
 
-    def dependent_scopes(self) -> tuple[str, ...]:
+    def _dependent_scopes(self) -> tuple[str, ...]:
         """The scopes the provider declares it acts under for its callers
         (dependent scopes of its own), listed on the provider page. None are
         declared yet: ``caller.authorizer(scope)`` asks for a scope when it
