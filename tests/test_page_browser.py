@@ -195,6 +195,20 @@ def test_the_page_in_a_browser(browser: Any, longjob: Server, tmp_path: Path) ->
         ratio = contrast(tuple(fore), tuple(back))
         assert ratio >= 7, f"{what}: {fore} on {back} is {ratio:.1f}:1"
 
+    # Each section is labelled by its heading; every link has a name.
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('section')].map(s => {"
+        "  const h = document.getElementById(s.getAttribute('aria-labelledby'));"
+        "  return h ? h.tagName + ' ' + h.textContent : null; })"
+    )
+    assert labels == [
+        "H2 About this provider",
+        "H2 Input",
+        "H2 In a flow",
+        "H2 For programs",
+    ]
+    assert all(a.text.strip() for a in browser.find_elements(By.TAG_NAME, "a"))
+
     # Links say where they go.
     link = browser.find_element(By.ID, "openapi")
     assert link.text == "The OpenAPI document (openapi.json)"
