@@ -183,9 +183,10 @@ def test_the_page_in_a_browser(browser: Any, longjob: Server, tmp_path: Path) ->
         if message["method"] == "Network.requestWillBeSent":
             requested.append(message["params"]["request"]["url"])
     assert requested == [longjob.url + "/"]
-    assert browser.execute_script(
-        "return performance.getEntriesByType('resource').length"
-    ) == 0
+    assert (
+        browser.execute_script("return performance.getEntriesByType('resource').length")
+        == 0
+    )
 
     # Every text colour against its background: at least 7:1 (WCAG AAA).
     selectors = "body,h1,h2,h3,p,dt,dd,th,td,caption,code,pre,a,footer,.subtitle"
