@@ -16,6 +16,7 @@ import orjson
 from aptools.auth import Authenticator
 from aptools.execution import Execution, handler_table
 from aptools.models import parse_duration
+from aptools.page import compile_page
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
 from aptools.settings import ProviderConfigError, base_url, client_credentials
@@ -104,10 +105,19 @@ class AppBuilder:
         )
         max_deadline = parse_duration(self._about["maximum_deadline"])
         jobs = self._jobs.engine(store, auth, max_deadline)
+        description = self.description
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
-            description=orjson.dumps(self.description),
+            description=orjson.dumps(description),
             openapi=orjson.dumps(self.openapi()),
+            # The page too is rendered once (see aptools.page).
+            page=compile_page(
+                description,
+                prefix=self.prefix,
+                base_url=self._base_url(),
+                dependent_scopes=self._dependent_scopes(),
+                check_body=self._check_body,
+            ),
             visible=core.Access.of(self._about["visible_to"], PUBLIC),
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
             auth=auth,
@@ -126,15 +136,30 @@ class AppBuilder:
         )
         return self._spec
 
+    def _check_body(self, body: Any) -> None:
+        self._validator({"request_id": "example", "body": body})
+
+    def _base_url(self) -> str:
+        return self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
+
+    def _dependent_scopes(self) -> tuple[str, ...]:
+        """The scopes the provider declares it acts under for its callers
+        (dependent scopes of its own), listed on the provider page. None are
+        declared yet: ``caller.authorizer(scope)`` asks for a scope when it
+        is used."""
+        return ()
+
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
         ``{prefix}/openapi.json``)."""
         from aptools.protocol.openapi import openapi_document
         from aptools.protocol.routes import route_table
 
-        base = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
-            self.description, route_table(self._handlers), self.prefix, base_url=base
+            self.description,
+            route_table(self._handlers),
+            self.prefix,
+            base_url=self._base_url(),
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:

@@ -1,6 +1,7 @@
-"""The README's consent examples, run as written: the run-handler provider,
-the job provider and the test, against the fake Globus Auth and a loopback
-stand-in for Transfer that the real globus-sdk talks HTTP to."""
+"""The consent examples of the tutorial (docs/tutorial/consent.md), run as
+written: the run-handler provider, the job provider and the test, against the
+fake Globus Auth and a loopback stand-in for Transfer that the real globus-sdk
+talks HTTP to."""
 
 from __future__ import annotations
 
@@ -82,8 +83,8 @@ def transfer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTransfer]:
 
 
 def block(starting: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    page = (ROOT / "docs" / "tutorial" / "consent.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
     [found] = [b for b in blocks if starting in b]
     return found
 
@@ -93,7 +94,7 @@ def load(name: str, auth: FakeGlobusAuth) -> dict[str, Any]:
         "https://auth.globus.org/scopes/<client-id>/action_all", auth.scope
     )
     module: dict[str, Any] = {"__name__": name}
-    exec(compile(code, f"README.md:{name}.py", "exec"), module)
+    exec(compile(code, f"consent.md:{name}.py", "exec"), module)
     return module
 
 

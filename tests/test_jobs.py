@@ -515,9 +515,11 @@ def test_the_longjob_example(
 def test_the_readme_job_example(
     auth: FakeGlobusAuth, alice: FakeIdentity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    page = Path(__file__).parent.parent / "docs" / "tutorial" / "background-jobs.md"
     [code] = [
-        b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "# steps.py" in b
+        b
+        for b in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+        if "# steps.py" in b
     ]
     monkeypatch.setenv("APTOOLS_STORE", "memory:")
     example: dict[str, Any] = {}

@@ -11,6 +11,7 @@ import orjson
 
 from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive_async
+from aptools.page import PAGE_HEADERS, PAGE_TYPE, Page
 from aptools.protocol import spec as core
 from aptools.protocol.routes import FastPath, Operation
 
@@ -35,6 +36,10 @@ def _asgi_responder(
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON
+            if type(data) is Page:  # the provider page, for a browser
+                resp.data = bytes(data)  # servers want bytes, not a subclass
+                resp.content_type = PAGE_TYPE
+                resp.set_headers(PAGE_HEADERS)
         if headers:
             resp.set_headers(headers)
 

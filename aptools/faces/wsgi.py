@@ -10,6 +10,7 @@ import falcon.asgi
 
 from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive
+from aptools.page import PAGE_HEADERS, PAGE_TYPE, Page
 from aptools.protocol import spec as core
 from aptools.protocol.routes import FastPath, Operation
 
@@ -32,6 +33,10 @@ def _wsgi_responder(
         resp.status, resp.data = status, data
         if data:
             resp.content_type = JSON
+            if type(data) is Page:  # the provider page, for a browser
+                resp.data = bytes(data)  # servers want bytes, not a subclass
+                resp.content_type = PAGE_TYPE
+                resp.set_headers(PAGE_HEADERS)
         if headers:
             resp.set_headers(headers)
 

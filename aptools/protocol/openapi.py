@@ -230,6 +230,13 @@ def _operation(route: Route, path: str, scope: str, public: bool) -> dict[str, A
         }
     errors = [e for e in route.errors if not (open_to_all and e in _AUTH_ERRORS)]
     op["responses"] = _answers(route.answers, errors)
+    if route.name == "introspect":
+        described = op["responses"]["200"]
+        described["description"] += (
+            " A client preferring text/html to application/json in Accept "
+            "(a browser) gets the provider page instead."
+        )
+        described["content"]["text/html"] = {"schema": {"type": "string"}}
     return op
 
 

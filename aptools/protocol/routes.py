@@ -35,6 +35,10 @@ FastPath = Callable[[core.Spec, Any, Any], core.Reply | None]
 _CORS_GET: Final[Mapping[str, str]] = MappingProxyType(
     {"Access-Control-Allow-Origin": "*"}
 )
+# The root answers JSON or the provider page, as the Accept header asks.
+_CORS_ROOT: Final[Mapping[str, str]] = MappingProxyType(
+    {"Access-Control-Allow-Origin": "*", "Vary": "Accept"}
+)
 _CORS_OPTIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "Access-Control-Allow-Origin": "*",
@@ -179,7 +183,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Describe this provider",
         {"200": ("The description.", "ProviderDescription")},
         _DESCRIBE_ERRORS,
-        _CORS_GET,
+        _CORS_ROOT,
         access="visible",
     ),
     Route(

@@ -21,6 +21,7 @@ from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
+    from aptools.page import ProviderPage
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -89,6 +90,8 @@ class Spec:
     hooks: tuple[Callable[..., None], ...] = ()
     #: The background job, if the provider has one.
     jobs: JobEngine | None = None
+    #: The provider page, answered to browsers at the root.
+    page: ProviderPage | None = None
 
 
 def to_json(doc: Any) -> bytes:

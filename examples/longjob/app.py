@@ -44,10 +44,28 @@ provider = Provider(
     input_schema={
         "type": "object",
         "properties": {
-            "steps": {"type": "integer", "minimum": 1, "maximum": 3600},
-            "step_seconds": {"type": "number", "minimum": 0, "maximum": 60},
-            "fail_at": {"type": "integer", "minimum": 1},
-            "scope": {"type": "string"},
+            "steps": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 3600,
+                "description": "How many steps to work.",
+            },
+            "step_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 60,
+                "default": 1,
+                "description": "Seconds each step takes.",
+            },
+            "fail_at": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "A step to fail at, to see a FAILED action.",
+            },
+            "scope": {
+                "type": "string",
+                "description": "A scope to act under at every step, as the caller.",
+            },
         },
         "required": ["steps"],
         "additionalProperties": False,

@@ -7,6 +7,7 @@ from aptools.protocol.access import (
     require,
 )
 from aptools.protocol.effects import Op
+from aptools.protocol.negotiate import prefers_html
 from aptools.protocol.spec import Reply, Request, Spec
 
 
@@ -19,6 +20,11 @@ def _described(spec: Spec, req: Request, document: bytes) -> Op[Reply]:
 
 
 def introspect(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
+    """The description document; for a browser (HTML preferred to JSON),
+    the provider page (:mod:`aptools.page`)."""
+    if spec.page is not None and prefers_html(req.get_header("Accept")):
+        status, _ = yield from _described(spec, req, b"")
+        return status, spec.page.render(req.scheme, req.netloc)
     return (yield from _described(spec, req, spec.description))
 
 
