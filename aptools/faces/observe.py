@@ -21,7 +21,8 @@ class RequestInfo:
     """What an operator may know of a finished request (never a token or body).
 
     ``operation`` is ``run``, ``status``, ``cancel``, ``release``, ``log``,
-    ``resume``, ``enumerate``, ``introspect``, ``openapi`` or ``options``, and
+    ``resume``, ``enumerate``, ``introspect``, ``openapi``, ``ready`` or
+    ``options``, and
     ``None`` when no route matched.
     """
 

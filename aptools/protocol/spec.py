@@ -7,8 +7,10 @@ read it; nothing in it changes while requests are served.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -60,6 +62,25 @@ class Handler:
         return self.effect(self.fn, *args)
 
 
+class Verdict:
+    """The readiness route's last answer, kept ``ttl`` seconds so that
+    probes from many load balancers cost one store check per process."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._reply: Reply | None = None
+        self._until = 0.0
+
+    def kept(self) -> Reply | None:
+        """The last answer, if still fresh."""
+        return self._reply if time.monotonic() < self._until else None
+
+    def keep(self, reply: Reply) -> None:
+        with self._lock:
+            self._reply, self._until = reply, time.monotonic() + self.ttl
+
+
 @dataclass(slots=True, frozen=True, kw_only=True)
 class Spec:
     """A provider compiled for serving; shared by the WSGI and ASGI apps.
@@ -89,6 +110,8 @@ class Spec:
     hooks: tuple[Callable[..., None], ...] = ()
     #: The background job, if the provider has one.
     jobs: JobEngine | None = None
+    #: The readiness route's kept answer.
+    readiness: Verdict = field(default_factory=Verdict)
 
 
 def to_json(doc: Any) -> bytes:
