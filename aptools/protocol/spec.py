@@ -23,6 +23,7 @@ from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
+    from aptools.telemetry import Telemetry
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -110,6 +111,8 @@ class Spec:
     hooks: tuple[Callable[..., None], ...] = ()
     #: The background job, if the provider has one.
     jobs: JobEngine | None = None
+    #: What records traces and metrics (``None``: nothing does).
+    telemetry: Telemetry | None = None
     #: The readiness route's kept answer.
     readiness: Verdict = field(default_factory=Verdict)
 
