@@ -1,4 +1,6 @@
-"""What telemetry costs in process: ``python -m benchmarks.telemetry [--rounds R] [-n N]``.
+"""What telemetry costs in process.
+
+``python -m benchmarks.telemetry [--rounds R] [-n N]``.
 
 The echo provider on the memory store, in three processes measured round by
 round (alternating which goes first): OpenTelemetry not installed
