@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import falcon.testing
 import pytest
@@ -176,3 +177,15 @@ def test_postgresql_schema_mismatch_is_not_ready(
     execute(f'DROP TABLE "{schema}".aptools_schema')
     _is_not_ready(_until(client, 503), "version 0")
     provider.store.close()
+
+
+class _AsyncGet(MemoryStore):
+    """A store of ``async def`` methods that keeps the default check."""
+
+    async def get(self, action_id: str, now: float) -> Any:  # type: ignore[override]
+        return MemoryStore.get(self, action_id, now)
+
+
+def test_a_store_of_async_methods_is_asked_too(make: MakeClient) -> None:
+    _, client = make(store=_AsyncGet())
+    assert _ready(client).json == {"ready": True}

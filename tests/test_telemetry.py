@@ -273,3 +273,13 @@ def test_nothing_is_recorded_when_not_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_readiness_asks_the_store_once_in_a_while(
+    make: MakeClient, recorded: Recorded
+) -> None:
+    _, client = make(**recorded.providers())
+    answers = {client.call("GET", "/ready").status_code for _ in range(20)}
+    assert answers == {200}
+    assert len(recorded.named("GET /test/ready")) == 20
+    assert len(recorded.named("aptools.store ready")) == 1  # the verdict is kept

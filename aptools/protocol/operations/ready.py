@@ -4,11 +4,12 @@ answers at all."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final
 
 from aptools.errors import StoreUnavailable
-from aptools.protocol.effects import Op
+from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.spec import Reply, Request, Spec, to_json
 
 log = logging.getLogger("aptools")
@@ -27,8 +28,15 @@ def ready(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     kept = spec.readiness.kept()
     if kept is not None:
         return kept
+    check = spec.store.ready
     try:
-        yield from spec.store_call(spec.store.ready)
+        if asyncio.iscoroutinefunction(spec.store.get) and (
+            not asyncio.iscoroutinefunction(check)
+        ):
+            # A store of async methods that kept the (plain) default check.
+            yield Blocking(check)
+        else:
+            yield from spec.store_call(check)
         reply = READY
     except StoreUnavailable as exc:
         reply = _not_ready(exc.description or StoreUnavailable.default_description)
