@@ -5,7 +5,7 @@ both faces and every store."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +92,34 @@ def test_sqlite_file_gone_is_not_ready(make: MakeClient, tmp_path: Path) -> None
     assert _until(client, 200).status_code == 200
 
 
-def test_a_closed_store_is_not_ready(make: MakeClient, pg_url: str) -> None:
+def test_a_closed_store_is_not_ready(on_postgresql: Any, pg_url: str) -> None:
     from aptools.store.postgresql import PostgreSQLStore
 
-    provider, client = make(store=PostgreSQLStore(pg_url))
+    provider, client = on_postgresql(PostgreSQLStore(pg_url))
     assert _ready(client).status_code == 200
     provider.store.close()
     _is_not_ready(_until(client, 503), "closed")
 
 
 # -- PostgreSQL --
+
+Closing = Callable[[MakeClient, Any], tuple[Any, Client]]
+
+
+@pytest.fixture
+def on_postgresql(make: MakeClient) -> Iterator[Closing]:
+    """``make`` on a PostgreSQL store, closed (its view and itself) after."""
+    opened: list[Any] = []
+
+    def build(store: Any, **kw: Any) -> tuple[Any, Client]:
+        opened.append(store)
+        provider, client = make(store=store, **kw)
+        opened.append(provider.store)
+        return provider, client
+
+    yield build  # type: ignore[misc]
+    for store in reversed(opened):
+        store.close()
 
 
 @pytest.fixture
@@ -112,22 +130,21 @@ def relay() -> Iterator[Relay]:
 
 
 def test_postgresql_port_closed_is_not_ready_then_ready_again(
-    make: MakeClient, relay: Relay, schema: str
+    on_postgresql: Any, relay: Relay, schema: str
 ) -> None:
     from aptools.store.postgresql import PostgreSQLStore
 
     url = through(relay, schema, pool_timeout=1, connect_timeout=1)
-    provider, client = make(store=PostgreSQLStore(url))
+    _, client = on_postgresql(PostgreSQLStore(url))
     assert _ready(client).status_code == 200
     relay.cut()  # nothing listens on the store's port any more
     _is_not_ready(_until(client, 503), "could not be reached")
     relay.mend()
     assert _until(client, 200).json == {"ready": True}
-    provider.store.close()
 
 
 def test_postgresql_refusing_connections_is_not_ready(
-    make: MakeClient, schema: str
+    on_postgresql: Any, schema: str
 ) -> None:
     """A real outage: the server itself refuses the store's role, and ends
     its sessions."""
@@ -141,7 +158,7 @@ def test_postgresql_refusing_connections_is_not_ready(
         execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
         url = URL.replace("postgres@", f"{role}@", 1)
         url = with_params(url, schema=schema, pool_timeout=1, connect_timeout=1)
-        provider, client = make(store=PostgreSQLStore(url))
+        provider, client = on_postgresql(PostgreSQLStore(url))
         assert _ready(client).status_code == 200
         execute(f'ALTER ROLE "{role}" NOLOGIN')
         execute(
@@ -162,11 +179,11 @@ def test_postgresql_refusing_connections_is_not_ready(
 
 
 def test_postgresql_schema_mismatch_is_not_ready(
-    make: MakeClient, pg_url: str, schema: str
+    on_postgresql: Any, pg_url: str, schema: str
 ) -> None:
     from aptools.store.postgresql import VERSION, PostgreSQLStore
 
-    provider, client = make(store=PostgreSQLStore(pg_url))
+    provider, client = on_postgresql(PostgreSQLStore(pg_url))
     assert _ready(client).status_code == 200
     # A newer aptools migrated the schema on another host.
     execute(f'INSERT INTO "{schema}".aptools_schema (version) VALUES ({VERSION + 1})')

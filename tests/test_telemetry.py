@@ -181,7 +181,8 @@ def test_store_unavailability_is_counted(
     from aptools.store.postgresql import PostgreSQLStore
 
     url = through(relay, schema, pool_timeout=1, connect_timeout=1)
-    provider, client = make(store=PostgreSQLStore(url), **recorded.providers())
+    root = PostgreSQLStore(url)
+    provider, client = make(store=root, **recorded.providers())
     assert client.run(alice, {"input_string": "x"}, "r1").status_code == 202
     relay.cut()
     assert client.run(alice, {"input_string": "x"}, "r2").status_code == 503
@@ -190,9 +191,10 @@ def test_store_unavailability_is_counted(
         dict(p.attributes)["db.operation.name"]: p.value
         for p in recorded.points("aptools.store.unavailable")
     }
-    assert counted == {"reserve": 1, "ready": 1}
     relay.mend()
     provider.store.close()
+    root.close()
+    assert counted == {"reserve": 1, "ready": 1}
 
 
 def test_json_log_records_carry_the_trace_id(
