@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from aptools import ActionRequest, ActionStatus, Caller
 from aptools.logjson import JSONFormatter, log_context, log_format
@@ -178,6 +179,9 @@ def test_serve_log_format_json(tmp_path: Path, auth: FakeGlobusAuth, face: str) 
         ]
         for path in paths:
             _send(port, path)
+        # The readiness route under the real server, as a probe calls it.
+        ready = requests.get(f"http://127.0.0.1:{port}/skeleton/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json() == {"ready": True}
         raw = server.wait_for(lambda s: s.count("aptools.access") >= 4)
     assert "\x1b" not in raw and "\r" not in raw
     records = [json.loads(line) for line in raw.splitlines() if line.strip()]
