@@ -21,6 +21,7 @@ from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
 from aptools.settings import ProviderConfigError, base_url, client_credentials
 from aptools.store import Store, open_store
+from aptools.telemetry import build as build_telemetry
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class AppBuilder:
     _handler_threads: int | None
     _public_url: str | None
     _hooks: list[Callable[[RequestInfo], None]]
+    _telemetry: tuple[Any, Any]
     _jobs: JobDeclaration
     _spec: core.Spec | None
     _validator: Any
@@ -106,6 +108,12 @@ class AppBuilder:
         max_deadline = parse_duration(self._about["maximum_deadline"])
         jobs = self._jobs.engine(store, auth, max_deadline)
         description = self.description
+        # Decided once: when nothing records, the app is built as without it.
+        telemetry = build_telemetry(*self._telemetry)
+        calls = store_call(store)
+        if telemetry is not None:
+            auth.observe = telemetry.auth_call
+            calls = telemetry.store_call(calls)
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
             description=orjson.dumps(description),
@@ -122,7 +130,7 @@ class AppBuilder:
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
             auth=auth,
             store=store,
-            store_call=store_call(store),
+            store_call=calls,
             execution=Execution(store, jobs=jobs),
             validate=self._validator,
             handlers=handlers,
@@ -133,6 +141,7 @@ class AppBuilder:
             access_log=self._access_log,
             hooks=tuple(self._hooks),
             jobs=jobs,
+            telemetry=telemetry,
         )
         return self._spec
 

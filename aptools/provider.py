@@ -99,6 +99,9 @@ class Provider(AppBuilder):
     - ``access_log``: ``False`` turns the per-request log line off for good.
     - ``offload_sync_handlers``, ``handler_threads``: how ``def`` handlers
       run under ASGI (below).
+    - ``tracer_provider``, ``meter_provider``: OpenTelemetry's, to record
+      spans and metrics with instead of the global ones (see
+      :mod:`aptools.telemetry`; needs ``aptools[otel]``).
 
     Globus Auth:
 
@@ -175,6 +178,8 @@ class Provider(AppBuilder):
         max_jobs: int = 4,
         job_poll_interval: float = 1.0,
         encryption_key: str | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         check_settings(
             title=title,
@@ -231,6 +236,7 @@ class Provider(AppBuilder):
         self._handler_threads = handler_threads
         self._public_url = None if public_url is None else base_url(public_url)
         self._hooks: list[Callable[[RequestInfo], None]] = []
+        self._telemetry = (tracer_provider, meter_provider)
         self._spec: core.Spec | None = None
         # Fail now rather than at the first request.
         self._validator = compile_validator(schema, echo_input)

@@ -100,6 +100,9 @@ def build(name: str, token: str) -> Contender:
     if name == "flask-toolkit":
         module = importlib.import_module("benchmarks.contenders.flask_toolkit")
         return Contender(name, module.app, token)
+    if name.startswith("otel-"):
+        module = importlib.import_module("benchmarks.contenders.otel_app")
+        return Contender(name, module.build(name.removeprefix("otel-")).wsgi(), token)
     if name.startswith("aptools-"):
         module = importlib.import_module("benchmarks.contenders.aptools_app")
         store = os.environ["BENCH_SQLITE"] if name == "aptools-sqlite" else "memory:"

@@ -121,14 +121,16 @@ def test_document_qualifies_for_registered_apis(
     seen = set()
     for path, method, op in _operations(doc):
         seen.add(op["tags"][0])
-        if method == "options" or (
-            op["tags"][0] in ("introspect", "openapi") and public
+        if (
+            method == "options"
+            or op["tags"][0] == "ready"
+            or (op["tags"][0] in ("introspect", "openapi") and public)
         ):
             assert op["security"] == [{}], (path, method)
         else:
             assert op["security"] == [{"GlobusAuth": [auth.scope]}], (path, method)
     assert seen >= {"run", "status", "cancel", "release", "log", "enumerate", "resume"}
-    assert seen >= {"introspect", "openapi", "options"}
+    assert seen >= {"introspect", "openapi", "options", "ready"}
 
 
 def test_public_url_setting_and_environment(

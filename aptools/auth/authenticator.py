@@ -19,6 +19,7 @@ waiting for the same token, so none of them asks again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import threading
@@ -157,7 +158,9 @@ class Authenticator(GlobusAuthClient):
         # In a thread of its own, so that no request waits longer than the
         # timeout: the hand-off costs about 0.1 ms (measured), against a
         # round trip to Globus Auth; cached tokens never come here.
-        self._pool.get().submit(self._resolve, key, token, future)
+        # In the asking request's context: its trace and log fields.
+        context = contextvars.copy_context()
+        self._pool.get().submit(context.run, self._resolve, key, token, future)
 
     def _give_up(self, future: Future[Caller]) -> None:
         """Fail ``future`` for every request waiting on it (unless just answered)."""

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from aptools.auth.caller import Caller
 from aptools.auth.globus import auth_errors, scope_names
 from aptools.errors import AuthServiceError, ConsentRequired, Unauthorized
+from aptools.telemetry import unobserved
 from aptools.vocabulary import GROUP_URN, GROUPS_SCOPE, IDENTITY_URN
 
 if TYPE_CHECKING:
@@ -35,6 +38,10 @@ class GlobusAuthClient:
     ``cache_ttl`` (seconds) caps the keeping time :meth:`_introspect`
     answers with; ``timeout`` (seconds) bounds each HTTP attempt.
     """
+
+    #: Wraps each call to Globus Auth or Groups (``name``: ``introspect``,
+    #: ``dependent_token``, ``groups``): telemetry's, when it records.
+    observe: Callable[[str], AbstractContextManager[None]] = staticmethod(unobserved)
 
     def __init__(
         self,
@@ -67,7 +74,7 @@ class GlobusAuthClient:
         return self._client
 
     def _introspect(self, token: str) -> tuple[Caller, float]:
-        with auth_errors("introspect a token"):
+        with self.observe("introspect"), auth_errors("introspect a token"):
             response = self.client().oauth2_token_introspect(
                 token, include="identity_set"
             )
@@ -114,7 +121,10 @@ class GlobusAuthClient:
         Outages and the provider's own bad credentials are 503/502
         (:class:`~aptools.AuthServiceUnavailable`, :class:`~aptools.AuthServiceError`).
         """
-        with auth_errors("get a dependent token", consent_for=scope):
+        with (
+            self.observe("dependent_token"),
+            auth_errors("get a dependent token", consent_for=scope),
+        ):
             tokens = self.client().oauth2_get_dependent_tokens(token, scope=scope)
         wanted = scope_names(scope)
         for info in tokens.by_resource_server.values():
@@ -145,6 +155,6 @@ class GlobusAuthClient:
             transport=RequestsTransport(http_timeout=self._timeout),
             retry_config=RetryConfig(max_retries=1, max_sleep=0.5),
         )
-        with auth_errors("list the caller's groups"):
+        with self.observe("groups"), auth_errors("list the caller's groups"):
             found = groups.get_my_groups(statuses="active")
         return frozenset(GROUP_URN + str(group["id"]) for group in found)

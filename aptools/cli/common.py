@@ -11,11 +11,14 @@ import sys
 from typing import Final
 from urllib.parse import urlsplit
 
+from aptools.logjson import FORMAT_VARIABLE, FORMATS, configure_logging, log_format
 from aptools.provider import Provider
 from aptools.store import redact
 
 __all__ = [
     "CommandError",
+    "add_log_format",
+    "apply_log_format",
     "load_provider",
     "log_requests",
     "loopback",
@@ -90,14 +93,38 @@ def port(text: str) -> int:
     return number
 
 
-def log_requests() -> None:
-    """Send warnings and the access log to stderr, unless logging is set up."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.WARNING,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+def log_requests(level: int = logging.WARNING) -> None:
+    """Send records of ``level`` and up, and the access log, to stderr,
+    unless logging is set up, in the format ``APTOOLS_LOG_FORMAT`` names
+    (``text`` or ``json``: :mod:`aptools.logjson`)."""
+    try:
+        configure_logging(level)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from None
     logging.getLogger("aptools.access").setLevel(logging.INFO)
+
+
+def add_log_format(parser: argparse.ArgumentParser) -> None:
+    """The ``--log-format`` option (``text`` or ``json``)."""
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help=f"log lines as text (default) or one JSON object each "
+        f"(default: ${FORMAT_VARIABLE}, else text)",
+    )
+
+
+def apply_log_format(args: argparse.Namespace) -> str:
+    """The log format asked for by ``--log-format`` or the environment,
+    exported to the servers this process starts; a bad
+    ``APTOOLS_LOG_FORMAT`` is a usage error."""
+    try:
+        chosen = log_format(args.log_format)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from None
+    os.environ[FORMAT_VARIABLE] = chosen
+    return chosen
 
 
 def _configured_store(provider: Provider | None) -> str:

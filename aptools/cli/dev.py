@@ -11,7 +11,15 @@ from socketserver import ThreadingMixIn
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from aptools.cli.common import CommandError, load_provider, log_requests, loopback, port
+from aptools.cli.common import (
+    CommandError,
+    add_log_format,
+    apply_log_format,
+    load_provider,
+    log_requests,
+    loopback,
+    port,
+)
 from aptools.cli.fakeauth import describe, identities
 from aptools.store import redact
 
@@ -41,6 +49,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--asgi", action="store_true", help="serve the ASGI app with uvicorn"
     )
+    add_log_format(parser)
     parser.set_defaults(func=dev)
 
 
@@ -115,6 +124,7 @@ def dev(args: argparse.Namespace) -> int:
             "`aptools serve` with real Globus Auth.",
             status=2,
         )
+    apply_log_format(args)
     log_requests()
     fake = FakeGlobusAuth().start()
     try:

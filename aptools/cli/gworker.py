@@ -18,9 +18,12 @@ import time
 from functools import partial
 from typing import Any
 
+from gunicorn import glogging  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
-__all__ = ["ThreadWorker"]
+from aptools.logjson import JSONFormatter
+
+__all__ = ["JSONLogger", "ThreadWorker"]
 
 #: How long a new connection may stay silent: gthread's own wait for first
 #: data, after which it also parks the connection for ``keepalive`` more.
@@ -52,3 +55,15 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             selectors.EVENT_READ,
             partial(self.on_pending_socket_readable, conn),
         )
+
+
+class JSONLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own log (its error log: start-up, workers, signals) in
+    the JSON format of :mod:`aptools.logjson` (``aptools serve
+    --log-format json``)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(JSONFormatter())

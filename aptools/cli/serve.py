@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import socket
 import sqlite3
@@ -13,6 +14,8 @@ from typing import Any
 
 from aptools.cli.common import (
     CommandError,
+    add_log_format,
+    apply_log_format,
     load_provider,
     log_requests,
     port,
@@ -20,9 +23,13 @@ from aptools.cli.common import (
     store_url,
     verify_client,
 )
+from aptools.logjson import JSONFormatter
 from aptools.provider import Provider, ProviderConfigError
 
 __all__ = ["add_parser", "asgi_app", "serve", "tcp_listener", "wsgi_app"]
+
+#: uvicorn's own loggers in the JSON format (a logging.config dictionary).
+UVICORN_JSON_LOGGING = os.path.join(os.path.dirname(__file__), "uvicorn-json.json")
 
 HELP = "serve with gunicorn (default) or uvicorn, real Globus Auth"
 
@@ -76,6 +83,7 @@ def add_parser(commands: Any) -> None:
         default=DEFAULT_THREADS,
         help=f"gunicorn: threads per worker (default {DEFAULT_THREADS})",
     )
+    add_log_format(parser)
     parser.add_argument(
         "--no-auth-check",
         dest="auth_check",
@@ -122,6 +130,7 @@ def _checked(args: argparse.Namespace) -> Provider:
 
 def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then serve with gunicorn or uvicorn."""
+    json_logs = apply_log_format(args) == "json"
     provider = _checked(args)
     env = {**os.environ, "APTOOLS_TARGET": args.target}
     env["PYTHONPATH"] = os.pathsep.join(
@@ -129,16 +138,25 @@ def serve(args: argparse.Namespace) -> int:
     )
     if args.server == "uvicorn":
         command = _uvicorn(args)
+        if json_logs:
+            command += ["--log-config", UVICORN_JSON_LOGGING]
         how = "uvicorn"
     else:
         command = _gunicorn(args)
+        if json_logs:
+            command[-1:-1] = ["--logger-class", "aptools.cli.gworker.JSONLogger"]
         how = f"gunicorn, {args.threads} threads per worker"
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
-    print(
+    banner = (
         f"aptools serve: {provider.title} on http://{args.host}:{args.port}"
-        f"{provider.prefix} ({how}, {workers}; store {store_url(provider)})",
-        flush=True,
+        f"{provider.prefix} ({how}, {workers}; store {store_url(provider)})"
     )
+    if json_logs:
+        record = logging.LogRecord(
+            "aptools.serve", logging.INFO, "", 0, banner, (), None
+        )
+        banner = JSONFormatter().format(record)
+    print(banner, flush=True)
     os.execve(sys.executable, command, env)  # noqa: S606 - becomes the server
     return 0  # not reached
 

@@ -19,7 +19,14 @@ import sqlite3
 import threading
 from typing import Any
 
-from aptools.cli.common import CommandError, load_provider, store_failure
+from aptools.cli.common import (
+    CommandError,
+    add_log_format,
+    apply_log_format,
+    load_provider,
+    log_requests,
+    store_failure,
+)
 from aptools.provider import Provider, ProviderConfigError
 
 __all__ = ["add_parser", "worker"]
@@ -40,6 +47,7 @@ def add_parser(commands: Any) -> None:
         ),
     )
     parser.add_argument("target", help="MODULE or MODULE:ATTR naming the Provider")
+    add_log_format(parser)
     parser.set_defaults(func=worker)
 
 
@@ -69,11 +77,8 @@ def worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    apply_log_format(args)
+    log_requests(logging.INFO)
     spec.execution.start()
     log.info(
         "aptools worker: running the jobs of %r (at most %d at once)",

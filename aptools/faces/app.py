@@ -13,6 +13,7 @@ import orjson
 
 from aptools.errors import ROUTING_DESCRIPTIONS, ActionProviderError
 from aptools.faces.observe import Observer, access_log
+from aptools.logjson import json_configured
 from aptools.protocol import spec as core
 from aptools.protocol.lifecycle import crash_reply
 from aptools.protocol.routes import full_path, route_table
@@ -58,9 +59,17 @@ def _configure(
         operations[(path, route.method)] = route.name
     for path, resource in resources.items():
         app.add_route(path, resource)
+    if spec.telemetry is not None:
+        # First in, last out: the access record is made inside the span.
+        app.add_middleware(spec.telemetry.middleware(operations))
     # PERF: the observing middleware costs about 2 µs a request, so it is only
-    # installed when someone listens: hooks, or the access log enabled now.
-    if spec.hooks or (spec.access_log and access_log.isEnabledFor(logging.INFO)):
+    # installed when someone listens: hooks, the access log enabled now, or
+    # JSON logs (whose records carry the request's ids).
+    if (
+        spec.hooks
+        or (spec.access_log and access_log.isEnabledFor(logging.INFO))
+        or json_configured()
+    ):
         app.add_middleware(Observer(operations, spec.hooks))
 
 

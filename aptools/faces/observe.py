@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from aptools.logjson import bind, unbind
 from aptools.logtext import quoted
 
 __all__ = ["Observer", "RequestInfo"]
@@ -21,7 +22,8 @@ class RequestInfo:
     """What an operator may know of a finished request (never a token or body).
 
     ``operation`` is ``run``, ``status``, ``cancel``, ``release``, ``log``,
-    ``resume``, ``enumerate``, ``introspect``, ``openapi`` or ``options``, and
+    ``resume``, ``enumerate``, ``introspect``, ``openapi``, ``ready`` or
+    ``options``, and
     ``None`` when no route matched.
     """
 
@@ -32,6 +34,8 @@ class RequestInfo:
     duration: float
     caller: str | None
     action_id: str | None
+    #: The run document's ``request_id`` (run requests only).
+    request_id: str | None = None
 
 
 Hook = Callable[[RequestInfo], None]
@@ -48,20 +52,28 @@ class Observer:
         self._hooks = tuple(hooks)
 
     def process_request(self, req: Any, resp: Any) -> None:
-        req.context.started = time.perf_counter()
+        context = req.context
+        context.started = time.perf_counter()
+        # Records logged while the request is handled carry its ids.
+        context.log_context = bind(context)
 
     async def process_request_async(self, req: Any, resp: Any) -> None:
-        req.context.started = time.perf_counter()
+        self.process_request(req, resp)
 
     def process_response(
         self, req: Any, resp: Any, resource: Any, req_succeeded: bool
     ) -> None:
-        self._record(req, resp)
+        try:
+            self._record(req, resp)
+        finally:
+            bound = req.context.get("log_context")
+            if bound is not None:
+                unbind(bound)
 
     async def process_response_async(
         self, req: Any, resp: Any, resource: Any, req_succeeded: bool
     ) -> None:
-        self._record(req, resp)
+        self.process_response(req, resp, resource, req_succeeded)
 
     def _record(self, req: Any, resp: Any) -> None:
         context = req.context
@@ -77,8 +89,13 @@ class Observer:
             duration=duration,
             caller=caller.identity_urn if caller is not None else None,
             action_id=context.get("action_id"),
+            request_id=context.get("request_id"),
         )
         if access_log.isEnabledFor(logging.INFO):
+            fields = asdict(info)
+            if route is None:
+                # In the JSON format only: orjson escapes it (see logjson).
+                fields["path"] = req.path
             access_log.info(
                 "%s %s %s %.2fms operation=%s caller=%s action_id=%s",
                 # The method, the unrouted path and the action id come from
@@ -90,7 +107,7 @@ class Observer:
                 info.operation,
                 info.caller,
                 None if info.action_id is None else quoted(info.action_id),
-                extra={"aptools": asdict(info)},
+                extra={"aptools": fields},
             )
         for hook in self._hooks:
             try:

@@ -8,6 +8,7 @@ operation calls the store.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 import time
@@ -71,7 +72,10 @@ class Blocking(Call):
     async def run_async(self) -> Any:
         loop = asyncio.get_running_loop()
         pool = None if self.threads is None else self.threads.executor()
-        return await loop.run_in_executor(pool, functools.partial(self.fn, *self.args))
+        # In the request's context (as asyncio.to_thread does), so that log
+        # records and trace spans made in the thread know their request.
+        call = functools.partial(contextvars.copy_context().run, self.fn, *self.args)
+        return await loop.run_in_executor(pool, call)
 
 
 class ThreadPool:

@@ -106,6 +106,15 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
         "OpenAPIDocument": {"type": "object"},
+        "Readiness": {
+            "type": "object",
+            "required": ["ready"],
+            "properties": {
+                "ready": {"type": "boolean"},
+                "code": {"type": "string"},
+                "description": {"type": "string"},
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["code", "description"],

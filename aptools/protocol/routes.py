@@ -47,6 +47,7 @@ _CORS_OPTIONS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 _NONE: Final[Mapping[str, str]] = MappingProxyType({})
+_UNCACHED: Final[Mapping[str, str]] = MappingProxyType({"Cache-Control": "no-store"})
 
 _PLAIN: Final = ("401", "404", "405", "500", "502", "503")
 
@@ -195,6 +196,24 @@ ROUTES: Final[tuple[Route, ...]] = (
         {"204": ("CORS headers.", None)},
         (),
         _CORS_OPTIONS,
+        access="none",
+    ),
+    Route(
+        "/ready",
+        "GET",
+        ops.ready,
+        "ready",
+        "Whether this process can serve requests now",
+        {
+            "200": ("Ready: the store answers, at the expected schema.", "Readiness"),
+            "503": (
+                "Not ready: the store cannot be reached, or its schema is "
+                "not the expected one.",
+                "Readiness",
+            ),
+        },
+        ("500",),
+        _UNCACHED,
         access="none",
     ),
     Route(

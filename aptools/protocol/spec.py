@@ -7,8 +7,10 @@ read it; nothing in it changes while requests are served.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,6 +24,7 @@ from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
     from aptools.page import ProviderPage
+    from aptools.telemetry import Telemetry
 
 Request = Any  # falcon.Request or falcon.asgi.Request: the same reading API
 
@@ -61,6 +64,25 @@ class Handler:
         return self.effect(self.fn, *args)
 
 
+class Verdict:
+    """The readiness route's last answer, kept ``ttl`` seconds so that
+    probes from many load balancers cost one store check per process."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._reply: Reply | None = None
+        self._until = 0.0
+
+    def kept(self) -> Reply | None:
+        """The last answer, if still fresh."""
+        return self._reply if time.monotonic() < self._until else None
+
+    def keep(self, reply: Reply) -> None:
+        with self._lock:
+            self._reply, self._until = reply, time.monotonic() + self.ttl
+
+
 @dataclass(slots=True, frozen=True, kw_only=True)
 class Spec:
     """A provider compiled for serving; shared by the WSGI and ASGI apps.
@@ -92,6 +114,10 @@ class Spec:
     jobs: JobEngine | None = None
     #: The provider page, answered to browsers at the root.
     page: ProviderPage | None = None
+    #: What records traces and metrics (``None``: nothing does).
+    telemetry: Telemetry | None = None
+    #: The readiness route's kept answer.
+    readiness: Verdict = field(default_factory=Verdict)
 
 
 def to_json(doc: Any) -> bytes:

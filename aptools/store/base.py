@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 import orjson
 
+from aptools.errors import StoreUnavailable
 from aptools.models import Action
 
 if TYPE_CHECKING:
@@ -219,6 +220,20 @@ class Store(abc.ABC):
         """The queue of background jobs kept beside the actions, or ``None``
         (the default: this store cannot hold jobs)."""
         return None
+
+    def ready(self) -> None:
+        """Return when this store can serve requests now; raise
+        :class:`~aptools.StoreUnavailable` when it cannot, with a one-line
+        reason as its description (never a URL or a credential).
+
+        The readiness route (``GET {prefix}/ready``) asks this, at most once
+        every few seconds per process: it should be one cheap round trip
+        (reach the backend, read its schema version) and fail rather than
+        wait long. A store whose schema version is not the one this code
+        expects is not ready. The default: ready unless :attr:`closed`.
+        """
+        if self.closed:
+            raise StoreUnavailable("The action store is closed.")
 
     @property
     def closed(self) -> bool:

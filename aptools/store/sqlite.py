@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
+from aptools.errors import StoreUnavailable
 from aptools.forks import generation
 from aptools.models import Action
 from aptools.store.base import (
@@ -41,7 +42,7 @@ from aptools.store.claims import (
     patiently,
 )
 from aptools.store.introspections import SQLiteIntrospections
-from aptools.store.sqlite_schema import busy, prepare
+from aptools.store.sqlite_schema import VERSION, busy, prepare
 
 if TYPE_CHECKING:
     from aptools.jobs.sqlite import SQLiteJobQueue
@@ -381,6 +382,23 @@ class SQLiteStore(Store):
         from aptools.jobs.sqlite import SQLiteJobQueue
 
         return SQLiteJobQueue(self._file.connection, self._namespace)
+
+    def ready(self) -> None:
+        """Ready while the file is still at its path, answers a read and
+        is at schema :data:`~aptools.store.sqlite_schema.VERSION`."""
+        if not os.path.exists(self.path):
+            raise StoreUnavailable("The SQLite file is no longer at its path.")
+        try:
+            db = self._file.connection()
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            db.execute("SELECT 1 FROM aptools_actions LIMIT 1").fetchall()
+        except sqlite3.Error:
+            raise StoreUnavailable("The SQLite file cannot be read.") from None
+        if version != VERSION:
+            raise StoreUnavailable(
+                f"The SQLite file is at schema version {version}; this aptools"
+                f" expects {VERSION}."
+            )
 
     def close(self) -> None:
         """Close this thread's connection and give back the claims file

@@ -84,6 +84,15 @@ class StoreContract:
     def store(self, make_store: Store) -> Store:
         return make_store.for_provider(ONE)
 
+    # -- readiness -------------------------------------------------------------
+
+    def test_an_open_store_is_ready(self, store: Store) -> None:
+        # Store.ready() returns while the store can serve; it raises
+        # StoreUnavailable, with a reason, when it cannot.
+        store.ready()
+        store.reserve(key(action("r1"), "fp"), "r1", NOW, LEASE)
+        store.ready()
+
     # -- reserve, finish, abandon ----------------------------------------------
 
     def test_reserve_outcomes(self, store: Store) -> None:

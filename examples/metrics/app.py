@@ -1,19 +1,37 @@
-"""An echo provider with Prometheus metrics: requests and latency by operation
-and status, through a request hook.
+"""An echo provider with Prometheus metrics, through OpenTelemetry.
 
     gunicorn examples.metrics.app:app      # GET /metrics for Prometheus
     uvicorn examples.metrics.app:asgi
 
-Needs ``prometheus-client``. With several gunicorn workers, set
-``PROMETHEUS_MULTIPROC_DIR`` as the prometheus-client documentation says.
+aptools records its metrics with OpenTelemetry (``aptools[otel]``); here the
+OpenTelemetry SDK's Prometheus reader hands them to prometheus-client, whose
+registry ``/metrics`` serves: requests and latency by operation, route and
+status (``http_server_request_duration_seconds``), Globus Auth latency and
+errors, store unavailability. Needs::
+
+    pip install 'aptools[otel]' opentelemetry-sdk opentelemetry-exporter-prometheus
+
+Each process keeps its own counts: with several workers, send them to an
+OpenTelemetry Collector over OTLP instead and let Prometheus scrape that
+(see the README's "Operating a provider").
 """
 
 import os
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aptools import ActionRequest, Caller, Provider, RequestInfo
+from aptools import ActionRequest, Caller, Provider
+
+# The SDK, given to this provider only. An application would as well set it
+# globally (opentelemetry.metrics.set_meter_provider) before building the app.
+meter_provider = MeterProvider(
+    metric_readers=[PrometheusMetricReader()],
+    resource=Resource.create({"service.name": "metered-echo"}),
+)
 
 provider = Provider(
     title="Metered echo",
@@ -29,32 +47,13 @@ provider = Provider(
         "properties": {"input_string": {"type": "string"}},
         "required": ["input_string"],
     },
+    meter_provider=meter_provider,
 )
 
 
 @provider.run
 def run(request: ActionRequest, caller: Caller) -> dict[str, str]:
     return {"you_said": request.body["input_string"]}
-
-
-REQUESTS = Counter(
-    "aptools_requests_total",
-    "Requests answered, by operation and HTTP status.",
-    ["operation", "status"],
-)
-LATENCY = Histogram(
-    "aptools_request_seconds",
-    "Time to answer a request, by operation.",
-    ["operation"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
-
-
-@provider.after_request
-def measure(info: RequestInfo) -> None:
-    operation = info.operation or "unrouted"
-    REQUESTS.labels(operation, str(info.status)).inc()
-    LATENCY.labels(operation).observe(info.duration)
 
 
 class _Metrics:

@@ -4,6 +4,7 @@ from aptools.protocol.operations.describe import introspect, openapi, options_ro
 from aptools.protocol.operations.enumerate import enumerate_actions
 from aptools.protocol.operations.log import action_log
 from aptools.protocol.operations.manage import cancel, release, resume
+from aptools.protocol.operations.ready import ready
 from aptools.protocol.operations.run import run
 from aptools.protocol.operations.status import status, status_in_place
 
@@ -14,6 +15,7 @@ __all__ = [
     "introspect",
     "openapi",
     "options_root",
+    "ready",
     "release",
     "resume",
     "run",

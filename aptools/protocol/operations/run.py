@@ -121,6 +121,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         deadline=deadline,
         release_after=document.get("release_after") or spec.release_after,
     )
+    req.context.request_id = request.request_id  # for the logs and traces
     key = RequestKey(caller.identity_urn, request.request_id, fingerprint)
     give_up = time.monotonic() + spec.pending_wait
     waits = pauses(0.005, 0.1)

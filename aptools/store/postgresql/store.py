@@ -14,7 +14,9 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
+import psycopg.errors
 
+from aptools.errors import StoreUnavailable
 from aptools.models import Action
 from aptools.store.base import (
     CONFLICT,
@@ -27,7 +29,7 @@ from aptools.store.base import (
 )
 from aptools.store.postgresql.database import Conn, Database
 from aptools.store.postgresql.introspections import Introspections
-from aptools.store.postgresql.schema import migrate
+from aptools.store.postgresql.schema import VERSION, migrate
 from aptools.store.postgresql.settings import Settings
 from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
@@ -251,6 +253,30 @@ class PostgreSQLStore(Store):
         from aptools.jobs.postgres import PostgresJobQueue
 
         return PostgresJobQueue(self._db, self.namespace)
+
+    def ready(self) -> None:
+        """Ready while the database answers within the pool's and the
+        statement's timeouts and its schema is at :data:`VERSION` (one
+        statement)."""
+        if self.closed:
+            raise StoreUnavailable("The action store is closed.")
+        # The schema name was checked to be a plain identifier (settings).
+        schema = self._db.settings.schema
+        query = f'SELECT max(version) FROM "{schema}".aptools_schema'  # noqa: S608
+
+        def version(conn: Conn) -> Any:
+            row = conn.execute(query.encode()).fetchone()
+            return None if row is None else row[0]
+
+        try:
+            found = self._db.run(version)
+        except psycopg.errors.UndefinedTable:
+            found = None
+        if found != VERSION:
+            raise StoreUnavailable(
+                f"The PostgreSQL schema is at version {found or 0}; this aptools"
+                f" expects {VERSION}."
+            )
 
     @property
     def closed(self) -> bool:
