@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from aptools.models import Action, LogEntry, isoformat
+from aptools.models import Action, Details, LogEntry, details_of, isoformat
 from aptools.store import Stored
 from aptools.vocabulary import TERMINAL
 
@@ -110,11 +110,12 @@ class Job:
 
     def progress(
         self,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         display_status: str | None = None,
         log: LogEntry | Mapping[str, Any] | None = None,
     ) -> None:
-        """Store new ``details`` and/or ``display_status`` (at most 64
+        """Store new ``details`` (a dict, or a message string stored as
+        ``{"message": text}``) and/or ``display_status`` (at most 64
         characters) and append one ``log`` entry (a :class:`LogEntry` or a
         mapping with ``code`` and ``description``; ``time`` defaults to now):
         one write. The log keeps the last :data:`LOG_LIMIT` entries.
@@ -127,7 +128,7 @@ class Job:
                 return
             action = self._action
             if details is not None:
-                action.details = dict(details)
+                action.details = details_of(details)
             if display_status is not None:
                 action.display_status = display_status[:64]
             if log is not None:
