@@ -18,7 +18,12 @@ from aptools.execution import Execution, handler_table
 from aptools.models import parse_duration
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
-from aptools.settings import ProviderConfigError, base_url, client_credentials
+from aptools.settings import (
+    ProviderConfigError,
+    base_url,
+    client_credentials,
+    server_url,
+)
 from aptools.store import Store, open_store
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
 
@@ -128,13 +133,19 @@ class AppBuilder:
 
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
-        ``{prefix}/openapi.json``)."""
+        ``{prefix}/openapi.json``). Its ``servers`` URL comes from
+        ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) by
+        :func:`aptools.settings.server_url`: ``servers[0].url`` followed by
+        a path reaches that route of this provider."""
         from aptools.protocol.openapi import openapi_document
         from aptools.protocol.routes import route_table
 
-        base = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
+        public = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
-            self.description, route_table(self._handlers), self.prefix, base_url=base
+            self.description,
+            route_table(self._handlers),
+            self.prefix,
+            base_url=server_url(public, self.prefix),
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:

@@ -128,8 +128,10 @@ class Provider(AppBuilder):
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
     URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
     ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) is where clients
-    reach the service's root, such as ``https://ap.example.org``: the OpenAPI
-    document's server.
+    reach the provider: its own URL ending in ``prefix``
+    (``https://ap.example.org/skeleton``, a Flow's ``action_url``) or the
+    server's root (``https://ap.example.org``); the OpenAPI document's server
+    is worked out from it (:func:`aptools.settings.server_url`).
     The provider keeps its actions, request ids and shared token
     introspections there under ``store_namespace`` (by default
     ``f"{scope} {prefix}"``), so providers sharing a store never see each
