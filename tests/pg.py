@@ -132,8 +132,12 @@ class Relay:
     """Forwards a local port to PostgreSQL until :meth:`cut`; :meth:`mend`
     listens again on the same port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 5432) -> None:
-        self.target = (host, port)
+    def __init__(self, host: str | None = None, port: int | None = None) -> None:
+        server = urlsplit(URL)  # by default, the tests' server
+        self.target = (
+            host or server.hostname or "127.0.0.1",
+            port or server.port or 5432,
+        )
         self.port = 0
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
