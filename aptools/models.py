@@ -344,8 +344,16 @@ class LogPage:
 class EnumerateQuery:
     """An enumerate request: its filters and the stored actions they select.
 
-    ``actions`` holds only actions the caller may see, in the requested roles
-    and statuses.
+    ``statuses`` holds upper-case status names (``{"ACTIVE"}`` unless the
+    request's ``status`` said otherwise); ``roles`` the role names
+    ``creator_id``, ``monitor_by`` and ``manage_by`` (``{"creator_id"}`` by
+    default). ``actions`` holds only actions the caller may see, in the
+    requested roles and statuses, oldest first (private copies: change
+    them and return them to refresh them).
+
+    The answer of ``GET /actions`` is a JSON array of action status documents,
+    each as status answers it (``action_id``, ``status``, ``creator_id``,
+    ``details``, ``start_time``, ...); all of them, not paged.
     """
 
     statuses: frozenset[str]

@@ -71,8 +71,13 @@ class Job:
         self._stop = threading.Event()
         self._lost = False
         self._on_cancel: Callable[[], None] | None = None
-        #: How many times this job was started (1 the first time; more after
-        #: a take-over from a process that died).
+        #: How many times this job has been claimed, this run included: 1 the
+        #: first time, 2 or more after a take-over (a process that died, or
+        #: whose lease ran out, held it before). A hand-back (SIGTERM, a
+        #: deploy) does not count, nor does a resume after consent. A
+        #: resumable job is claimed at most ``MOST_ATTEMPTS`` (10) times, any
+        #: other job once: the claim after that ends the action FAILED
+        #: ("Interrupted") without running it. An ``int``.
         self.attempt = attempt
 
     @property
