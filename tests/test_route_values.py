@@ -92,7 +92,7 @@ def test_the_cases_cover_the_routes_that_take_values() -> None:
     assert len(PATH_CASES) >= 10
 
 
-def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str], str]:
+def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str]]:
     """A provider serving every route, whose handlers note each call."""
     calls: list[str] = []
 
@@ -116,12 +116,12 @@ def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str], str]:
         resume=noted("resume", None),
         **kw,
     )
-    return client, calls, ""
+    return client, calls
 
 
 @pytest.fixture
 def everything(make: MakeClient, alice: FakeIdentity) -> tuple[Client, list[str], str]:
-    client, calls, _ = _everything(make)
+    client, calls = _everything(make)
     action_id = client.run(alice, {"input_string": "hi"}).json["action_id"]
     return client, calls, action_id
 
@@ -284,7 +284,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def test_an_action_id_no_action_can_have_is_a_json_404_before_any_store(
     make: MakeClient, alice: FakeIdentity, store: Store, route: Route
 ) -> None:
-    client, calls, _ = _everything(make, store=store)
+    client, calls = _everything(make, store=store)
     client.run(alice, {"input_string": "hi"})
     for name, bad in BAD_IDS.items():
         reply = client.call(route.method, _path(route, bad), alice)

@@ -125,7 +125,9 @@ class ProviderClient:
         return self.operation("resume", action_id, as_)
 
     def log(self, action_id: str, *, as_: Who, **params: Any) -> Reply:
-        """``params``: ``limit``, ``marker``, ``reverse_order``."""
+        """A page of the log; ``params``: ``limit`` (1 to 1000),
+        ``marker`` (or ``pagination_token``: the ``marker`` of the previous
+        page) and ``reverse_order`` (a bool)."""
         return self.operation("log", action_id, as_, params=params)
 
     def enumerate(
