@@ -92,7 +92,7 @@ def test_the_cases_cover_the_routes_that_take_values() -> None:
     assert len(PATH_CASES) >= 10
 
 
-def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str]]:
+def _everything(make: MakeClient, **kw: Any) -> tuple[Provider, Client, list[str]]:
     """A provider serving every route, whose handlers note each call."""
     calls: list[str] = []
 
@@ -106,7 +106,7 @@ def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str]]:
 
         return handler
 
-    _, client = make(
+    provider, client = make(
         run=run,
         status=noted("status", None),
         cancel=noted("cancel", ActionStatus.failed("stopped")),
@@ -116,12 +116,12 @@ def _everything(make: MakeClient, **kw: Any) -> tuple[Client, list[str]]:
         resume=noted("resume", None),
         **kw,
     )
-    return client, calls
+    return provider, client, calls
 
 
 @pytest.fixture
 def everything(make: MakeClient, alice: FakeIdentity) -> tuple[Client, list[str], str]:
-    client, calls = _everything(make)
+    _, client, calls = _everything(make)
     action_id = client.run(alice, {"input_string": "hi"}).json["action_id"]
     return client, calls, action_id
 
@@ -284,14 +284,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def test_an_action_id_no_action_can_have_is_a_json_404_before_any_store(
     make: MakeClient, alice: FakeIdentity, store: Store, route: Route
 ) -> None:
-    client, calls = _everything(make, store=store)
-    client.run(alice, {"input_string": "hi"})
-    for name, bad in BAD_IDS.items():
-        reply = client.call(route.method, _path(route, bad), alice)
-        assert reply.status_code == 404, (name, reply.text)
-        if route.method != "HEAD":
-            assert reply.json["code"] == "NotFound", name
-    assert calls == []
+    provider, client, calls = _everything(make, store=store)
+    try:
+        client.run(alice, {"input_string": "hi"})
+        for name, bad in BAD_IDS.items():
+            reply = client.call(route.method, _path(route, bad), alice)
+            assert reply.status_code == 404, (name, reply.text)
+            if route.method != "HEAD":
+                assert reply.json["code"] == "NotFound", name
+        assert calls == []
+    finally:
+        provider.store.close()  # the provider's view of the store, and its pool
 
 
 def test_the_enumerate_handler_sees_the_words_read_by_the_rule(

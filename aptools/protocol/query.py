@@ -45,7 +45,9 @@ __all__ = [
     "log_query",
     "number",
     "read",
+    "text_token",
     "token",
+    "token_fits",
     "word_list",
     "words",
 ]
