@@ -19,7 +19,12 @@ from aptools.models import parse_duration
 from aptools.page import compile_page
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
-from aptools.settings import ProviderConfigError, base_url, client_credentials
+from aptools.settings import (
+    ProviderConfigError,
+    base_url,
+    client_credentials,
+    server_url,
+)
 from aptools.store import Store, open_store
 from aptools.telemetry import build as build_telemetry
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
@@ -149,7 +154,10 @@ class AppBuilder:
         self._validator({"request_id": "example", "body": body})
 
     def _base_url(self) -> str:
-        return self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
+        """The server's URL: the provider's routes are this plus their paths
+        (``public_url`` read by :func:`aptools.settings.server_url`)."""
+        public = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
+        return server_url(public, self.prefix)
 
     def _dependent_scopes(self) -> tuple[str, ...]:
         """The scopes the provider declares it acts under for its callers
@@ -160,7 +168,10 @@ class AppBuilder:
 
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
-        ``{prefix}/openapi.json``)."""
+        ``{prefix}/openapi.json``). Its ``servers`` URL comes from
+        ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) by
+        :func:`aptools.settings.server_url`: ``servers[0].url`` followed by
+        a path reaches that route of this provider."""
         from aptools.protocol.openapi import openapi_document
         from aptools.protocol.routes import route_table
 

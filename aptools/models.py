@@ -220,7 +220,8 @@ class Action:
     """An action as the provider stores it; handlers receive a private copy.
 
     ``body`` is the run request's body and ``state`` the provider's private
-    data; neither is ever sent to callers.
+    data; neither is ever sent to callers. ``details`` set to a message
+    string is answered as ``{"message": text}`` (:func:`details_of`).
     """
 
     action_id: str
@@ -254,7 +255,11 @@ class Action:
             "manage_by": self.manage_by,
             "start_time": self.start_time,
             "release_after": self.release_after,
-            "details": self.details,
+            # The one rule, wherever the details came from (a handler's
+            # answer, an action changed in place, a job's report): an object.
+            "details": (
+                self.details if type(self.details) is dict else details_of(self.details)
+            ),
         }
         # Optional members are left out rather than sent as null: the published
         # schema types them as strings.
@@ -292,21 +297,37 @@ class LogQuery:
 
 @dataclass(slots=True, kw_only=True)
 class LogEntry:
-    """One entry of an action's log."""
+    """One entry of an action's log: ``time`` (RFC 3339 text), ``code`` and
+    ``description``; ``details`` a dict, or a message string answered as
+    ``{"message": text}``."""
 
     time: str
     code: str
     description: str
-    details: dict[str, Any] | None = None
+    details: Details = None
 
     def to_public(self) -> dict[str, Any]:
+        """The entry as a log page holds it; ``details`` as an object
+        (:func:`details_of`), left out when ``None``."""
         doc: dict[str, Any] = {
             "time": self.time,
             "code": self.code,
             "description": self.description,
         }
         if self.details is not None:
-            doc["details"] = self.details
+            doc["details"] = details_of(self.details)
+        return doc
+
+    @staticmethod
+    def public_of(entry: LogEntry | Mapping[str, Any]) -> dict[str, Any]:
+        """A log handler's entry (a :class:`LogEntry` or a mapping with
+        ``time``, ``code``, ``description`` and optional ``details``) as a log
+        page holds it: ``details``, when there, as an object (:func:`details_of`)."""
+        if isinstance(entry, LogEntry):
+            return entry.to_public()
+        doc = dict(entry)
+        if doc.get("details") is not None:
+            doc["details"] = details_of(doc["details"])
         return doc
 
 
@@ -323,8 +344,16 @@ class LogPage:
 class EnumerateQuery:
     """An enumerate request: its filters and the stored actions they select.
 
-    ``actions`` holds only actions the caller may see, in the requested roles
-    and statuses.
+    ``statuses`` holds upper-case status names (``{"ACTIVE"}`` unless the
+    request's ``status`` said otherwise); ``roles`` the role names
+    ``creator_id``, ``monitor_by`` and ``manage_by`` (``{"creator_id"}`` by
+    default). ``actions`` holds only actions the caller may see, in the
+    requested roles and statuses, oldest first (private copies: change
+    them and return them to refresh them).
+
+    The answer of ``GET /actions`` is a JSON array of action status documents,
+    each as status answers it (``action_id``, ``status``, ``creator_id``,
+    ``details``, ``start_time``, ...); all of them, not paged.
     """
 
     statuses: frozenset[str]

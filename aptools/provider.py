@@ -131,8 +131,10 @@ class Provider(AppBuilder):
     ``APTOOLS_CLIENT_SECRET``. The store is ``store`` (a :class:`Store` or a
     URL), else ``APTOOLS_STORE``, else SQLite in ``./aptools-actions.db``.
     ``public_url`` (else ``APTOOLS_PUBLIC_URL``, else ``/``) is where clients
-    reach the service's root, such as ``https://ap.example.org``: the OpenAPI
-    document's server.
+    reach the provider: its own URL ending in ``prefix``
+    (``https://ap.example.org/skeleton``, a Flow's ``action_url``) or the
+    server's root (``https://ap.example.org``); the OpenAPI document's server
+    is worked out from it (:func:`aptools.settings.server_url`).
     The provider keeps its actions, request ids and shared token
     introspections there under ``store_namespace`` (by default
     ``f"{scope} {prefix}"``), so providers sharing a store never see each
@@ -306,9 +308,16 @@ class Provider(AppBuilder):
         to end it FAILED; any other exception ends it FAILED with a generic
         description (the traceback goes to the ``aptools.jobs`` log).
 
-        ``lease`` (seconds): a job whose process died is taken over after at
-        most this long. ``resumable``: the take-over starts it again with its
-        last checkpoint; otherwise the action ends FAILED ("Interrupted").
+        ``lease`` (seconds, default 30): how long a claim holds without a
+        heartbeat; the process holding the job renews it every ``lease / 3``
+        seconds. A job whose process died (or could not renew, say during a
+        store outage) is free once its lease ran out, at most ``lease``
+        seconds after the last renewal, and taken over by the next look for
+        jobs of a running process: up to ``job_poll_interval`` seconds later.
+        ``resumable``: the take-over starts it again with its last checkpoint
+        (``job.attempt`` counts the claims), at most 10 claims in all
+        (:data:`aptools.jobs.runner.MOST_ATTEMPTS`); otherwise, and after
+        those, the action ends FAILED ("Interrupted").
         ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
         whole job, after the caller's token expired and after a take-over
         (dependent refresh tokens, encrypted with ``encryption_key`` or
@@ -365,10 +374,17 @@ class Provider(AppBuilder):
     def enumerate(self, fn: EnumerateF) -> EnumerateF:
         """Register an enumerate handler: ``fn(query, caller)``.
 
-        ``query.actions`` holds the stored actions the caller may see that
-        match the request's filters; return those to answer (refreshed if you
-        like); only those still in a status asked for are answered. Without
-        one, ``GET /actions`` answers from the store.
+        ``query`` is an :class:`EnumerateQuery`: ``query.actions`` holds the
+        stored actions the caller may see that match the request's filters
+        (``query.statuses``, ``query.roles``); return those to answer, as a
+        list of :class:`Action` (refreshed if you like: a changed one is
+        stored); only those still in a status asked for are answered, and
+        anything else in the list is left out. Without one, ``GET /actions``
+        answers from the store.
+
+        The answer is a JSON array of action status documents (each as status
+        answers it), oldest first, not paged: ``[{"action_id": ...,
+        "status": "ACTIVE", "creator_id": ..., "details": {...}, ...}]``.
         """
         return self._register("enumerate", fn)
 

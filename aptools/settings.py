@@ -143,8 +143,10 @@ def _check_principals(name: str, values: Iterable[str], *words: str) -> None:
 
 
 def base_url(value: str | None) -> str:
-    """The public base URL of the service: an absolute http(s) URL or a path,
-    without query or fragment; ``/`` when not given."""
+    """``public_url`` checked: an absolute http(s) URL or a path, without
+    query or fragment, and without a trailing ``/``; ``/`` when not given.
+    Raises :class:`ProviderConfigError` otherwise. What it means:
+    :func:`server_url`."""
     if not value:
         return "/"
     parts = urlsplit(value)
@@ -155,3 +157,38 @@ def base_url(value: str | None) -> str:
             f"https://ap.example.org, or a path: {value!r}"
         )
     return value.rstrip("/") or "/"
+
+
+def server_url(public_url: str, prefix: str) -> str:
+    """The OpenAPI document's ``servers`` URL for ``public_url`` (checked by
+    :func:`base_url`): the URL to which the document's paths, which start
+    with the provider's ``prefix``, are appended.
+
+    ``public_url`` is where clients reach the provider, in either form:
+
+    - the provider's own URL, its path ending in ``prefix`` (what a Flow's
+      ``action_url`` names): ``https://ap.example.org/skeleton`` with prefix
+      ``/skeleton`` gives ``https://ap.example.org``;
+    - the root of the server, its path not ending in ``prefix``:
+      ``https://ap.example.org``, or ``https://example.org/gateway`` behind a
+      proxy, is kept as it is.
+
+    A path that ends in the prefix is always read as the first form, so a
+    server root whose own path ends in the prefix (a proxy serving the root
+    at ``/skeleton``, with prefix ``/skeleton``) is given as the provider's
+    URL: ``https://example.org/skeleton/skeleton``. With prefix ``/`` both
+    forms are the same URL.
+
+    >>> server_url("https://ap.example.org/skeleton", "/skeleton")
+    'https://ap.example.org'
+    >>> server_url("https://ap.example.org", "/skeleton")
+    'https://ap.example.org'
+    """
+    base = prefix.rstrip("/")
+    if not base:
+        return public_url
+    parts = urlsplit(public_url)
+    path = parts.path if parts.scheme else public_url
+    if path.endswith(base):  # ``base`` starts with "/": whole segments only
+        return public_url[: -len(base)] or "/"
+    return public_url

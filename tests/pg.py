@@ -1,8 +1,18 @@
-"""A real PostgreSQL for the tests: a schema of their own, dropped afterwards;
-and a TCP relay in front of it that a test can cut, to make it unreachable."""
+"""A real PostgreSQL for the tests: a database of their own, a schema per test,
+and a TCP relay in front of it that a test can cut, to make it unreachable.
+
+Which server: ``APTOOLS_TEST_POSTGRESQL_URL`` (any database on it the tests
+may connect to), else the local server as ``postgres``
+(:data:`DEFAULT_SERVER`). The tests never write to that database: they
+create one of their own, ``aptools_test_<random>``, the first time a test
+needs PostgreSQL, work only in it (:data:`URL`), and drop it when the test
+run ends. No server answering: the PostgreSQL tests are skipped, and fail
+under ``CI=true``.
+"""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import secrets
@@ -11,35 +21,55 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 T = TypeVar("T")
 
-URL = os.environ.get(
-    "APTOOLS_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+VARIABLE: Final = "APTOOLS_TEST_POSTGRESQL_URL"
+DEFAULT_SERVER: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: The server the tests were pointed at (its database is only connected to).
+SERVER: Final = os.environ.get(VARIABLE) or DEFAULT_SERVER
+#: The tests' own database, made by :func:`unavailable`.
+DATABASE: Final = f"aptools_test_{secrets.token_hex(6)}"
+#: The URL of the tests' own database on :data:`SERVER`.
+URL: Final = urlunsplit(urlsplit(SERVER)._replace(path=f"/{DATABASE}"))
 
 
 @functools.cache
 def unavailable() -> str | None:
-    """Why no PostgreSQL answers at :data:`URL`, or ``None`` if one does
-    (asked once per test run)."""
+    """Why there is no PostgreSQL for the tests, or ``None`` once their own
+    database exists (made once per test process, dropped when it exits)."""
     try:
         import psycopg
     except ImportError:
         return "psycopg is not installed (pip install 'aptools[postgresql]')"
     try:
-        with psycopg.connect(URL, connect_timeout=3):
-            return None
+        with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"'.encode())
     except psycopg.Error as exc:
-        return f"no PostgreSQL at APTOOLS_TEST_POSTGRESQL ({type(exc).__name__})"
+        return f"no PostgreSQL for the tests at {VARIABLE} ({type(exc).__name__})"
+    atexit.register(_drop, os.getpid())
+    return None
+
+
+def _drop(made_by: int) -> None:
+    """Drop the tests' database, from the process that made it."""
+    if os.getpid() != made_by:
+        return
+    import psycopg
+
+    with (
+        suppress(psycopg.Error),
+        psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as conn,
+    ):
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'.encode())
 
 
 def require_server() -> None:
-    """Skip (fail under CI=true) when no PostgreSQL answers."""
+    """Skip (fail under CI=true) when there is no PostgreSQL for the tests."""
     reason = unavailable()
     if reason is None:
         return
@@ -102,8 +132,12 @@ class Relay:
     """Forwards a local port to PostgreSQL until :meth:`cut`; :meth:`mend`
     listens again on the same port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 5432) -> None:
-        self.target = (host, port)
+    def __init__(self, host: str | None = None, port: int | None = None) -> None:
+        server = urlsplit(URL)  # by default, the tests' server
+        self.target = (
+            host or server.hostname or "127.0.0.1",
+            port or server.port or 5432,
+        )
         self.port = 0
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()

@@ -182,3 +182,90 @@ def test_error_texts_come_from_the_error_classes(make: MakeClient) -> None:
     assert "AuthServiceUnavailable" in unavailable
     assert "StoreUnavailable" in unavailable
     assert responses["409"]["description"].startswith("Conflict: ")
+
+
+# (public_url, prefix, the provider's URL every path must resolve under)
+PUBLIC_URLS = [
+    ("https://ap.example.org/skeleton", "/skeleton", "https://ap.example.org/skeleton"),
+    (
+        "https://ap.example.org/skeleton/",
+        "/skeleton",
+        "https://ap.example.org/skeleton",
+    ),
+    ("https://ap.example.org", "/skeleton", "https://ap.example.org/skeleton"),
+    ("https://ap.example.org/", "/skeleton", "https://ap.example.org/skeleton"),
+    ("https://x.org/gateway", "/skeleton", "https://x.org/gateway/skeleton"),
+    ("https://x.org/gateway/skeleton", "/skeleton", "https://x.org/gateway/skeleton"),
+    ("https://x.org/skeleton/skeleton", "/skeleton", "https://x.org/skeleton/skeleton"),
+    ("https://x.org/myskeleton", "/skeleton", "https://x.org/myskeleton/skeleton"),
+    ("https://x.org/a/b", "/a/b", "https://x.org/a/b"),
+    ("https://x.org/b", "/a/b", "https://x.org/b/a/b"),
+    ("https://ap.example.org", "/", "https://ap.example.org"),
+    ("https://ap.example.org/base", "/", "https://ap.example.org/base"),
+    ("/skeleton", "/skeleton", "/skeleton"),
+    ("/gateway", "/skeleton", "/gateway/skeleton"),
+    (None, "/skeleton", "/skeleton"),
+]
+
+
+def _resolved(doc: dict[str, Any]) -> dict[str, str]:
+    """Each operation's URL: ``servers[0].url`` followed by its path."""
+    (server,) = doc["servers"]
+    base = server["url"].rstrip("/")
+    return {op["operationId"]: base + path for path, _, op in _operations(doc)}
+
+
+def _check_resolved(doc: dict[str, Any], provider_url: str) -> None:
+    urls = _resolved(doc)
+    runs = [url for name, url in urls.items() if name.startswith("run_")]
+    assert sorted(runs) == sorted([provider_url + "/actions", provider_url + "/run"])
+    for name, url in urls.items():
+        assert url == provider_url or url.startswith(provider_url + "/"), name
+        assert "//" not in url.split("://", 1)[-1], name
+
+
+@pytest.mark.parametrize(("public_url", "prefix", "provider_url"), PUBLIC_URLS)
+def test_every_path_resolves_under_the_provider_s_url(
+    make: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+    public_url: str | None,
+    prefix: str,
+    provider_url: str,
+) -> None:
+    """``public_url`` is the provider's URL or the server's root: either way
+    ``servers[0].url`` + path is the route's URL, the prefix once."""
+    monkeypatch.delenv("APTOOLS_PUBLIC_URL", raising=False)
+    provider, client = make(prefix=prefix, public_url=public_url)
+    served = client.call("GET", "/openapi.json").json
+    assert served == provider.openapi()
+    validate(served)
+    _check_resolved(served, provider_url)
+    if public_url is not None:  # the same from the environment
+        monkeypatch.setenv("APTOOLS_PUBLIC_URL", public_url)
+        provider, client = make(prefix=prefix)
+        _check_resolved(client.call("GET", "/openapi.json").json, provider_url)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "provider_url"),
+    [
+        ("https://ap.example.org/skeleton", "https://ap.example.org/skeleton"),
+        ("https://ap.example.org", "https://ap.example.org/skeleton"),
+    ],
+)
+def test_openapi_command_resolves_under_the_provider_s_url(
+    tmp_path: Path, auth: FakeGlobusAuth, public_url: str, provider_url: str
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "WATCHASAY_SCOPE": auth.scope,
+        "APTOOLS_PUBLIC_URL": public_url,
+    }
+    done = aptools_cli(
+        "openapi", "examples.watchasay.app", cwd=tmp_path, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    validate(doc)
+    _check_resolved(doc, provider_url)

@@ -13,6 +13,7 @@ from aptools import ActionStatus, MemoryStore, NotFound, Unauthorized
 from aptools.faces.drivers import drive, drive_async
 from aptools.protocol import operations as ops
 from aptools.protocol.effects import Await, Blocking, store_call
+from aptools.protocol.routes import ROUTES
 from aptools.protocol.spec import Reply, Spec
 from aptools.testing import FakeIdentity
 from tests.conftest import MakeClient, bearer
@@ -29,11 +30,15 @@ def _call(
 ) -> Reply:
     headers = {"Content-Type": "application/json", **(bearer(who) if who else {})}
     data = b"" if body is None else orjson.dumps(body)
+    # As the faces do: the route's declared values are read before the operation.
+    route = next(r for r in ROUTES if r.operation is op)
     if flavour == "wsgi":
         req = falcon.testing.create_req(headers=headers, body=data, query_string=query)
+        route.read(req, action_id)
         result: Reply = drive(op(spec, req, action_id))
         return result
     req = falcon.testing.create_asgi_req(headers=headers, body=data, query_string=query)
+    route.read(req, action_id)
     return asyncio.run(drive_async(op(spec, req, action_id)))
 
 

@@ -182,7 +182,23 @@ def _note(text: str) -> None:
 
 
 def call(args: argparse.Namespace) -> int:
-    """Do one operation; print its JSON answer; exit as the epilog says."""
+    """Do one operation; print its JSON answer (stdout); return the exit status.
+
+    - 0: a 2xx answer. For ``run`` and ``resume``, the action is SUCCEEDED,
+      or ACTIVE without ``--wait``; ``status``, ``cancel``, ``release``,
+      ``log`` and ``enumerate`` answer 0 whatever the action's status.
+    - 1 (``EXIT_ERROR``): an error answer (4xx/5xx, printed as
+      ``HTTP 404 NotFound: ...`` on stderr), a 2xx that is not JSON, or
+      ``run``/``resume`` ended FAILED.
+    - 2 (``EXIT_USAGE``): a usage error (argparse's).
+    - 3 (:data:`EXIT_INACTIVE`): ``run``/``resume`` ended INACTIVE; the scope
+      to consent to and the ``resume`` command are printed on stderr.
+    - 4 (:data:`EXIT_TIMEOUT`): ``--timeout`` seconds passed.
+    - 5 (:data:`EXIT_UNREACHABLE`): nothing answered at the URL (refused,
+      unknown name, no answer in :data:`REQUEST_TIMEOUT` seconds). ``run
+      --wait``, and any command once it is waiting, keeps trying instead,
+      until ``--timeout``.
+    """
     client = _Client(args.url, args.token, args.timeout)
     operation = args.operation
     if operation == "run":

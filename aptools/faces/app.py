@@ -54,7 +54,7 @@ def _configure(
         path = full_path(prefix, route.path)
         resource = resources.setdefault(path, _Resource())
         fast = route.fast if spec.store_call.in_place else None
-        responder = make(spec, route.operation, route.headers, fast)
+        responder = make(spec, route, fast)
         setattr(resource, f"on_{route.method.lower()}", responder)
         operations[(path, route.method)] = route.name
     for path, resource in resources.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -12,20 +12,22 @@ from aptools.faces.app import JSON, _configure, _crash
 from aptools.faces.drivers import drive
 from aptools.page import PAGE_HEADERS, PAGE_TYPE, Page
 from aptools.protocol import spec as core
-from aptools.protocol.routes import FastPath, Operation
+from aptools.protocol.routes import FastPath, Route
 
 
 def _wsgi_responder(
     spec: core.Spec,
-    op: Operation,
-    headers: Mapping[str, str],
+    route: Route,
     fast: FastPath | None = None,
 ) -> Callable[..., None]:
+    op, headers = route.operation, route.headers
+
     def responder(
         req: falcon.Request, resp: falcon.Response, action_id: str | None = None
     ) -> None:
         if action_id is not None:
             req.context.action_id = action_id
+        route.read(req, action_id)  # the one rule for path and query values
         answer = None if fast is None else fast(spec, req, action_id)
         if answer is None:
             answer = drive(op(spec, req, action_id))

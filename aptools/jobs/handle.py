@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from aptools.models import Action, LogEntry, isoformat
+from aptools.models import Action, Details, LogEntry, details_of, isoformat
 from aptools.store import Stored
 from aptools.vocabulary import TERMINAL
 
@@ -71,8 +71,13 @@ class Job:
         self._stop = threading.Event()
         self._lost = False
         self._on_cancel: Callable[[], None] | None = None
-        #: How many times this job was started (1 the first time; more after
-        #: a take-over from a process that died).
+        #: How many times this job has been claimed, this run included: 1 the
+        #: first time, 2 or more after a take-over (a process that died, or
+        #: whose lease ran out, held it before). A hand-back (SIGTERM, a
+        #: deploy) does not count, nor does a resume after consent. A
+        #: resumable job is claimed at most ``MOST_ATTEMPTS`` (10) times, any
+        #: other job once: the claim after that ends the action FAILED
+        #: ("Interrupted") without running it. An ``int``.
         self.attempt = attempt
 
     @property
@@ -110,11 +115,12 @@ class Job:
 
     def progress(
         self,
-        details: Mapping[str, Any] | None = None,
+        details: Details = None,
         display_status: str | None = None,
         log: LogEntry | Mapping[str, Any] | None = None,
     ) -> None:
-        """Store new ``details`` and/or ``display_status`` (at most 64
+        """Store new ``details`` (a dict, or a message string stored as
+        ``{"message": text}``) and/or ``display_status`` (at most 64
         characters) and append one ``log`` entry (a :class:`LogEntry` or a
         mapping with ``code`` and ``description``; ``time`` defaults to now):
         one write. The log keeps the last :data:`LOG_LIMIT` entries.
@@ -127,7 +133,7 @@ class Job:
                 return
             action = self._action
             if details is not None:
-                action.details = dict(details)
+                action.details = details_of(details)
             if display_status is not None:
                 action.display_status = display_status[:64]
             if log is not None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final
 
-from aptools.errors import ActionFailed, ConsentRequired
+from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
 from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.queue import Claimed
@@ -179,7 +179,17 @@ class Runner:
                 held[beat.action_id].stop()
         for action_id, job in held.items():
             if action_id not in alive:
-                log.warning("job %s was taken over elsewhere; stopping it", action_id)
+                if job.canceled or job.action.status != ACTIVE:
+                    # Its own end (or a cancel) raced this heartbeat and took
+                    # the row with it: nobody took it over.
+                    log.debug("job %s ended as its lease was renewed", action_id)
+                else:
+                    log.warning(
+                        "job %s is no longer held here (its lease ran out and "
+                        "another process took it over, or it was deleted); "
+                        "stopping it",
+                        action_id,
+                    )
                 job.lose()
 
     def _deadline(self, action_id: str, now: float) -> None:
@@ -288,6 +298,12 @@ class Runner:
                 self.engine.queue.finish(action_id)
                 return
             self._save_outcome(job, result, exc)
+        except StoreUnavailable:
+            log.warning(
+                "job %s: its end could not be stored (the store is unavailable); "
+                "it stays claimed until its lease runs out, then is taken over",
+                action_id,
+            )
         except Exception:
             log.exception("job %s: its outcome could not be stored", action_id)
         finally:
@@ -314,11 +330,20 @@ class Runner:
             # INACTIVE until resumed; the job keeps its row and checkpoint.
             consent_needed(action, exc, engine.auth.scope, "job")
         elif exc is not None:
-            log.error(
-                "job %s failed",
-                action.action_id,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
+            if isinstance(exc, StoreUnavailable):
+                # The store went away under the job: no failure of its own.
+                log.warning(
+                    "job %s stopped: the store was unavailable to it; it ends "
+                    "FAILED if the store answers now, else it is taken over "
+                    "once its lease runs out",
+                    action.action_id,
+                )
+            else:
+                log.error(
+                    "job %s failed",
+                    action.action_id,
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
             action.status, action.details = FAILED, dict(_GENERIC)
             action.display_status = "Failed"
             finish_fields(action)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.errors import status_meanings
+from aptools.protocol.query import ACTION_ID_MOST
 from aptools.protocol.routes import full_path
 from aptools.schema import action_request_schema, action_status_schema
 from aptools.vocabulary import PUBLIC
@@ -169,7 +170,11 @@ def openapi_document(
         "name": "action_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        "description": (
+            "The action's id, as run answered it; any id that is not 1 to "
+            f"{ACTION_ID_MOST} visible ASCII characters is answered 404."
+        ),
+        "schema": {"type": "string", "pattern": f"^[!-~]{{1,{ACTION_ID_MOST}}}$"},
     }
     paths: dict[str, Any] = {}
     for route in routes:
@@ -231,7 +236,7 @@ def _operation(route: Route, path: str, scope: str, public: bool) -> dict[str, A
     open_to_all = route.access == "none" or (route.access == "visible" and public)
     op["security"] = [{}] if open_to_all else [{SCHEME: [scope]}]
     if route.parameters:
-        op["parameters"] = [dict(p) for p in route.parameters]
+        op["parameters"] = [p.openapi() for p in route.parameters]
     if route.request_body is not None:
         op["requestBody"] = {
             "required": True,

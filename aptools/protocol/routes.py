@@ -16,14 +16,15 @@ headers, no body.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from aptools.protocol import operations as ops
+from aptools.protocol import query
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Op
-from aptools.vocabulary import ROLES, STATUS_ORDER
+from aptools.vocabulary import ACTIVE, ROLES, STATUS_ORDER
 
 __all__ = ["ROUTES", "FastPath", "Operation", "Route", "find", "route_table"]
 
@@ -62,8 +63,11 @@ class Route:
     ``"visible"`` (required unless the provider is visible to the public) or
     ``"none"``. ``requires`` names a handler without which the route is not
     served. ``api`` is the interface version whose path this is (``"both"``:
-    the path is the same in 1.0 and 1.1). ``fast`` is an optional fast path
-    for the commonest case, used only with a store called in place.
+    the path is the same in 1.0 and 1.1). ``parameters`` are its query
+    parameters: the faces read them with :meth:`read` before the operation
+    (or ``fast``) runs, so no operation reads a query value itself. ``fast``
+    is an optional fast path for the commonest case, used only with a store
+    called in place.
     """
 
     path: str
@@ -78,8 +82,16 @@ class Route:
     requires: str | None = None
     api: Literal["1.0", "1.1", "both"] = "both"
     request_body: str | None = None
-    parameters: tuple[Mapping[str, Any], ...] = ()
+    parameters: tuple[query.Parameter, ...] = ()
     fast: FastPath | None = None
+
+    def read(self, req: Any, action_id: str | None) -> None:
+        """Check the path's action id (:func:`~aptools.protocol.query.action_id`,
+        else 404) and read the declared query parameters into
+        ``req.context.query`` (:func:`~aptools.protocol.query.read`, else 400)."""
+        if action_id is not None:
+            query.action_id(action_id)
+        req.context.query = query.read(req, self.parameters)
 
 
 _ACTION: Final = {"200": ("The action.", "ActionStatus")}
@@ -102,46 +114,35 @@ _RUN_ERRORS: Final = (
 _DESCRIBE_ERRORS: Final = ("401", "403", "500", "502", "503")
 
 
-def _listed(words: Collection[str]) -> str:
-    """A pattern for a comma-separated list of ``words`` in any letter case
-    (ECMA 262 patterns have no flags), blanks and spaces allowed."""
-    word = "|".join(
-        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
-        for w in sorted(words)
-    )
-    item = f" *({word})? *"
-    return f"^{item}(,{item})*$"
-
-
 _LIST_PARAMETERS: Final = (
-    {
-        "name": "status",
-        "in": "query",
-        "description": (
-            f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, "
-            "in any letter case (blank or absent: ACTIVE)."
-        ),
-        "schema": {"type": "string", "pattern": _listed(STATUS_ORDER)},
-    },
-    {
-        "name": "roles",
-        "in": "query",
-        "description": (
-            f"Comma-separated roles from {', '.join(ROLES)}, in any "
-            "letter case (blank or absent: creator_id)."
-        ),
-        "schema": {"type": "string", "pattern": _listed(ROLES)},
-    },
+    query.word_list(
+        "status",
+        STATUS_ORDER,
+        ACTIVE,
+        f"Comma-separated statuses from {', '.join(STATUS_ORDER)}, in any "
+        "letter case (blank or absent: ACTIVE).",
+    ),
+    query.word_list(
+        "roles",
+        ROLES,
+        "creator_id",
+        f"Comma-separated roles from {', '.join(ROLES)}, in any letter case "
+        "(blank or absent: creator_id).",
+    ),
 )
 _LOG_PARAMETERS: Final = (
-    {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-    },
-    {"name": "marker", "in": "query", "schema": {"type": "string"}},
-    {"name": "pagination_token", "in": "query", "schema": {"type": "string"}},
-    {"name": "reverse_order", "in": "query", "schema": {"type": "boolean"}},
+    query.number(
+        "limit", 10, 1, 1000, "Entries per page, in ASCII digits (default 10)."
+    ),
+    query.token(
+        "marker",
+        "Where the page starts: the marker of the previous page, as it came "
+        f"(1 to {query.TOKEN_MOST} visible ASCII characters).",
+    ),
+    query.token("pagination_token", "Another name of marker."),
+    query.boolean(
+        "reverse_order", False, "Newest entries first (true or false, any case)."
+    ),
 )
 
 
@@ -305,24 +306,7 @@ def route_table(
 ) -> list[Route]:
     """The routes a provider with ``handlers`` serves, each GET also as HEAD."""
     served = [r for r in routes if r.requires is None or r.requires in handlers]
-    heads = [
-        Route(
-            r.path,
-            "HEAD",
-            r.operation,
-            r.name,
-            r.summary,
-            r.answers,
-            r.errors,
-            r.headers,
-            r.access,
-            r.requires,
-            r.api,
-            fast=r.fast,
-        )
-        for r in served
-        if r.method == "GET"
-    ]
+    heads = [replace(r, method="HEAD") for r in served if r.method == "GET"]
     return served + heads
 
 

@@ -32,11 +32,23 @@ class Reply:
 
     @property
     def json(self) -> Any:
-        """The body decoded as JSON (``None`` for an empty body)."""
+        """The body decoded as JSON, decoded anew at each read; ``None`` for
+        an empty body (HEAD, OPTIONS).
+
+        Its shape is the operation's answer: an action status ``dict``
+        (``action_id``, ``status``, ``creator_id``, ``details``, ...) for run,
+        status, cancel, release and resume; a ``list`` of those for
+        enumerate; ``{"entries": [...], "limit": int, "has_next_page": bool}``
+        (and ``"marker"`` when there is a next page) for log; and
+        ``{"code": str, "description": str}`` for any error (4xx, 5xx).
+        Raises ``orjson.JSONDecodeError`` (a ``ValueError``) when the body is
+        not JSON.
+        """
         return orjson.loads(self.content) if self.content else None
 
     @property
     def text(self) -> str:
+        """The body as text (UTF-8, undecodable bytes replaced)."""
         return self.content.decode("utf-8", "replace")
 
 
@@ -113,7 +125,9 @@ class ProviderClient:
         return self.operation("resume", action_id, as_)
 
     def log(self, action_id: str, *, as_: Who, **params: Any) -> Reply:
-        """``params``: ``limit``, ``marker``, ``reverse_order``."""
+        """A page of the log; ``params``: ``limit`` (1 to 1000),
+        ``marker`` (or ``pagination_token``: the ``marker`` of the previous
+        page) and ``reverse_order`` (a bool)."""
         return self.operation("log", action_id, as_, params=params)
 
     def enumerate(
@@ -136,7 +150,11 @@ class ProviderClient:
     def wait(
         self, action_id: str, *, as_: Who, timeout: float = 30.0, every: float = 0.05
     ) -> Reply:
-        """Poll status until the action is finished (or ``timeout`` passes)."""
+        """Poll status every ``every`` seconds until the action is SUCCEEDED
+        or FAILED, and return that status :class:`Reply`; a status answer
+        other than 200 (404, 401) is returned at once. An INACTIVE action is
+        polled like an ACTIVE one. Raises ``TimeoutError`` after ``timeout``
+        seconds."""
         give_up = time.monotonic() + timeout
         while True:
             reply = self.status(action_id, as_=as_)

@@ -17,7 +17,6 @@ from aptools.protocol.lifecycle import (
     refresh,
     save,
 )
-from aptools.protocol.query import roles_filter, status_filter
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Stored
 from aptools.vocabulary import TERMINAL
@@ -31,8 +30,9 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     after a handler or a status refresh changed it.
     """
     caller = yield from authenticate(spec, req)
-    statuses = status_filter(req)
-    roles = roles_filter(req)
+    # Read by the route's declared parameters (aptools.protocol.query).
+    statuses: frozenset[str] = req.context.query["status"]
+    roles: frozenset[str] = req.context.query["roles"]
     mine: frozenset[str] = caller.identities
     if roles - {"creator_id"}:
         groups: frozenset[str] = yield Blocking(caller.groups)
