@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aptools.auth import Authenticator
-from aptools.execution import Execution, handler_table
+from aptools.execution import Execution
 from aptools.models import parse_duration
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
+from aptools.protocol.handlers import handler_table
 from aptools.settings import ProviderConfigError, base_url, client_credentials
 from aptools.store import Store, open_store
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC

@@ -182,7 +182,7 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
                 )
                 key = RequestKey(alice.urn, action.request_id, "f")
                 store.reserve(key, action.action_id, now, 60)
-                store.finish(Stored.of(action), action, None)
+                store.create(Stored.of(action), action, None)
                 ids.append(action.action_id)
             started = time.perf_counter()
             bench.jobs.runner()  # type: ignore[union-attr]
@@ -212,7 +212,7 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
             details={"done": 0, "steps": 1000},
         )
         store.reserve(RequestKey(alice.urn, "p", "f"), "p", time.time(), 60)
-        store.finish(Stored.of(action), action, None)
+        store.create(Stored.of(action), action, None)
         queue = store.jobs()
         assert queue is not None
         handle = Job(

@@ -426,7 +426,7 @@ def _dead_holder(provider: Provider, body: dict[str, Any], checkpoint: Any) -> s
     key = RequestKey(action.creator_id, action.request_id, "f")
     held = store.reserve(key, action.action_id, now, 60)
     assert held.outcome == "new"
-    store.finish(Stored.of(action), action, None)
+    store.create(Stored.of(action), action, None)
     [claimed] = queue.claim("dead", now - 100, 1, 1)
     assert claimed.action_id == action.action_id
     if checkpoint is not None:

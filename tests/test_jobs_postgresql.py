@@ -41,7 +41,7 @@ def put(store: PostgreSQLStore, action_id: str) -> None:
         RequestKey(action.creator_id, action_id, "f"), action_id, NOW, 60
     )
     assert held.outcome == "new"
-    store.finish(Stored.of(action), action, None)
+    store.create(Stored.of(action), action, None)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ class Backend:
         key = RequestKey(action.creator_id, action_id, "f")
         held = self.store.reserve(key, action_id, NOW, 60)
         assert held.outcome == "new"
-        self.store.finish(Stored.of(action), action, None)
+        self.store.create(Stored.of(action), action, None)
 
     def set(self, action_id: str, status: str) -> None:
         assert self.store is not None
@@ -116,7 +116,7 @@ def test_a_handed_back_job_is_claimable_at_once_and_not_counted(
     stored_action(store, "a1")
     queue.enqueue("a1", NOW, None, WHO)
     queue.claim("p1", NOW, 60, 5)
-    queue.release("p1", ["a1"])
+    queue.hand_back("p1", ["a1"])
     [again] = queue.claim("p2", NOW + 1, 60, 5)
     assert again.attempts == 1
 
@@ -130,10 +130,10 @@ def test_a_waiting_job_resumes_with_a_new_caller_and_its_checkpoint(
     queue.claim("p1", NOW, 60, 5)
     assert queue.checkpoint("p1", "a1", b'{"step": 2}')
     store.set("a1", "INACTIVE")  # waiting for consent: handed back
-    queue.release("p1", ["a1"])
+    queue.hand_back("p1", ["a1"])
     assert queue.claim("p2", NOW + 1, 60, 5) == []
-    assert queue.resume("a1", other, b"sealed")
-    assert not queue.resume("a2", other, None)
+    assert queue.requeue_for("a1", other, b"sealed")
+    assert not queue.requeue_for("a2", other, None)
     assert queue.claim("p2", NOW + 1, 60, 5) == []  # until ACTIVE again
     store.set("a1", "ACTIVE")
     [again] = queue.claim("p2", NOW + 2, 60, 5)
@@ -180,7 +180,7 @@ def test_deadlines_and_sweeping(store: Backend, queue: JobQueue) -> None:
         "late",
         "ok",
     ]
-    queue.finish("late")
+    queue.delete("late")
     assert queue.due(NOW + 100) == ["ok"]
 
 

@@ -87,7 +87,7 @@ def test_the_caller_is_acted_for_after_its_token_expired_and_a_take_over(
     assert queue is not None
     [held] = queue.claim("inspector", time.time(), 60, 1)
     assert held.tokens is not None and b"fake-refresh-" not in held.tokens
-    queue.release("inspector", [action_id])
+    queue.hand_back("inspector", [action_id])
     second, other = build(work, keep_tokens=True, lease=3600.0)
     second.jobs.runner()  # type: ignore[union-attr]
     doc = ended(other, alice, action_id)

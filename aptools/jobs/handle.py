@@ -15,8 +15,8 @@ from aptools.store import Stored
 from aptools.vocabulary import TERMINAL
 
 if TYPE_CHECKING:
-    from aptools.jobs.queue import JobQueue
     from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = ["LOG_KEY", "LOG_LIMIT", "Job", "JobCanceled"]
 

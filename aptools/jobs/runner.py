@@ -18,27 +18,31 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from aptools.errors import ActionFailed, ConsentRequired
-from aptools.forks import generation
-from aptools.jobs.handle import Job, JobCanceled
-from aptools.jobs.queue import Claimed
-from aptools.models import Action, ActionStatus
-from aptools.protocol.lifecycle import (
+from aptools.actions import (
     apply,
     consent_needed,
     expiry,
     fail,
     finish_fields,
 )
+from aptools.errors import ActionFailed, ConsentRequired
+from aptools.failures import Failures
+from aptools.forks import generation
+from aptools.jobs.handle import Job, JobCanceled
+from aptools.models import Action, ActionStatus
 from aptools.store import Stored
+from aptools.store.jobqueue import Claimed
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
 if TYPE_CHECKING:
-    from aptools.jobs.engine import JobEngine
+    from aptools.auth import Authenticator, Caller
+    from aptools.jobs.settings import JobSettings
+    from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
 
@@ -55,10 +59,32 @@ _SWEEP_EVERY: Final = 60.0
 MOST_ATTEMPTS: Final = 10
 
 
+class Engine(Protocol):
+    """What a runner reads of its provider's job (a
+    :class:`~aptools.jobs.engine.JobEngine`)."""
+
+    fn: Callable[..., Any]
+    settings: JobSettings
+    store: Store
+    queue: JobQueue
+    auth: Authenticator
+    is_async: bool
+
+    def caller_for(
+        self,
+        action_id: str,
+        record: Mapping[str, Any],
+        sealed: bytes | None,
+        save: Callable[[bytes], Any],
+    ) -> Caller: ...
+
+    def forget(self, action_id: str) -> None: ...
+
+
 class Runner:
     """Claims and runs one provider's jobs in this process."""
 
-    def __init__(self, engine: JobEngine, owner: str) -> None:
+    def __init__(self, engine: Engine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
         self._settings = engine.settings
@@ -112,7 +138,7 @@ class Runner:
             job.lose()
         if held:
             try:
-                self.engine.queue.release(self.owner, [j.action_id for j in held])
+                self.engine.queue.hand_back(self.owner, [j.action_id for j in held])
             except Exception:
                 log.exception("could not hand back %d jobs", len(held))
             else:
@@ -125,8 +151,6 @@ class Runner:
     # -- the main loop ------------------------------------------------------------
 
     def _main(self) -> None:
-        from aptools.execution import Failures
-
         failures = Failures("job runner", log)
         while not self._stopping:
             if self.engine.store.closed:
@@ -235,7 +259,7 @@ class Runner:
         now = time.time()
         stored = engine.store.get(claimed.action_id, now)
         if stored is None or stored.status != ACTIVE:
-            engine.queue.release(self.owner, [claimed.action_id])
+            engine.queue.hand_back(self.owner, [claimed.action_id])
             return None
         action = stored.action()
         if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
@@ -251,7 +275,7 @@ class Runner:
             engine.store.update(
                 action.action_id, Stored.of(action), expiry(action), now
             )
-            engine.queue.finish(action.action_id)
+            engine.queue.delete(action.action_id)
             return None
         return Job(
             action=action,
@@ -285,7 +309,7 @@ class Runner:
                 return  # handed back or taken over: another process decides
             if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
                 # The action ended already (cancel, deadline).
-                self.engine.queue.finish(action_id)
+                self.engine.queue.delete(action_id)
                 return
             self._save_outcome(job, result, exc)
         except Exception:
@@ -328,9 +352,9 @@ class Runner:
         engine.store.update(action.action_id, fresh, expiry(action), now)
         if action.status == INACTIVE:
             # Waiting (for consent, say): claimable again once resumed.
-            engine.queue.release(self.owner, [action.action_id])
+            engine.queue.hand_back(self.owner, [action.action_id])
         else:
-            engine.queue.finish(action.action_id)
+            engine.queue.delete(action.action_id)
 
 
 def _checked(result: Any) -> Any:

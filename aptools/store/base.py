@@ -18,7 +18,7 @@ from aptools.models import Action
 
 if TYPE_CHECKING:
     from aptools.auth import SharedIntrospections
-    from aptools.jobs.queue import JobQueue
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = ["RequestKey", "Reservation", "Store", "Stored"]
 
@@ -99,7 +99,7 @@ class Reservation:
     ``outcome`` is one of:
 
     - ``"new"``: the key was free and is now held for ``action_id``; run the
-      handler, then :meth:`Store.finish` or :meth:`Store.abandon`.
+      handler, then :meth:`Store.create` or :meth:`Store.abandon`.
     - ``"existing"``: the same request finished before; ``stored`` is its action.
     - ``"pending"``: the same request is being handled right now elsewhere.
     - ``"conflict"``: the key was used for a different request document.
@@ -154,14 +154,14 @@ class Store(abc.ABC):
 
         A hold still pending after ``lease`` seconds is taken to belong to a
         crashed or stuck run and is handed to this caller as ``"new"`` (the
-        old holder's :meth:`finish` then stores nothing). A store that learns
+        old holder's :meth:`create` then stores nothing). A store that learns
         of a holder's death directly, as the SQLite store does across
         processes, may hand the key on sooner, and need not hand over a key
         whose holder it knows to be alive.
         """
 
     @abc.abstractmethod
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         """Store the first state of a reserved action and release the hold.
 
         ``stored`` is ``Stored.of(action)``; ``action`` gives the principals.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from aptools.actions import finish_fields
 from aptools.errors import (
     NotFound,
 )
@@ -13,7 +14,6 @@ from aptools.protocol.access import (
 )
 from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.lifecycle import (
-    finish_fields,
     refresh,
     save,
 )

@@ -5,6 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aptools.actions import (
+    CANCELED,
+    CONSENT_KEY,
+    apply,
+    consent_needed,
+    fail,
+    finish_fields,
+)
 from aptools.errors import (
     ActionFailed,
     Conflict,
@@ -18,12 +26,6 @@ from aptools.protocol.access import (
 )
 from aptools.protocol.effects import Op
 from aptools.protocol.lifecycle import (
-    CANCELED,
-    CONSENT_KEY,
-    apply,
-    consent_needed,
-    fail,
-    finish_fields,
     refresh,
     save,
 )

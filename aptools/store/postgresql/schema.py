@@ -68,7 +68,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             ON {s}.aptools_introspections (expires_at)""",
     ),
     (
-        # Background jobs (aptools.jobs.postgres): one row per job, beside its
+        # Background jobs (aptools.store.postgresql.jobs): one row per job, beside its
         # action (same namespace and action id) until the job ends.
         """CREATE TABLE {s}.aptools_jobs (
             namespace        text NOT NULL,

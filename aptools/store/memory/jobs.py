@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from aptools.jobs.queue import Beat, Claimed, JobQueue
 from aptools.store.base import Store
+from aptools.store.jobqueue import Beat, Claimed, JobQueue
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 __all__ = ["MemoryJobQueue"]
@@ -93,7 +93,7 @@ class MemoryJobQueue(JobQueue):
                 beats.append(Beat(action_id, job.cancel))
         return beats
 
-    def release(self, owner: str, action_ids: Collection[str]) -> None:
+    def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
         with self._lock:
             for action_id in action_ids:
                 job = self._jobs.get(action_id)
@@ -101,7 +101,7 @@ class MemoryJobQueue(JobQueue):
                     job.owner, job.lease_until = None, 0.0
                     job.attempts -= 1
 
-    def resume(
+    def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:
         with self._lock:
@@ -112,7 +112,7 @@ class MemoryJobQueue(JobQueue):
             job.caller, job.tokens = dict(caller), tokens
             return True
 
-    def finish(self, action_id: str) -> None:
+    def delete(self, action_id: str) -> None:
         with self._lock:
             self._jobs.pop(action_id, None)
 

@@ -83,12 +83,12 @@ class JobQueue(abc.ABC):
         the answer are no longer ``owner``'s (taken over or deleted)."""
 
     @abc.abstractmethod
-    def release(self, owner: str, action_ids: Collection[str]) -> None:
+    def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
         """Hand jobs back at once (shutting down): claimable again now, and
         the claim does not count as an attempt."""
 
     @abc.abstractmethod
-    def resume(
+    def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:
         """Hand a waiting job (its action INACTIVE) to a new caller: claimable
@@ -97,7 +97,7 @@ class JobQueue(abc.ABC):
         if there is no such job."""
 
     @abc.abstractmethod
-    def finish(self, action_id: str) -> None:
+    def delete(self, action_id: str) -> None:
         """Delete the job (it ended, or its action is gone)."""
 
     @abc.abstractmethod

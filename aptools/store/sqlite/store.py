@@ -3,7 +3,7 @@
 It survives restarts and is shared safely by several worker processes on one
 host. A new action costs one write: while its handler runs, the request key
 is held by a lock on a byte of the claims file beside it (see
-:mod:`aptools.store.claims`). Every read-decide-write runs in an
+:mod:`aptools.store.sqlite.claims`). Every read-decide-write runs in an
 ``IMMEDIATE`` transaction.
 
 Every action row carries its provider's namespace. Files made before
@@ -34,17 +34,17 @@ from aptools.store.base import (
     Store,
     Stored,
 )
-from aptools.store.claims import (
+from aptools.store.sqlite.claims import (
     Claim,
     close_claims,
     open_claims,
     patiently,
 )
-from aptools.store.introspections import SQLiteIntrospections
-from aptools.store.sqlite_schema import busy, prepare
+from aptools.store.sqlite.introspections import SQLiteIntrospections
+from aptools.store.sqlite.schema import busy, prepare
 
 if TYPE_CHECKING:
-    from aptools.jobs.sqlite import SQLiteJobQueue
+    from aptools.store.sqlite.jobs import SQLiteJobQueue
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["SQLiteStore"]
@@ -231,7 +231,7 @@ class SQLiteStore(Store):
             raise
         return NEW
 
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         claim = self._claims.held(action.action_id)
         if claim is None or claim.key[0] != self._namespace:
             return  # abandoned, or taken over as stuck: the new holder decides
@@ -378,7 +378,7 @@ class SQLiteStore(Store):
 
     def jobs(self) -> SQLiteJobQueue:
         """Background jobs in table ``aptools_jobs`` of this file."""
-        from aptools.jobs.sqlite import SQLiteJobQueue
+        from aptools.store.sqlite.jobs import SQLiteJobQueue
 
         return SQLiteJobQueue(self._file.connection, self._namespace)
 

@@ -20,7 +20,7 @@ from aptools.store.base import (
 )
 
 if TYPE_CHECKING:
-    from aptools.jobs.memory import MemoryJobQueue
+    from aptools.store.memory.jobs import MemoryJobQueue
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
@@ -95,7 +95,7 @@ class MemoryStore(Store):
             self._keys[pair] = action_id
             return NEW
 
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
             row = self._rows.get(action.action_id)
             if row is None or row.stored is not None:
@@ -107,7 +107,7 @@ class MemoryStore(Store):
 
     def jobs(self) -> MemoryJobQueue:
         """Background jobs in this process, beside the actions."""
-        from aptools.jobs.memory import MemoryJobQueue
+        from aptools.store.memory.jobs import MemoryJobQueue
 
         with self._lock:
             # One queue per namespace, shared by every view of it.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from aptools.jobs.queue import Beat, Claimed, JobQueue
+from aptools.store.jobqueue import Beat, Claimed, JobQueue
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class PostgresJobQueue(JobQueue):
             " attempts = attempts - 1"
             " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
         ).encode()
-        self._finish = (
+        self._delete = (
             f"DELETE FROM {jobs} WHERE namespace = %s AND action_id = %s"
         ).encode()
         self._cancel = (
@@ -158,11 +158,11 @@ class PostgresJobQueue(JobQueue):
         )
         return [Beat(action_id, bool(stop)) for action_id, stop in rows]
 
-    def release(self, owner: str, action_ids: Collection[str]) -> None:
+    def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
         if action_ids:
             self._count(self._release, (self._ns, owner, list(action_ids)))
 
-    def resume(
+    def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:
         return bool(
@@ -171,8 +171,8 @@ class PostgresJobQueue(JobQueue):
             )
         )
 
-    def finish(self, action_id: str) -> None:
-        self._count(self._finish, (self._ns, action_id))
+    def delete(self, action_id: str) -> None:
+        self._count(self._delete, (self._ns, action_id))
 
     def request_cancel(self, action_id: str) -> None:
         self._count(self._cancel, (self._ns, action_id))

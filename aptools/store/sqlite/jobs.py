@@ -1,4 +1,5 @@
-"""The job queue of a :class:`~aptools.SQLiteStore`: a table in its file.
+"""The job queue of a :class:`~aptools.SQLiteStore`: table ``aptools_jobs``
+of its file (made and upgraded with the others, :mod:`aptools.store.sqlite.schema`).
 
 Each method is one statement, written so that it ports to PostgreSQL as it
 stands (a claim is one ``UPDATE ... RETURNING``; there, add ``FOR UPDATE SKIP
@@ -14,31 +15,10 @@ from typing import Any
 
 import orjson
 
-from aptools.jobs.queue import Beat, Claimed, JobQueue
+from aptools.store.jobqueue import Beat, Claimed, JobQueue
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 __all__ = ["SQLiteJobQueue"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS aptools_jobs (
-    namespace        TEXT NOT NULL,
-    action_id        TEXT NOT NULL,
-    enqueued_at      REAL NOT NULL,
-    deadline         REAL,
-    owner            TEXT,
-    lease_until      REAL NOT NULL DEFAULT 0,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    checkpoint       BLOB,
-    caller           BLOB NOT NULL,
-    tokens           BLOB,
-    PRIMARY KEY (namespace, action_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS aptools_jobs_claimable
-    ON aptools_jobs (namespace, lease_until, enqueued_at);
-CREATE INDEX IF NOT EXISTS aptools_jobs_deadline
-    ON aptools_jobs (namespace, deadline) WHERE deadline IS NOT NULL;
-"""
 
 # Statements take only constants by formatting; values are parameters.
 # PERF: the claim walks the index in its order and stops at LIMIT (never
@@ -71,7 +51,6 @@ class SQLiteJobQueue(JobQueue):
     ) -> None:
         self._db = connect
         self._ns = namespace
-        connect().executescript(SCHEMA)
 
     def enqueue(
         self,
@@ -125,7 +104,7 @@ class SQLiteJobQueue(JobQueue):
         )
         return [Beat(action_id, bool(stop)) for action_id, stop in rows]
 
-    def release(self, owner: str, action_ids: Collection[str]) -> None:
+    def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
         if not action_ids:
             return
         marks = ",".join("?" * len(action_ids))
@@ -136,7 +115,7 @@ class SQLiteJobQueue(JobQueue):
             (self._ns, owner, *action_ids),
         )
 
-    def resume(
+    def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:
         changed = (
@@ -150,7 +129,7 @@ class SQLiteJobQueue(JobQueue):
         )
         return bool(changed)
 
-    def finish(self, action_id: str) -> None:
+    def delete(self, action_id: str) -> None:
         self._db().execute(
             "DELETE FROM aptools_jobs WHERE namespace = ? AND action_id = ?",
             (self._ns, action_id),
