@@ -36,8 +36,12 @@ __all__ = [
     "CANCELED",
     "CONSENT_KEY",
     "CONSENT_NEEDED",
+    "DEADLINE_PASSED",
+    "INTERRUPTED",
     "apply",
     "consent_needed",
+    "deadline_passed",
+    "end_at_deadline",
     "expiry",
     "fail",
     "finish_fields",
@@ -46,6 +50,10 @@ __all__ = [
 ]
 
 CANCELED: Final = "Canceled"
+#: The display status of an action that ended FAILED at its deadline.
+DEADLINE_PASSED: Final = "Deadline passed"
+#: The display status of a job's action that ended FAILED with its process.
+INTERRUPTED: Final = "Interrupted: the process running it ended"
 #: The display status of an action waiting for its caller's consent.
 CONSENT_NEEDED: Final = "Consent required: consent, then resume"
 #: Where an action waiting for consent keeps, in its private ``state``, what
@@ -200,3 +208,26 @@ def new_action_id() -> str:
     # The version (4) and variant (10xx) bits of RFC 4122.
     h = f"{h[:12]}4{h[13:16]}{'89ab'[raw[8] >> 6]}{h[17:]}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def deadline_passed(action: Action, now: float) -> bool:
+    """Whether ``action`` is unfinished and its ``deadline`` (the run
+    request's, RFC 3339) is at or before ``now`` (POSIX seconds)."""
+    return (
+        action.deadline is not None
+        and action.status not in TERMINAL
+        and timestamp_of(action.deadline) <= now
+    )
+
+
+def end_at_deadline(action: Action) -> Action:
+    """End an unfinished action at its deadline (the interface: the action
+    must be done by then): FAILED, displayed :data:`DEADLINE_PASSED`,
+    whatever made it unfinished (a run handler, a job, a wait for consent)."""
+    action.status, action.display_status = FAILED, DEADLINE_PASSED
+    waiting = action.state.pop(CONSENT_KEY, None)
+    if isinstance(waiting, dict):
+        # The consent it waited for is moot: the details it had before.
+        action.details = dict(waiting.get("details") or {})
+    finish_fields(action)
+    return action

@@ -176,7 +176,6 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
                 )
                 queue.enqueue(
                     action.action_id,
-                    now,
                     None,
                     {"identity_id": alice.id, "identities": []},
                 )

@@ -16,6 +16,7 @@ from aptools.jobs.handle import LOG_KEY
 from aptools.jobs.runner import Runner
 from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
 from aptools.models import Action, LogPage, LogQuery, timestamp_of
+from aptools.store.records import Stored
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -67,23 +68,30 @@ class JobEngine:
         """Enqueue ``action``'s job (before its first state is stored)."""
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
-        self.queue.enqueue(action.action_id, now, deadline, _record(caller))
+        self.queue.enqueue(action.action_id, deadline, _record(caller))
 
-    def resume(self, action: Action, caller: Caller, now: float) -> None:
-        """Hand ``action``'s waiting job to the resuming ``caller`` (before
-        the action is stored ACTIVE again): it goes on from its checkpoint,
-        acting as ``caller``. With kept tokens, the caller's access token is
-        kept (encrypted) with the job, so that any process can act for it."""
-        self._keep(action.action_id, caller)
+    def resume(self, action: Action, caller: Caller) -> Stored | None:
+        """Resume ``action``'s waiting job, as one compare-and-set
+        (:meth:`JobQueue.requeue_for`): if the action is still stored INACTIVE,
+        store ``action`` (going on, ACTIVE) and hand its job to the resuming
+        ``caller``, from its checkpoint. With kept tokens, the caller's access
+        token is kept (encrypted) with the job, so that any process can act
+        for it. Returns what was stored, or ``None`` when another resume won,
+        the action ended, or its job's deadline passed."""
         record = _record(caller)
         sealed = None
         if self.fernet is not None and caller._token:
             from aptools.jobs.tokens import seal
 
             sealed = seal(self.fernet, {}, caller._token)
-        if not self.queue.requeue_for(action.action_id, record, sealed):
-            deadline = self._deadline(action, timestamp_of(action.start_time))
-            self.queue.enqueue(action.action_id, now, deadline, record, sealed)
+        deadline = self._deadline(action, timestamp_of(action.start_time))
+        self._keep(action.action_id, caller)
+        stored = self.queue.requeue_for(
+            action.action_id, Stored.of(action), record, sealed, deadline
+        )
+        if stored is None:
+            self.forget(action.action_id)
+        return stored
 
     def _deadline(self, action: Action, start: float) -> float:
         deadline = start + self.max_deadline

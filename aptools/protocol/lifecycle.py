@@ -9,7 +9,15 @@ import time
 
 import falcon
 
-from aptools.actions import CONSENT_KEY, apply, consent_needed, expiry, fail
+from aptools.actions import (
+    CONSENT_KEY,
+    apply,
+    consent_needed,
+    deadline_passed,
+    end_at_deadline,
+    expiry,
+    fail,
+)
 from aptools.auth import Caller
 from aptools.errors import ActionFailed, ConsentRequired, InternalError, NotFound
 from aptools.logtext import quoted
@@ -18,6 +26,7 @@ from aptools.protocol.access import UNKNOWN
 from aptools.protocol.effects import Op
 from aptools.protocol.spec import Spec
 from aptools.store import Stored
+from aptools.vocabulary import TERMINAL
 
 log = logging.getLogger("aptools")
 
@@ -36,6 +45,28 @@ def save(spec: Spec, action: Action, fresh: Stored | None = None) -> Op[Stored]:
     )
     if stored is None:
         raise NotFound(UNKNOWN)
+    return stored
+
+
+def overdue(spec: Spec, stored: Stored, now: float) -> bool:
+    """Whether ``stored`` is unfinished past its deadline and no job queue
+    enforces it (a provider's jobs are ended at their deadline by the queue,
+    on its clock; other actions when they are read).
+
+    PERF: decodes the action only when it is unfinished.
+    """
+    return (
+        spec.jobs is None
+        and stored.status not in TERMINAL
+        and deadline_passed(stored.action(), now)
+    )
+
+
+def settle(spec: Spec, stored: Stored) -> Op[Stored]:
+    """``stored``, ended FAILED ("Deadline passed") and saved first if it is
+    :func:`overdue`: a deadline holds whatever made the action unfinished."""
+    if overdue(spec, stored, time.time()):
+        return (yield from save(spec, end_at_deadline(stored.action())))
     return stored
 
 

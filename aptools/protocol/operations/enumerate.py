@@ -16,6 +16,7 @@ from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.lifecycle import (
     refresh,
     save,
+    settle,
 )
 from aptools.protocol.query import roles_filter, status_filter
 from aptools.protocol.spec import Reply, Request, Spec
@@ -49,6 +50,10 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
         listed = []
         for action in found:
             stored = Stored.of(action)
+            try:
+                stored = yield from settle(spec, stored)
+            except NotFound:
+                continue
             if "status" in spec.handlers and stored.status not in TERMINAL:
                 try:
                     stored = yield from refresh(spec, "status", stored, caller)

@@ -10,6 +10,8 @@ from aptools.actions import (
     CONSENT_KEY,
     apply,
     consent_needed,
+    deadline_passed,
+    end_at_deadline,
     fail,
     finish_fields,
 )
@@ -77,14 +79,21 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     consent retries what needed it (the run handler with the stored request,
     the status handler, or the job from its checkpoint); a job's action
     INACTIVE for another reason is handed back to the job. An action that is
-    not INACTIVE is answered as it is.
+    not INACTIVE is answered as it is; one past its deadline ends FAILED
+    ("Deadline passed") instead of going on.
+
+    A job's action goes on by one compare-and-set (the action INACTIVE to
+    ACTIVE and the job handed to the caller, together): of resumes at once,
+    one wins and the others answer the action as that one left it.
     """
     caller = yield from authenticate(spec, req)
     stored = yield from load(spec, caller, action_id, MANAGE)
     if stored.status != INACTIVE:
         return 200, stored.public
-    handler = "resume" in spec.handlers
     action = stored.action()
+    if deadline_passed(action, time.time()):
+        return 200, (yield from save(spec, end_at_deadline(action))).public
+    handler = "resume" in spec.handlers
     held = action.state.pop(CONSENT_KEY, None)
     if handler:
         retry = "resume"
@@ -116,10 +125,16 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     if jobs is None or action.status != ACTIVE:
         return 200, (yield from save(spec, action)).public
     # The job goes on from its checkpoint, acting as the resuming caller.
-    yield from spec.store_call(jobs.resume, action, caller, time.time())
-    stored = yield from save(spec, action)
-    jobs.wake()
-    return 200, stored.public
+    resumed = yield from spec.store_call(jobs.resume, action, caller)
+    if resumed is not None:
+        jobs.wake()
+        return 200, resumed.public
+    # Another resume won, or the action ended meanwhile: answer it as it is.
+    # Still INACTIVE, its job's deadline passed by the queue's clock.
+    current = yield from load(spec, caller, action_id, MANAGE)
+    if current.status != INACTIVE:
+        return 200, current.public
+    return 200, (yield from save(spec, end_at_deadline(current.action()))).public
 
 
 def _request(action: Action, held: Any) -> ActionRequest:

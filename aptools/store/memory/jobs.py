@@ -1,4 +1,9 @@
-"""The job queue of a :class:`~aptools.MemoryStore`: a dict beside its actions."""
+"""The job queue of a :class:`~aptools.MemoryStore`: a dict beside its actions.
+
+One lock, the store's, guards the actions and the jobs, so a job's row and
+its action change together (resume, a fenced progress write, the outcome).
+The clock is this host's.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,12 @@ import threading
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from aptools.store.base import Store
-from aptools.store.jobqueue import Beat, Claimed, JobQueue
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 __all__ = ["MemoryJobQueue"]
@@ -26,35 +31,62 @@ class _Job:
     owner: str | None = None
     lease_until: float = 0.0
     attempts: int = 0
+    claims: int = 0
     cancel: bool = False
     checkpoint: bytes | None = None
+
+
+class Actions(Protocol):
+    """What the queue uses of its :class:`~aptools.MemoryStore` (a view)."""
+
+    _lock: threading.Lock
+
+    def get(self, action_id: str, now: float) -> Stored | None: ...
+
+    def _write(
+        self,
+        action_id: str,
+        stored: Stored,
+        expires_at: float | None,
+        now: float,
+        only_if: str | None = None,
+    ) -> Stored | None: ...
 
 
 class MemoryJobQueue(JobQueue):
     """Jobs of one process; they end with it, like the store's actions."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Actions) -> None:
         self._store = store
+        self._lock = store._lock
         self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
 
-    def _status(self, action_id: str) -> str | None:
-        stored = self._store.get(action_id, time.time())
+    def now(self) -> float:
+        return time.time()
+
+    def _status(self, action_id: str, now: float) -> str | None:
+        stored = self._store.get(action_id, now)
         return None if stored is None else stored.status
+
+    def _held(self, fence: Fence) -> _Job | None:
+        job = self._jobs.get(fence.action_id)
+        if job is None or job.owner != fence.owner or job.claims != fence.claim:
+            return None
+        return job
 
     def enqueue(
         self,
         action_id: str,
-        now: float,
         deadline: float | None,
         caller: Mapping[str, Any],
         tokens: bytes | None = None,
     ) -> None:
         with self._lock:
-            self._jobs[action_id] = _Job(now, deadline, dict(caller), tokens)
+            self._jobs[action_id] = _Job(time.time(), deadline, dict(caller), tokens)
 
-    def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Claimed]:
+    def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         taken: list[Claimed] = []
+        now = time.time()
         with self._lock:
             for action_id, job in sorted(
                 self._jobs.items(), key=lambda item: item[1].enqueued_at
@@ -63,10 +95,11 @@ class MemoryJobQueue(JobQueue):
                     break
                 if job.lease_until >= now or job.cancel:
                     continue
-                if self._status(action_id) != ACTIVE:
+                if self._status(action_id, now) != ACTIVE:
                     continue
                 job.owner, job.lease_until = owner, now + lease
                 job.attempts += 1
+                job.claims += 1
                 taken.append(
                     Claimed(
                         action_id,
@@ -76,45 +109,83 @@ class MemoryJobQueue(JobQueue):
                         else orjson.loads(job.checkpoint),
                         job.caller,
                         job.tokens,
+                        Fence(action_id, owner, job.claims),
                     )
                 )
         return taken
 
-    def heartbeat(
-        self, owner: str, action_ids: Collection[str], now: float, lease: float
-    ) -> list[Beat]:
+    def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         beats = []
+        now = time.time()
         with self._lock:
-            for action_id in action_ids:
-                job = self._jobs.get(action_id)
-                if job is None or job.owner != owner:
-                    continue
-                job.lease_until = now + lease
-                beats.append(Beat(action_id, job.cancel))
+            for fence in fences:
+                job = self._held(fence)
+                if job is not None:
+                    job.lease_until = now + lease
+                    beats.append(Beat(fence.action_id, job.cancel))
         return beats
 
-    def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
+    def hand_back(self, fences: Collection[Fence]) -> None:
         with self._lock:
-            for action_id in action_ids:
-                job = self._jobs.get(action_id)
-                if job is not None and job.owner == owner:
+            for fence in fences:
+                job = self._held(fence)
+                if job is not None:
                     job.owner, job.lease_until = None, 0.0
                     job.attempts -= 1
 
     def requeue_for(
-        self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
-    ) -> bool:
+        self,
+        action_id: str,
+        stored: Stored,
+        caller: Mapping[str, Any],
+        tokens: bytes | None,
+        deadline: float | None,
+    ) -> Stored | None:
+        now = time.time()
         with self._lock:
             job = self._jobs.get(action_id)
+            if job is not None and job.deadline is not None and job.deadline <= now:
+                return None
+            before = self._store.get(action_id, now)
+            if before is None or before.status != INACTIVE:
+                return None
+            self._store._write(action_id, stored, None, now, only_if=INACTIVE)
             if job is None:
-                return False
+                job = self._jobs[action_id] = _Job(now, deadline, {}, None)
             job.owner, job.lease_until = None, 0.0
+            job.claims += 1
             job.caller, job.tokens = dict(caller), tokens
-            return True
+            return stored
 
-    def delete(self, action_id: str) -> None:
+    def save(
+        self, fence: Fence, stored: Stored, expires_at: float | None
+    ) -> Stored | None:
+        now = time.time()
         with self._lock:
-            self._jobs.pop(action_id, None)
+            if self._held(fence) is None:
+                raise lost(fence)
+            return self._store._write(fence.action_id, stored, expires_at, now)
+
+    def conclude(
+        self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
+    ) -> None:
+        with self._lock:
+            job = self._held(fence)
+            if job is None:
+                raise lost(fence)
+            self._store._write(fence.action_id, stored, expires_at, time.time())
+            if keep:
+                job.owner, job.lease_until = None, 0.0
+                job.attempts -= 1
+            else:
+                del self._jobs[fence.action_id]
+
+    def delete(self, fence: Fence) -> bool:
+        with self._lock:
+            if self._held(fence) is None:
+                return False
+            del self._jobs[fence.action_id]
+            return True
 
     def request_cancel(self, action_id: str) -> None:
         with self._lock:
@@ -122,40 +193,40 @@ class MemoryJobQueue(JobQueue):
             if job is not None:
                 job.cancel = True
 
-    def checkpoint(self, owner: str, action_id: str, state: bytes) -> bool:
+    def checkpoint(self, fence: Fence, state: bytes) -> None:
         with self._lock:
-            job = self._jobs.get(action_id)
-            if job is None or job.owner != owner:
-                return False
+            job = self._held(fence)
+            if job is None:
+                raise lost(fence)
             job.checkpoint = state
-            return True
 
-    def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
+    def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
         with self._lock:
-            job = self._jobs.get(action_id)
-            if job is None or job.owner != owner:
+            job = self._held(fence)
+            if job is None:
                 return False
             job.tokens = tokens
             return True
 
-    def due(self, now: float) -> list[str]:
+    def due(self) -> list[str]:
+        now = time.time()
         with self._lock:
             late = [
                 action_id
                 for action_id, job in self._jobs.items()
                 if job.deadline is not None and job.deadline <= now
             ]
-        return [a for a in late if self._status(a) in (ACTIVE, INACTIVE)]
+        return [a for a in late if self._status(a, now) in (ACTIVE, INACTIVE)]
 
-    def sweep(self, now: float, grace: float) -> int:
+    def sweep(self, grace: float) -> int:
+        now = time.time()
         with self._lock:
             idle = [
                 action_id
                 for action_id, job in self._jobs.items()
                 if job.lease_until < now and job.enqueued_at < now - grace
             ]
-        gone = [a for a in idle if self._status(a) not in (ACTIVE, INACTIVE)]
-        with self._lock:
+            gone = [a for a in idle if self._status(a, now) not in (ACTIVE, INACTIVE)]
             for action_id in gone:
                 self._jobs.pop(action_id, None)
         return len(gone)

@@ -89,6 +89,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE INDEX aptools_jobs_deadline ON {s}.aptools_jobs
             (namespace, deadline) WHERE deadline IS NOT NULL""",
     ),
+    (
+        # Job rows count their claims: the fencing number every write of a
+        # claimed job carries (aptools.store.jobqueue.Fence).
+        """ALTER TABLE {s}.aptools_jobs
+            ADD COLUMN claims integer NOT NULL DEFAULT 0""",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

@@ -10,7 +10,9 @@ The schema's version is the file's ``PRAGMA user_version``:
   namespace.
 - 1: namespaces. Its job table, when there is one, was made by the job
   queue itself when first opened.
-- 2: this version: the job table ``aptools_jobs`` is part of the schema.
+- 2: the job table ``aptools_jobs`` is part of the schema.
+- 3: this version: job rows count their claims (``claims``, the fencing
+  number of :class:`aptools.store.jobqueue.Fence`).
 
 The upgrade runs once, in one ``IMMEDIATE`` transaction; processes opening
 the file meanwhile wait for it. A file whose version is current is opened
@@ -26,7 +28,7 @@ from aptools.store.sqlite.claims import patiently
 
 __all__ = ["VERSION", "busy", "prepare"]
 
-VERSION: Final = 2
+VERSION: Final = 3
 
 _ACTIONS: Final = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -70,6 +72,7 @@ _REST: Final = (
         owner            TEXT,
         lease_until      REAL NOT NULL DEFAULT 0,
         attempts         INTEGER NOT NULL DEFAULT 0,
+        claims           INTEGER NOT NULL DEFAULT 0,
         cancel_requested INTEGER NOT NULL DEFAULT 0,
         checkpoint       BLOB,
         caller           BLOB NOT NULL,
@@ -143,6 +146,12 @@ def _upgrade(db: sqlite3.Connection) -> None:
                 db.execute("ALTER TABLE aptools_actions_new RENAME TO aptools_actions")
             for statement in _REST:
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(aptools_jobs)")}
+            if "claims" not in columns:  # a job table of version 1 or 2
+                db.execute(
+                    "ALTER TABLE aptools_jobs"
+                    " ADD COLUMN claims INTEGER NOT NULL DEFAULT 0"
+                )
             db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
