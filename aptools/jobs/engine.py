@@ -93,6 +93,10 @@ class JobEngine:
             self.forget(action.action_id)
         return stored
 
+    def now(self) -> float:
+        """The queue's clock (:meth:`JobQueue.now`): deadlines are on it."""
+        return self.queue.now()
+
     def _deadline(self, action: Action, start: float) -> float:
         deadline = start + self.max_deadline
         if action.deadline is not None:

@@ -91,7 +91,11 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     if stored.status != INACTIVE:
         return 200, stored.public
     action = stored.action()
-    if deadline_passed(action, time.time()):
+    # A provider's jobs keep their deadlines on the queue's clock (the
+    # database's where hosts share it).
+    jobs = spec.jobs
+    now = time.time() if jobs is None else (yield from spec.store_call(jobs.now))
+    if deadline_passed(action, now):
         return 200, (yield from save(spec, end_at_deadline(action))).public
     handler = "resume" in spec.handlers
     held = action.state.pop(CONSENT_KEY, None)
@@ -121,7 +125,6 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
         if retry == "run":  # what rebuilding the request needs
             keep["allowed_clients"] = held.get("allowed_clients")
         consent_needed(action, needed, spec.auth.scope, retry, **keep)
-    jobs = spec.jobs
     if jobs is None or action.status != ACTIVE:
         return 200, (yield from save(spec, action)).public
     # The job goes on from its checkpoint, acting as the resuming caller.
