@@ -214,13 +214,16 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
         store.create(Stored.of(action), action, None)
         queue = store.jobs()
         assert queue is not None
+        # A job claimed as a runner claims it: its writes carry the fence.
+        queue.enqueue("p", None, {"identity_id": alice.id, "identities": []})
+        [claimed] = queue.claim("o", 3600.0, 1)
         handle = Job(
             action=action,
-            store=store,
             queue=queue,
-            owner="o",
+            fence=claimed.fence,
             checkpoint=None,
             attempt=1,
+            lease=3600.0,
         )
         rounds = 3000
         begin = time.perf_counter()
