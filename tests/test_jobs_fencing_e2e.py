@@ -1,8 +1,12 @@
-"""End to end: a process frozen past its lease (SIGSTOP: a paused VM, a
-container freeze) while it runs a job, under real gunicorn (2 workers) and
-uvicorn with ``aptools worker`` beside them, on SQLite and PostgreSQL. Another
-process takes the job over; the frozen one, continued, does no further step
-and stores nothing, and the action ends SUCCEEDED once."""
+"""End to end, under real gunicorn (2 workers) and uvicorn with ``aptools
+worker`` beside them:
+
+- a process frozen past its lease (SIGSTOP: a paused VM, a container freeze)
+  while it runs a job, on SQLite and PostgreSQL. Another process takes the job
+  over; the frozen one, continued, does no further step and stores nothing,
+  and the action ends SUCCEEDED once;
+- on PostgreSQL, a worker on a host whose clock is a minute fast takes over
+  no job that a live process holds: leases are on the database's clock."""
 
 from __future__ import annotations
 
@@ -146,3 +150,65 @@ def test_a_process_frozen_past_its_lease_does_no_further_step(
         if pid == frozen and at > continued
     ]
     assert late == [], "the frozen process did steps after it was continued"
+
+
+# A worker on a host whose clock runs a minute fast (the process's clock is
+# moved, as the host's would be; the database's is not).
+SKEWED = """
+import sys, time
+import time_machine
+with time_machine.travel(time.time() + 60, tick=True):
+    from aptools.cli import main
+    sys.argv = ["aptools", "worker", "frozen_app"]
+    main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_a_host_whose_clock_is_fast_takes_over_no_live_job(
+    kind: str, pg_url: str, auth: FakeGlobusAuth, alice: FakeIdentity, tmp_path: Path
+) -> None:
+    (tmp_path / "frozen_app.py").write_text(MODULE)
+    journal = tmp_path / "journal"
+    server = Server(kind, "frozen_app", "/frozen", auth, pg_url)
+    server.env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    server.env["FROZEN_SCOPE"] = auth.scope
+    server.env["FROZEN_JOURNAL"] = str(journal)
+    with server:
+        ran = server.call(
+            "POST", "/run", alice.token, json={"request_id": "s", "body": {}}
+        )
+        assert ran.status_code == 202, ran.text
+        action_id = ran.json()["action_id"]
+        waiting.wait_for(lambda: len(_journal(journal)) >= 1, "the job started", 60)
+        holder = _journal(journal)[0][0]
+        fast = subprocess.Popen(
+            [sys.executable, "-c", SKEWED],
+            cwd=ROOT,
+            env=server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            doc = waiting.wait_for(
+                lambda: (
+                    (
+                        d := server.call(
+                            "GET", f"/{action_id}/status", alice.token
+                        ).json()
+                    )["status"]
+                    != "ACTIVE"
+                    and d
+                ),
+                "the job ended",
+                120,
+                every=0.2,
+            )
+        finally:
+            fast.send_signal(signal.SIGTERM)
+            _, said = fast.communicate(timeout=30)
+        assert fast.returncode == 0, said
+    assert doc["status"] == "SUCCEEDED" and doc["details"] == {"done": STEPS}
+    # Every step by the process that claimed the job first: the fast host
+    # (polling all along, its own clock a minute past every lease) took none.
+    assert {pid for pid, _, _ in _journal(journal)} == {holder}
