@@ -51,7 +51,7 @@ from aptools.errors import JobLost
 if TYPE_CHECKING:
     from aptools.store.records import Stored
 
-__all__ = ["Beat", "Claimed", "Fence", "JobLost", "JobQueue"]
+__all__ = ["Beat", "Claimed", "Fence", "JobLost", "JobQueue", "lost"]
 
 
 @dataclass(slots=True, frozen=True)
