@@ -268,3 +268,41 @@ def test_a_waiting_job_is_not_resumed_past_its_deadline(
     assert _resume(client, alice, action_id).json == resumed.json
     assert status(client, alice, action_id) == resumed.json
     assert starts == [1]  # never started again
+
+
+def test_an_active_action_of_a_run_handler_ends_at_its_deadline(
+    auth: FakeGlobusAuth,
+    flavour: str,
+    alice: FakeIdentity,
+    new_store: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    provider = Provider(
+        title="Late",
+        scope=auth.scope,
+        admin_contact="admin@example.org",
+        input_schema={"type": "object"},
+        prefix="/late",
+        store=new_store(),
+    )
+
+    @provider.run
+    def run(request: Any, caller: Caller) -> ActionStatus:
+        return ActionStatus.active({"started": True})
+
+    app = provider.wsgi() if flavour == "wsgi" else provider.asgi()
+    client = Client(app, provider.prefix)
+    try:
+        ran = client.run(alice, {}, deadline=_deadline(1.0))
+        action_id = ran.json["action_id"]
+        # No status handler: the status read itself ends it at its deadline.
+        late = wait_for(
+            lambda: (d := status(client, alice, action_id))["status"] != "ACTIVE" and d,
+            "the deadline passed",
+        )
+        assert (late["status"], late["display_status"]) == ("FAILED", "Deadline passed")
+        assert late["details"] == {"started": True}
+        listed = client.call("GET", "/actions?status=FAILED", alice).json
+        assert [a["action_id"] for a in listed] == [action_id]
+    finally:
+        provider.compile().execution.stop()
+        provider.store.close()
