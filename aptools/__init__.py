@@ -24,7 +24,7 @@ from aptools.errors import (
     UnprocessableEntity,
 )
 from aptools.faces.observe import RequestInfo
-from aptools.jobs import Job, JobCanceled
+from aptools.jobs import Job, JobCanceled, JobLost
 from aptools.models import (
     ACTIVE,
     FAILED,
@@ -75,6 +75,7 @@ __all__ = [
     "InternalError",
     "Job",
     "JobCanceled",
+    "JobLost",
     "LogEntry",
     "LogPage",
     "LogQuery",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aptools.auth import Authenticator
-from aptools.execution import Execution, handler_table
+from aptools.execution import Execution
 from aptools.models import parse_duration
 from aptools.page import compile_page
 from aptools.protocol import spec as core
@@ -25,6 +25,7 @@ from aptools.settings import (
     client_credentials,
     server_url,
 )
+from aptools.protocol.handlers import handler_table
 from aptools.store import Store, open_store
 from aptools.telemetry import build as build_telemetry
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC

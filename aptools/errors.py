@@ -22,6 +22,8 @@ __all__ = [
     "ConsentRequired",
     "Forbidden",
     "InternalError",
+    "JobCanceled",
+    "JobLost",
     "NotFound",
     "PayloadTooLarge",
     "RequestValidationError",
@@ -301,6 +303,30 @@ class ActionFailed(Exception):
         self.details: dict[str, Any] = details_of(details)
         self.display_status = display_status
         super().__init__(details if isinstance(details, str) else "action failed")
+
+
+class JobCanceled(Exception):
+    """Raised by :meth:`aptools.Job.raise_if_canceled`: the job must stop.
+
+    Let it propagate; the action already holds its final state (FAILED,
+    canceled or past its deadline) and what the job returns is discarded.
+    """
+
+
+class JobLost(JobCanceled):
+    """Raised by a job's write (:meth:`aptools.Job.progress`,
+    :meth:`~aptools.Job.save_checkpoint`) once this process no longer holds
+    the job: its lease ran out and another process took it over (this one
+    was frozen, paused or cut off from the store for longer than the lease),
+    or the job was handed back.
+
+    The write was refused by the store, as every later one will be (each
+    carries the claim's fencing token); :attr:`aptools.Job.lost` is True.
+    Let it propagate: the process holding the job now goes on from the last
+    checkpoint, and what this one returns is discarded. A subclass of
+    :class:`JobCanceled`, so code that lets that one through lets this one
+    through too.
+    """
 
 
 #: What Falcon's own routing errors say (no route at a path, a method a route

@@ -35,24 +35,22 @@ Example (what ``run`` does)::
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aptools.errors import StoreUnavailable
+from aptools.failures import Failures
 from aptools.forks import after_fork
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
     from aptools.protocol.effects import Effect
-    from aptools.protocol.spec import Handler
+    from aptools.protocol.handlers import Handler
     from aptools.store import Store
 
-__all__ = ["Execution", "Failures", "handler_table"]
+__all__ = ["Execution", "Failures"]
 
 log = logging.getLogger("aptools")
 
@@ -163,72 +161,6 @@ class Execution:
         self._lock = threading.Lock()
         self._thread = None
         self._stopping = threading.Event()
-
-
-class Failures:
-    """How a background thread logs a task failing again and again: once,
-    then once more when it works again.
-
-    The first failure is logged with its traceback, or in one line when the
-    store is unavailable (:class:`StoreUnavailable`, an outage the store
-    already logged); the same failure again is not logged until a success.
-    """
-
-    def __init__(self, what: str, logger: logging.Logger) -> None:
-        self.what = what
-        self.log = logger
-        self._failing: type[BaseException] | None = None
-
-    def failed(self, exc: BaseException) -> None:
-        if type(exc) is self._failing:
-            return
-        self._failing = type(exc)
-        if isinstance(exc, StoreUnavailable):
-            self.log.warning(
-                "%s: the store is unavailable; trying again until it is back",
-                self.what,
-            )
-        else:
-            self.log.error(
-                "%s failed; trying again later (said once until it works)",
-                self.what,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-
-    def succeeded(self) -> None:
-        if self._failing is not None:
-            self._failing = None
-            self.log.warning("%s works again", self.what)
-
-
-def handler_table(
-    handlers: Mapping[str, Callable[..., Any]], offload: bool, threads: int | None
-) -> dict[str, Handler]:
-    """How to call each handler, decided once: an ``async def`` is awaited;
-    a ``def`` runs in a worker thread under ASGI (the default executor, or a
-    pool of ``threads``) unless ``offload`` is false, and in place under WSGI.
-    """
-    from aptools.protocol.effects import (
-        Await,
-        Blocking,
-        Call,
-        ThreadPool,
-        blocking_in,
-    )
-    from aptools.protocol.spec import Handler
-
-    blocking = Blocking if threads is None else blocking_in(ThreadPool(threads))
-    plain = blocking if offload else Call
-    return {
-        name: Handler(fn, Await if is_async(fn) else plain)
-        for name, fn in handlers.items()
-    }
-
-
-def is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
-    )
 
 
 def _after_fork() -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 
 from aptools.apps import AppBuilder
 from aptools.faces.observe import RequestInfo
-from aptools.jobs.engine import J
+from aptools.jobs.settings import J
 from aptools.jobs.setup import JobDeclaration
 from aptools.protocol import spec as core
 from aptools.settings import (

@@ -44,6 +44,7 @@ __all__ = [
     "StatusHandler",
     "StatusResult",
     "check_signature",
+    "is_async",
 ]
 
 #: What run answers: a dict (the details of a SUCCEEDED action), an
@@ -162,3 +163,11 @@ def where(fn: Callable[..., Any]) -> str:
 
 def _name(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` makes a coroutine (an ``async def``, or an object
+    whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )

@@ -176,13 +176,12 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
                 )
                 queue.enqueue(
                     action.action_id,
-                    now,
                     None,
                     {"identity_id": alice.id, "identities": []},
                 )
                 key = RequestKey(alice.urn, action.request_id, "f")
                 store.reserve(key, action.action_id, now, 60)
-                store.finish(Stored.of(action), action, None)
+                store.create(Stored.of(action), action, None)
                 ids.append(action.action_id)
             started = time.perf_counter()
             bench.jobs.runner()  # type: ignore[union-attr]
@@ -212,16 +211,19 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
             details={"done": 0, "steps": 1000},
         )
         store.reserve(RequestKey(alice.urn, "p", "f"), "p", time.time(), 60)
-        store.finish(Stored.of(action), action, None)
+        store.create(Stored.of(action), action, None)
         queue = store.jobs()
         assert queue is not None
+        # A job claimed as a runner claims it: its writes carry the fence.
+        queue.enqueue("p", None, {"identity_id": alice.id, "identities": []})
+        [claimed] = queue.claim("o", 3600.0, 1)
         handle = Job(
             action=action,
-            store=store,
             queue=queue,
-            owner="o",
+            fence=claimed.fence,
             checkpoint=None,
             attempt=1,
+            lease=3600.0,
         )
         rounds = 3000
         begin = time.perf_counter()

@@ -207,7 +207,7 @@ def lock_waits(store_url: str, app_name: str, n: int) -> str:
                 request_id=key.request_id,
                 start_time="2026-01-01T00:00:00+00:00",
             )
-            host.finish(Stored.of(action), action, None)
+            host.create(Stored.of(action), action, None)
 
     threads = [
         threading.Thread(target=load, args=(host, f"h{i}"))

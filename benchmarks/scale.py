@@ -133,7 +133,7 @@ def memory_bytes_per_action(count: int) -> float:
     for action in actions:
         key = RequestKey(creator, action.request_id, "f" * 64)
         store.reserve(key, action.action_id, now, 300)
-        store.finish(Stored.of(action), action, now + 86400)
+        store.create(Stored.of(action), action, now + 86400)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return round((after - before) / count, 1)

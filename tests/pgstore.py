@@ -51,4 +51,4 @@ def put(store: PostgreSQLStore, act: Action, expires_at: float | None = None) ->
         key(act.request_id, creator=act.creator_id), act.action_id, NOW, 60
     )
     assert got.outcome == "new"
-    store.finish(Stored.of(act), act, expires_at)
+    store.create(Stored.of(act), act, expires_at)

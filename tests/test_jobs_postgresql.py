@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from aptools import Action, RequestKey, Stored, StoreUnavailable
+from aptools.store.jobqueue import Fence
 from aptools.store.postgresql import VERSION, PostgreSQLStore
 from aptools.store.postgresql.schema import MIGRATIONS, migrate
 
@@ -41,7 +42,7 @@ def put(store: PostgreSQLStore, action_id: str) -> None:
         RequestKey(action.creator_id, action_id, "f"), action_id, NOW, 60
     )
     assert held.outcome == "new"
-    store.finish(Stored.of(action), action, None)
+    store.create(Stored.of(action), action, None)
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_the_jobs_table_is_made_by_the_schema_migration(
     # Made once, by the migration: building a queue creates nothing.
     execute(f'DROP TABLE "{schema}".aptools_jobs')
     with pytest.raises(Exception, match="aptools_jobs"):
-        root.for_provider("p").jobs().due(NOW)
+        root.for_provider("p").jobs().due()
 
 
 def test_a_database_at_version_1_gains_the_jobs_table(schema: str) -> None:
@@ -90,8 +91,8 @@ def test_a_database_at_version_1_gains_the_jobs_table(schema: str) -> None:
     try:
         put(store, "a1")
         queue = store.jobs()
-        queue.enqueue("a1", NOW, None, WHO)
-        assert [c.action_id for c in queue.claim("w", NOW, 10, 5)] == ["a1"]
+        queue.enqueue("a1", None, WHO)
+        assert [c.action_id for c in queue.claim("w", 10, 5)] == ["a1"]
     finally:
         store.close()
 
@@ -105,14 +106,12 @@ def test_namespaces_and_schemas_keep_their_jobs_apart(
     try:
         for store in (a, b, other):
             put(store, "same-id" if store is not b else "b-id")
-            store.jobs().enqueue(
-                "same-id" if store is not b else "b-id", NOW, None, WHO
-            )
-        assert [c.action_id for c in a.jobs().claim("w", NOW, 10, 9)] == ["same-id"]
-        assert [c.action_id for c in b.jobs().claim("w", NOW, 10, 9)] == ["b-id"]
+            store.jobs().enqueue("same-id" if store is not b else "b-id", None, WHO)
+        assert [c.action_id for c in a.jobs().claim("w", 0.0, 9)] == ["same-id"]
+        assert [c.action_id for c in b.jobs().claim("w", 10, 9)] == ["b-id"]
         # The same namespace in another schema: another queue altogether.
-        assert [c.action_id for c in other.jobs().claim("w", NOW, 10, 9)] == ["same-id"]
-        assert a.jobs().claim("w", NOW + 100, 10, 9)[0].attempts == 2
+        assert [c.action_id for c in other.jobs().claim("w", 10, 9)] == ["same-id"]
+        assert a.jobs().claim("w", 10, 9)[0].attempts == 2
     finally:
         a.close()
         b.close()
@@ -128,18 +127,18 @@ def test_an_unreachable_database_is_store_unavailable(schema: str) -> None:
         ).for_provider("p")
         queue = store.jobs()
         put(store, "a1")
-        queue.enqueue("a1", NOW, None, WHO)
+        queue.enqueue("a1", None, WHO)
         relay.cut()
         with pytest.raises(StoreUnavailable):
-            queue.claim("w", NOW, 10, 5)
+            queue.claim("w", 10, 5)
         with pytest.raises(StoreUnavailable):
-            queue.heartbeat("w", ["a1"], NOW, 10)
+            queue.heartbeat([Fence("a1", "w", 1)], 10)
         relay.mend()
         # The pool recovers by itself: the job is still there to claim.
         got: list[str] = []
         for _ in range(50):
             try:
-                got = [c.action_id for c in queue.claim("w", NOW, 10, 5)]
+                got = [c.action_id for c in queue.claim("w", 10, 5)]
                 break
             except StoreUnavailable:
                 continue
@@ -152,7 +151,7 @@ def test_an_unreachable_database_is_store_unavailable(schema: str) -> None:
 def _claim_in_child(url: str, out: multiprocessing.Queue[object]) -> None:
     # Nothing is opened here: the queue comes from the parent, over fork.
     try:
-        claimed = _queue.claim("child", NOW + 1, 10, 5)
+        claimed = _queue.claim("child", 10, 5)
         out.put([c.action_id for c in claimed])
     except BaseException as exc:  # reported to the parent
         out.put(repr(exc))
@@ -168,9 +167,9 @@ def test_a_forked_process_uses_connections_of_its_own(
     store = root.for_provider("p")
     queue = store.jobs()
     put(store, "a1")
-    queue.enqueue("a1", NOW, None, WHO)
+    queue.enqueue("a1", None, WHO)
     # The parent's pool is open, with a connection idle in it.
-    assert queue.claim("parent", NOW, 0.0, 5) != []
+    assert queue.claim("parent", 0.0, 5) != []
     _queue = queue
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue[object] = ctx.Queue()
@@ -180,6 +179,7 @@ def test_a_forked_process_uses_connections_of_its_own(
     child.join(30)
     assert got == ["a1"]
     # The parent's connections still work: the child never used them.
-    assert [b.action_id for b in queue.heartbeat("child", ["a1"], NOW, 10)] == ["a1"]
-    assert [c.action_id for c in queue.claim("parent", NOW + 100, 10, 5)] == ["a1"]
+    [beat] = queue.heartbeat([Fence("a1", "child", 2)], 0.0)
+    assert beat.action_id == "a1"
+    assert [c.action_id for c in queue.claim("parent", 10, 5)] == ["a1"]
     store.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +84,9 @@ def test_the_caller_is_acted_for_after_its_token_expired_and_a_take_over(
     auth.revoke(caller_token)  # the caller's own token is of no use any more
     queue = first.store.jobs()
     assert queue is not None
-    [held] = queue.claim("inspector", time.time(), 60, 1)
+    [held] = queue.claim("inspector", 60, 1)
     assert held.tokens is not None and b"fake-refresh-" not in held.tokens
-    queue.release("inspector", [action_id])
+    queue.hand_back([held.fence])
     second, other = build(work, keep_tokens=True, lease=3600.0)
     second.jobs.runner()  # type: ignore[union-attr]
     doc = ended(other, alice, action_id)

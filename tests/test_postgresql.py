@@ -45,7 +45,7 @@ def test_reserve_outcomes(store: PostgreSQLStore) -> None:
     assert store.reserve(key("r", "fp2"), "a2", NOW, 60).outcome == "conflict"
     assert store.get("a1", NOW) is None  # pending actions are invisible
     done = action("a1", request_id="r")
-    store.finish(Stored.of(done), done, None)
+    store.create(Stored.of(done), done, None)
     found = store.reserve(key("r", "fp1"), "a3", NOW, 60)
     assert found.outcome == "existing" and found.stored is not None
     assert found.stored.action().action_id == "a1"
@@ -58,10 +58,10 @@ def test_stale_reservation_is_handed_on(store: PostgreSQLStore) -> None:
     assert store.reserve(key("r"), "a2", NOW + 59, 60).outcome == "pending"
     assert store.reserve(key("r"), "a2", NOW + 61, 60).outcome == "new"
     late = action("a1", request_id="r")
-    store.finish(Stored.of(late), late, None)  # the old holder lost the key
+    store.create(Stored.of(late), late, None)  # the old holder lost the key
     assert store.get("a1", NOW + 61) is None
     done = action("a2", request_id="r")
-    store.finish(Stored.of(done), done, None)
+    store.create(Stored.of(done), done, None)
     assert store.get("a2", NOW + 61) is not None
 
 
@@ -240,7 +240,7 @@ def _framework_run(host: PostgreSQLStore, runs: list[str], action_id: str) -> st
         if got.outcome == "new":
             runs.append(action_id)
             done = action(action_id, request_id="burst")
-            host.finish(Stored.of(done), done, None)
+            host.create(Stored.of(done), done, None)
             return action_id
         if got.stored is not None:
             return got.stored.action_id

@@ -49,7 +49,7 @@ def put(store: Store, act: Action, expires_at: float | None = None) -> None:
         ).outcome
         == "new"
     )
-    store.finish(Stored.of(act), act, expires_at)
+    store.create(Stored.of(act), act, expires_at)
 
 
 def test_sqlite_survives_reopening(tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def _hold(path: str, request_id: str, finish: bool, ready: Any, go: Any) -> None
     go.wait(60)
     if finish:
         done = action("held", "SUCCEEDED", request_id=request_id)
-        store.finish(Stored.of(done), done, None)
+        store.create(Stored.of(done), done, None)
         store.close()
         return
     os._exit(1)  # dies holding the claim, as a crashed worker would
@@ -217,7 +217,7 @@ def test_sqlite_stores_of_one_file_in_one_process_share_claims(
         first.reserve(RequestKey(ALICE, "r", "fp"), "a3", NOW, 60).outcome == "pending"
     )
     done = action("a1", request_id="r")
-    first.finish(Stored.of(done), done, None)
+    first.create(Stored.of(done), done, None)
     again = first.reserve(RequestKey(ALICE, "r", "fp"), "a4", NOW, 60)
     assert again.outcome == "existing"
     first.close()
@@ -226,7 +226,7 @@ def test_sqlite_stores_of_one_file_in_one_process_share_claims(
 def test_action_ids_differ_across_forks() -> None:
     import os as _os
 
-    from aptools.protocol.lifecycle import new_action_id
+    from aptools.actions import new_action_id
 
     new_action_id()  # the parent has a pool of randomness now
     read, write = _os.pipe()

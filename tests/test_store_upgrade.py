@@ -1,4 +1,5 @@
-"""SQLite files of the version before provider namespaces are upgraded in place."""
+"""SQLite files of older versions are upgraded in place: version 0 (before
+provider namespaces) and version 1 (before the job table joined the schema)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from aptools import RequestKey, SQLiteStore, Stored
+from aptools.store.sqlite.schema import VERSION
 
 from .test_store import ALICE, BOB, NOW, action, put
 
@@ -111,7 +113,7 @@ def test_sqlite_reads_files_of_the_version_before_namespaces(tmp_path: Path) -> 
     assert beta.get("new", NOW) is None and alpha.get("new-beta", NOW) is None
     root.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (VERSION,)
     reopened = SQLiteStore(path).for_provider("alpha")
     assert reopened.get("new", NOW) is not None
     assert reopened.get("old2", NOW) is not None
@@ -159,3 +161,63 @@ def test_sqlite_refuses_a_file_of_a_newer_version(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="newer") as refused:
         SQLiteStore(path)
     assert str(path) in str(refused.value)
+
+
+# The job table exactly as version 1's job queue made it when first opened.
+_V1_JOBS = """
+CREATE TABLE aptools_jobs (
+    namespace        TEXT NOT NULL,
+    action_id        TEXT NOT NULL,
+    enqueued_at      REAL NOT NULL,
+    deadline         REAL,
+    owner            TEXT,
+    lease_until      REAL NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    checkpoint       BLOB,
+    caller           BLOB NOT NULL,
+    tokens           BLOB,
+    PRIMARY KEY (namespace, action_id)
+) WITHOUT ROWID;
+"""
+
+
+def _v1_file(path: Path, jobs: bool) -> None:
+    """A file as version 1 left it: an ACTIVE action of provider "p" and,
+    when its provider had a job, the job table with that action's job."""
+    made = SQLiteStore(path)
+    put(made.for_provider("p"), action("waiting"))
+    made.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE aptools_jobs")
+    if jobs:
+        db.executescript(_V1_JOBS)
+        db.execute(
+            "INSERT INTO aptools_jobs (namespace, action_id, enqueued_at, caller)"
+            " VALUES ('p', 'waiting', ?, '{}')",
+            (NOW,),
+        )
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+
+
+@pytest.mark.parametrize("jobs", [True, False], ids=["with-jobs", "without-jobs"])
+def test_sqlite_upgrades_a_file_of_version_1(tmp_path: Path, jobs: bool) -> None:
+    path = tmp_path / "v1.db"
+    _v1_file(path, jobs)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    store = SQLiteStore(path).for_provider("p")
+    queue = store.jobs()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (VERSION,)
+    claimed = [c.action_id for c in queue.claim("w", 30, 9)]
+    # A queued job survives the upgrade; a file without jobs gains the table.
+    assert claimed == (["waiting"] if jobs else [])
+    queue.enqueue("late", None, {"identity_id": "x"})
+    put(store, action("late"))
+    [late] = queue.claim("w", 30, 9)
+    assert late.action_id == "late"
+    # Rows of older versions count their claims from here on: fenced too.
+    queue.checkpoint(late.fence, b"1")
+    store.close()

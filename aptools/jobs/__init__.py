@@ -4,16 +4,18 @@ Declare one with :meth:`aptools.Provider.job`; see :class:`Job` for what the
 function can do while it runs, and :class:`JobQueue` for what a store offers.
 """
 
-from aptools.jobs.engine import JobFunction, JobResult, JobSettings
-from aptools.jobs.handle import Job, JobCanceled
-from aptools.jobs.queue import Beat, Claimed, JobQueue
+from aptools.jobs.handle import Job, JobCanceled, JobLost
+from aptools.jobs.settings import JobFunction, JobResult, JobSettings
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue
 
 __all__ = [
     "Beat",
     "Claimed",
+    "Fence",
     "Job",
     "JobCanceled",
     "JobFunction",
+    "JobLost",
     "JobQueue",
     "JobResult",
     "JobSettings",

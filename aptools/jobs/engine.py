@@ -6,84 +6,33 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aptools.auth import Caller
-from aptools.errors import ConsentRequired
 from aptools.forks import PerProcess
-from aptools.jobs.handle import LOG_KEY, Job
-from aptools.models import Action, ActionStatus, LogPage, LogQuery, timestamp_of
+from aptools.jobs.callers import Reconnected, no_token
+from aptools.jobs.handle import LOG_KEY
+from aptools.jobs.runner import Runner
+from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
+from aptools.models import Action, LogPage, LogQuery, timestamp_of
+from aptools.store.records import Stored
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
 
     from aptools.auth import Authenticator
-    from aptools.jobs.queue import JobQueue
-    from aptools.jobs.runner import Runner
     from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
 
-__all__ = ["JobEngine", "JobFunction", "JobResult", "JobSettings"]
-
-#: What a job function returns: the details of a SUCCEEDED action, or a
-#: terminal (or INACTIVE) :class:`ActionStatus`.
-JobResult: TypeAlias = Mapping[str, Any] | ActionStatus | None
-
-
-class JobFunction(Protocol):
-    """A job: ``def work(action, caller, job)`` or ``async def``."""
-
-    def __call__(
-        self, action: Action, caller: Caller, job: Job, /
-    ) -> JobResult | Awaitable[JobResult]: ...
-
-
-J = TypeVar(
+__all__ = [
     "J",
-    bound=Callable[[Action, Caller, Job], JobResult | Awaitable[JobResult]],
-)
-
-
-@dataclass(slots=True, frozen=True)
-class JobSettings:
-    """How a provider's job runs.
-
-    ``lease`` (seconds): how long a claim lasts without a heartbeat (renewed
-    every third of it); a job whose process died is taken over after at most
-    this long. ``resumable``: a take-over starts the job again from its last
-    checkpoint; otherwise the action ends FAILED ("Interrupted").
-    ``max_jobs``: jobs running at once per process. ``poll_interval``
-    (seconds): how often a process looks for jobs others enqueued.
-    ``keep_tokens``: keep the caller's dependent refresh tokens, encrypted,
-    so that ``caller.authorizer(scope)`` works for the whole job.
-    """
-
-    resumable: bool = False
-    lease: float = 30.0
-    max_jobs: int = 4
-    poll_interval: float = 1.0
-    keep_tokens: bool = False
-
-
-def no_token(scope: str) -> ConsentRequired:
-    """What a job that holds no token of its caller's for ``scope`` raises
-    (taken over from a process that died, or resumed elsewhere, without a
-    kept token): the caller must act again — consent, then resume."""
-    return ConsentRequired(
-        "The provider holds no token of yours for a scope it needs; "
-        "consent to it and resume the action.",
-        required_scopes=[scope],
-    )
-
-
-class _Reconnected(Caller):
-    """The caller of a job taken over from another process: no token."""
-
-    __slots__ = ()
-
-    def dependent_token(self, scope: str) -> dict[str, Any]:
-        raise no_token(scope)
+    "JobEngine",
+    "JobFunction",
+    "JobResult",
+    "JobSettings",
+    "no_token",
+]
 
 
 class JobEngine:
@@ -119,23 +68,34 @@ class JobEngine:
         """Enqueue ``action``'s job (before its first state is stored)."""
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
-        self.queue.enqueue(action.action_id, now, deadline, _record(caller))
+        self.queue.enqueue(action.action_id, deadline, _record(caller))
 
-    def resume(self, action: Action, caller: Caller, now: float) -> None:
-        """Hand ``action``'s waiting job to the resuming ``caller`` (before
-        the action is stored ACTIVE again): it goes on from its checkpoint,
-        acting as ``caller``. With kept tokens, the caller's access token is
-        kept (encrypted) with the job, so that any process can act for it."""
-        self._keep(action.action_id, caller)
+    def resume(self, action: Action, caller: Caller) -> Stored | None:
+        """Resume ``action``'s waiting job, as one compare-and-set
+        (:meth:`JobQueue.requeue_for`): if the action is still stored INACTIVE,
+        store ``action`` (going on, ACTIVE) and hand its job to the resuming
+        ``caller``, from its checkpoint. With kept tokens, the caller's access
+        token is kept (encrypted) with the job, so that any process can act
+        for it. Returns what was stored, or ``None`` when another resume won,
+        the action ended, or its job's deadline passed."""
         record = _record(caller)
         sealed = None
         if self.fernet is not None and caller._token:
             from aptools.jobs.tokens import seal
 
             sealed = seal(self.fernet, {}, caller._token)
-        if not self.queue.resume(action.action_id, record, sealed):
-            deadline = self._deadline(action, timestamp_of(action.start_time))
-            self.queue.enqueue(action.action_id, now, deadline, record, sealed)
+        deadline = self._deadline(action, timestamp_of(action.start_time))
+        self._keep(action.action_id, caller)
+        stored = self.queue.requeue_for(
+            action.action_id, Stored.of(action), record, sealed, deadline
+        )
+        if stored is None:
+            self.forget(action.action_id)
+        return stored
+
+    def now(self) -> float:
+        """The queue's clock (:meth:`JobQueue.now`): deadlines are on it."""
+        return self.queue.now()
 
     def _deadline(self, action: Action, start: float) -> float:
         deadline = start + self.max_deadline
@@ -174,7 +134,6 @@ class JobEngine:
         return self._runner.get()
 
     def _start_runner(self) -> Runner:
-        from aptools.jobs.runner import Runner
 
         with self._lock:
             self._callers = {}  # a forked child's are its parent's requests
@@ -207,7 +166,7 @@ class JobEngine:
             "auth": self.auth,
         }
         if self.fernet is None:
-            return _Reconnected(**identity)
+            return Reconnected(**identity)
         from aptools.jobs.tokens import TokenCaller
 
         return TokenCaller(fernet=self.fernet, sealed=sealed, save=save, **identity)

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from aptools.errors import JobCanceled, JobLost
 from aptools.models import Action, Details, LogEntry, details_of, isoformat
 from aptools.store import Stored
 from aptools.vocabulary import TERMINAL
 
 if TYPE_CHECKING:
-    from aptools.jobs.queue import JobQueue
-    from aptools.store import Store
+    from aptools.store.jobqueue import Fence, JobQueue
 
-__all__ = ["LOG_KEY", "LOG_LIMIT", "Job", "JobCanceled"]
+__all__ = ["LOG_KEY", "LOG_LIMIT", "Job", "JobCanceled", "JobLost"]
 
 #: Where an action's job log lives in its private ``state``.
 LOG_KEY: Final = "aptools.log"
@@ -26,19 +26,15 @@ LOG_KEY: Final = "aptools.log"
 LOG_LIMIT: Final = 1000
 
 
-class JobCanceled(Exception):
-    """Raised by :meth:`Job.raise_if_canceled`: the job must stop.
-
-    Let it propagate; the action already holds its final state (FAILED,
-    canceled or past its deadline) and what the job returns is discarded.
-    """
-
-
 class Job:
     """The handle a job function receives: progress, checkpoints, cancellation.
 
     Every method writes through the store at once, so status answers the
-    new state from any worker process or host::
+    new state from any worker process or host. Every write carries this
+    claim's fencing token: once another process took the job over (this one
+    was frozen or cut off from the store past its lease), the write is
+    refused and raises :class:`~aptools.JobLost`, and :attr:`lost` turns
+    True — stop there, before the next step::
 
         @provider.job
         def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
@@ -56,16 +52,17 @@ class Job:
         self,
         *,
         action: Action,
-        store: Store,
         queue: JobQueue,
-        owner: str,
+        fence: Fence,
         checkpoint: Any,
         attempt: int,
+        lease: float = 30.0,
+        claimed_at: float | None = None,
     ) -> None:
         self._action = action
-        self._store = store
         self._queue = queue
-        self._owner = owner
+        #: The claim's fencing token (see :class:`aptools.store.jobqueue.Fence`).
+        self.fence = fence
         self._checkpoint = checkpoint
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -79,6 +76,11 @@ class Job:
         #: other job once: the claim after that ends the action FAILED
         #: ("Interrupted") without running it. An ``int``.
         self.attempt = attempt
+        self._lease = lease
+        # Until when (time.monotonic) the lease surely holds: a lease after
+        # the claim, or the last renewing heartbeat, was sent.
+        sent = time.monotonic() if claimed_at is None else claimed_at
+        self._held_until = sent + lease
 
     @property
     def action_id(self) -> str:
@@ -93,23 +95,56 @@ class Job:
 
     @property
     def canceled(self) -> bool:
-        """True once the job must stop: canceled, past its deadline, or handed
-        back. Refreshed by each heartbeat and each :meth:`progress`."""
-        return self._stop.is_set()
+        """True once the job must stop: canceled, past its deadline, handed
+        back, or no longer held (:attr:`lost`). Refreshed by each heartbeat and
+        each :meth:`progress`; when the lease was not renewed lately (this
+        process was frozen, or cut off from the store), asks the store first."""
+        return self._stop.is_set() or not self._holds()
 
     def raise_if_canceled(self) -> None:
-        """Raise :class:`JobCanceled` if :attr:`canceled`."""
-        if self._stop.is_set():
+        """Raise :class:`JobCanceled` if :attr:`canceled` (:class:`JobLost`,
+        its subclass, if the job is no longer held)."""
+        if self.canceled:
+            if self._lost:
+                raise JobLost(self.action_id)
             raise JobCanceled(self.action_id)
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``, waking early when the job must stop;
-        True if it must stop (for ``def`` jobs, instead of ``time.sleep``)."""
-        return self._stop.wait(seconds)
+        True if it must stop (for ``def`` jobs, instead of ``time.sleep``).
+        Like :attr:`canceled`, it makes sure the job is still held before it
+        answers False, so a process continued after a freeze longer than the
+        lease learns here that the job was taken over."""
+        return self._stop.wait(seconds) or not self._holds()
 
     async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep`` for ``async def`` jobs (a cancel cancels it)."""
+        """``asyncio.sleep`` for ``async def`` jobs (a cancel cancels it).
+        Raises :class:`JobLost` if, afterwards, the job is no longer held."""
         await asyncio.sleep(seconds)
+        if not self._holds():
+            raise JobLost(self.action_id)
+
+    def _holds(self) -> bool:
+        """Whether this process still holds the job. Known locally while the
+        last renewal is recent (heartbeats come every third of a lease); when
+        a third of the lease or less is left, asked of the store (a fenced
+        renewal), and the job is lost if the store refuses or cannot say."""
+        if self._lost:
+            return False
+        if time.monotonic() < self._held_until - self._lease / 3:
+            return True
+        sent = time.monotonic()
+        try:
+            beats = self._queue.heartbeat([self.fence], self._lease)
+        except Exception:
+            beats = None
+            if time.monotonic() < self._held_until:
+                return True  # the store is out of reach; the lease still runs
+        if not beats:
+            self.lose()
+            return False
+        self.renewed(sent, stop=beats[0].stop)
+        return True
 
     # -- reports --------------------------------------------------------------
 
@@ -126,11 +161,12 @@ class Job:
         one write. The log keeps the last :data:`LOG_LIMIT` entries.
 
         After the action ended (canceled, deadline) nothing changes and
-        :attr:`canceled` turns True.
+        :attr:`canceled` turns True. Raises :class:`~aptools.JobLost`, writing
+        nothing, once the job was taken over.
         """
         with self._lock:
             if self._lost:
-                return
+                raise JobLost(self.action_id)
             action = self._action
             if details is not None:
                 action.details = details_of(details)
@@ -140,9 +176,12 @@ class Job:
                 entries = list(action.state.get(LOG_KEY, ()))
                 entries.append(_entry(log))
                 action.state[LOG_KEY] = entries[-LOG_LIMIT:]
-            stored = self._store.update(
-                action.action_id, Stored.of(action), None, time.time()
-            )
+            try:
+                stored = self._queue.save(self.fence, Stored.of(action), None)
+            except JobLost:
+                self._lost = True
+                self.stop()
+                raise
         if stored is None or stored.status in TERMINAL:
             self.stop()
 
@@ -155,15 +194,19 @@ class Job:
     def save_checkpoint(self, state: Any) -> None:
         """Save ``state`` (anything JSON can hold) for a take-over: a
         resumable job started again after a crash finds it in
-        :attr:`checkpoint`. One write."""
+        :attr:`checkpoint`. One write. Raises :class:`~aptools.JobLost`,
+        saving nothing, once the job was taken over."""
         data = orjson.dumps(state)
         with self._lock:
             if self._lost:
-                return
-            if self._queue.checkpoint(self._owner, self.action_id, data):
-                self._checkpoint = orjson.loads(data)
-                return
-        self.lose()
+                raise JobLost(self.action_id)
+            try:
+                self._queue.checkpoint(self.fence, data)
+            except JobLost:
+                self._lost = True
+                self.stop()
+                raise
+            self._checkpoint = orjson.loads(data)
 
     # -- the runner's side ------------------------------------------------------
 
@@ -174,6 +217,13 @@ class Job:
         if hook is not None:
             hook()
 
+    def renewed(self, sent: float, stop: bool = False) -> None:
+        """The lease was renewed by a heartbeat sent at ``sent``
+        (``time.monotonic``); ``stop``: cancellation was asked for."""
+        self._held_until = max(self._held_until, sent + self._lease)
+        if stop:
+            self.stop()
+
     def lose(self) -> None:
         """This process no longer holds the job: stop it and ignore what it
         reports from now on."""
@@ -183,6 +233,9 @@ class Job:
 
     @property
     def lost(self) -> bool:
+        """True once this process no longer holds the job (taken over after
+        its lease ran out, or handed back): every write is refused from then
+        on, and what the job returns is discarded."""
         return self._lost
 
 

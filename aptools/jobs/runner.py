@@ -13,39 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import signal
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
-from aptools.forks import generation
-from aptools.jobs.handle import Job, JobCanceled
-from aptools.jobs.queue import Claimed
-from aptools.models import Action, ActionStatus
-from aptools.protocol.lifecycle import (
+from aptools.actions import (
+    DEADLINE_PASSED,
+    INTERRUPTED,
     apply,
     consent_needed,
+    end_at_deadline,
     expiry,
     fail,
     finish_fields,
 )
+from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavailable
+from aptools.failures import Failures
+from aptools.forks import generation
+from aptools.jobs.handle import Job, JobCanceled
+from aptools.models import Action, ActionStatus
 from aptools.store import Stored
+from aptools.store.jobqueue import Claimed
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
 if TYPE_CHECKING:
-    from aptools.jobs.engine import JobEngine
+    from aptools.auth import Authenticator, Caller
+    from aptools.jobs.settings import JobSettings
+    from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
 
 log = logging.getLogger("aptools.jobs")
 
-DEADLINE_PASSED: Final = "Deadline passed"
-INTERRUPTED: Final = "Interrupted: the process running it ended"
 _GENERIC: Final = {
     "code": "JobFailed",
     "description": "The job failed with an unexpected error.",
@@ -55,10 +61,32 @@ _SWEEP_EVERY: Final = 60.0
 MOST_ATTEMPTS: Final = 10
 
 
+class Engine(Protocol):
+    """What a runner reads of its provider's job (a
+    :class:`~aptools.jobs.engine.JobEngine`)."""
+
+    fn: Callable[..., Any]
+    settings: JobSettings
+    store: Store
+    queue: JobQueue
+    auth: Authenticator
+    is_async: bool
+
+    def caller_for(
+        self,
+        action_id: str,
+        record: Mapping[str, Any],
+        sealed: bytes | None,
+        save: Callable[[bytes], Any],
+    ) -> Caller: ...
+
+    def forget(self, action_id: str) -> None: ...
+
+
 class Runner:
     """Claims and runs one provider's jobs in this process."""
 
-    def __init__(self, engine: JobEngine, owner: str) -> None:
+    def __init__(self, engine: Engine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
         self._settings = engine.settings
@@ -112,7 +140,7 @@ class Runner:
             job.lose()
         if held:
             try:
-                self.engine.queue.release(self.owner, [j.action_id for j in held])
+                self.engine.queue.hand_back([j.fence for j in held])
             except Exception:
                 log.exception("could not hand back %d jobs", len(held))
             else:
@@ -125,8 +153,6 @@ class Runner:
     # -- the main loop ------------------------------------------------------------
 
     def _main(self) -> None:
-        from aptools.execution import Failures
-
         failures = Failures("job runner", log)
         while not self._stopping:
             if self.engine.store.closed:
@@ -154,29 +180,30 @@ class Runner:
             # PERF: at most once per poll interval, not at every wake-up (a
             # job ending wakes the runner): the look-up scans the queue.
             self._next_due = now + settings.poll_interval
-            for action_id in queue.due(now):
+            for action_id in queue.due():
                 self._deadline(action_id, now)
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY
-            queue.sweep(now, grace=max(settings.lease, 300.0))
+            queue.sweep(grace=max(settings.lease, 300.0))
         free = settings.max_jobs - len(self._running)
         if free > 0 and not self._stopping:
-            for claimed in queue.claim(self.owner, now, settings.lease, free):
-                self._launch(claimed)
+            sent = time.monotonic()
+            for claimed in queue.claim(self.owner, settings.lease, free):
+                self._launch(claimed, sent)
 
     def _heartbeat(self, now: float) -> None:
         with self._lock:
             held = dict(self._running)
         if not held:
             return
+        sent = time.monotonic()
         beats = self.engine.queue.heartbeat(
-            self.owner, list(held), now, self._settings.lease
+            [job.fence for job in held.values()], self._settings.lease
         )
         alive = set()
         for beat in beats:
             alive.add(beat.action_id)
-            if beat.stop:
-                held[beat.action_id].stop()
+            held[beat.action_id].renewed(sent, stop=beat.stop)
         for action_id, job in held.items():
             if action_id not in alive:
                 if job.canceled or job.action.status != ACTIVE:
@@ -196,29 +223,27 @@ class Runner:
         store = self.engine.store
         stored = store.get(action_id, now)
         if stored is not None and stored.status not in TERMINAL:
-            action = stored.action()
-            action.status, action.display_status = FAILED, DEADLINE_PASSED
-            finish_fields(action)
+            action = end_at_deadline(stored.action())
             store.update(action_id, Stored.of(action), expiry(action), now)
         self.engine.queue.request_cancel(action_id)
         self.stop_job(action_id)
 
     # -- one job ------------------------------------------------------------------
 
-    def _launch(self, claimed: Claimed) -> None:
-        job = self._prepare(claimed)
+    def _launch(self, claimed: Claimed, sent: float) -> None:
+        job = self._prepare(claimed, sent)
         if job is None:
             return
         # The function gets a copy of its own; the handle keeps what it saved.
         mine = Stored.of(job.action).action()
         with self._lock:
             self._running[claimed.action_id] = job
-        queue, owner, action_id = self.engine.queue, self.owner, claimed.action_id
+        queue, fence = self.engine.queue, claimed.fence
         caller = self.engine.caller_for(
-            action_id,
+            claimed.action_id,
             claimed.caller,
             claimed.tokens,
-            lambda sealed: queue.save_tokens(owner, action_id, sealed),
+            lambda sealed: queue.save_tokens(fence, sealed),
         )
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
@@ -240,12 +265,12 @@ class Runner:
     def _loop_cancel(self, future: Future[Any]) -> None:
         future.cancel()
 
-    def _prepare(self, claimed: Claimed) -> Job | None:
+    def _prepare(self, claimed: Claimed, sent: float) -> Job | None:
         engine = self.engine
         now = time.time()
         stored = engine.store.get(claimed.action_id, now)
         if stored is None or stored.status != ACTIVE:
-            engine.queue.release(self.owner, [claimed.action_id])
+            engine.queue.hand_back([claimed.fence])
             return None
         action = stored.action()
         if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
@@ -258,18 +283,20 @@ class Runner:
             )
             action.status, action.display_status = FAILED, INTERRUPTED
             finish_fields(action)
-            engine.store.update(
-                action.action_id, Stored.of(action), expiry(action), now
-            )
-            engine.queue.finish(action.action_id)
+            # Taken over meanwhile (JobLost): the new holder decides.
+            with contextlib.suppress(JobLost):
+                engine.queue.conclude(
+                    claimed.fence, Stored.of(action), expiry(action), keep=False
+                )
             return None
         return Job(
             action=action,
-            store=engine.store,
             queue=engine.queue,
-            owner=self.owner,
+            fence=claimed.fence,
             checkpoint=claimed.checkpoint,
             attempt=claimed.attempts,
+            lease=self._settings.lease,
+            claimed_at=sent,
         )
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
@@ -295,9 +322,14 @@ class Runner:
                 return  # handed back or taken over: another process decides
             if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
                 # The action ended already (cancel, deadline).
-                self.engine.queue.finish(action_id)
+                self.engine.queue.delete(job.fence)
                 return
             self._save_outcome(job, result, exc)
+        except JobLost:
+            # Taken over while it ran (this process was frozen or cut off
+            # past its lease): the holder now decides; nothing was written.
+            job.lose()
+            log.warning("job %s was taken over; its outcome was not stored", action_id)
         except StoreUnavailable:
             log.warning(
                 "job %s: its end could not be stored (the store is unavailable); "
@@ -349,13 +381,12 @@ class Runner:
             finish_fields(action)
         if fresh is None:
             fresh = Stored.of(action)
-        now = time.time()
-        engine.store.update(action.action_id, fresh, expiry(action), now)
-        if action.status == INACTIVE:
-            # Waiting (for consent, say): claimable again once resumed.
-            engine.queue.release(self.owner, [action.action_id])
-        else:
-            engine.queue.finish(action.action_id)
+        # The outcome and the row's end in one transaction, fenced: a holder
+        # that lost the job (JobLost) writes nothing. Waiting INACTIVE (for
+        # consent, say), the row stays, claimable again once resumed.
+        engine.queue.conclude(
+            job.fence, fresh, expiry(action), keep=action.status == INACTIVE
+        )
 
 
 def _checked(result: Any) -> Any:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aptools.jobs.engine import JobEngine, JobSettings
+from aptools.jobs.engine import JobEngine
+from aptools.jobs.settings import JobSettings
 from aptools.settings import ProviderConfigError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class JobDeclaration:
         jobs, or kept tokens need a key that is missing or malformed."""
         if self.declared is None:
             return None
-        from aptools.execution import is_async
+        from aptools.typing import is_async
 
         fn, settings = self.declared
         queue = store.jobs()

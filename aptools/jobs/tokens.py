@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from aptools.auth import Caller
 from aptools.auth.globus import auth_errors, scope_names
 from aptools.errors import AuthServiceError, ConsentRequired
-from aptools.jobs.engine import no_token
+from aptools.jobs.callers import no_token
 
 __all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key", "seal"]
 

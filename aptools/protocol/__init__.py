@@ -37,10 +37,10 @@ with ``spec.store_call.now(...)``.
 Handler results and consent
 ---------------------------
 Every handler's answer becomes the action by one rule,
-:func:`~aptools.protocol.lifecycle.apply`; ``ActionFailed`` by
-:func:`~aptools.protocol.lifecycle.fail`. ``ConsentRequired`` from the run,
+:func:`~aptools.actions.apply`; ``ActionFailed`` by
+:func:`~aptools.actions.fail`. ``ConsentRequired`` from the run,
 status or resume handler (or a job) is no error either:
-:func:`~aptools.protocol.lifecycle.consent_needed` makes the action INACTIVE
+:func:`~aptools.actions.consent_needed` makes the action INACTIVE
 with the consent details and notes in its private state what to retry, which
 resume (:mod:`aptools.protocol.operations.manage`) does as the resuming
 caller. From other handlers it is answered as a 403.

@@ -17,7 +17,8 @@ import orjson
 
 from aptools.auth import Authenticator
 from aptools.execution import Execution
-from aptools.protocol.effects import Effect, StoreCall
+from aptools.protocol.effects import StoreCall
+from aptools.protocol.handlers import Handler
 from aptools.store import Store
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN
 
@@ -51,17 +52,6 @@ class Access:
             groups=frozenset(p for p in items if p.startswith(GROUP_URN)),
             authenticated=ALL_AUTHENTICATED in items,
         )
-
-
-@dataclass(slots=True, frozen=True)
-class Handler:
-    """A registered function and how to call it."""
-
-    fn: Callable[..., Any]
-    effect: Callable[..., Effect]
-
-    def __call__(self, *args: Any) -> Effect:
-        return self.effect(self.fn, *args)
 
 
 class Verdict:

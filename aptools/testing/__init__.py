@@ -14,6 +14,8 @@
 - :func:`wait_for`: poll until something done in the background holds.
 - :mod:`aptools.testing.store_contract`: the tests any action store must
   pass (imported on its own; it needs pytest).
+- :mod:`aptools.testing.queue_contract`: the tests any job queue must pass
+  (imported on its own; it needs pytest).
 """
 
 from aptools.testing.client import ProviderClient, Reply

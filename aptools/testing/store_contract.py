@@ -65,10 +65,10 @@ def key(act: Action, fingerprint: str = "fp") -> RequestKey:
 
 
 def put(store: Store, act: Action, expires_at: float | None = None) -> Stored:
-    """Reserve and finish ``act``, as a run does; the stored form."""
+    """Reserve and create ``act``, as a run does; the stored form."""
     assert store.reserve(key(act), act.action_id, NOW, LEASE).outcome == "new"
     stored = Stored.of(act)
-    store.finish(stored, act, expires_at)
+    store.create(stored, act, expires_at)
     return stored
 
 
@@ -93,7 +93,7 @@ class StoreContract:
         store.reserve(key(action("r1"), "fp"), "r1", NOW, LEASE)
         store.ready()
 
-    # -- reserve, finish, abandon ----------------------------------------------
+    # -- reserve, create, abandon ----------------------------------------------
 
     def test_reserve_outcomes(self, store: Store) -> None:
         first = action("a1")
@@ -103,7 +103,7 @@ class StoreContract:
         other = store.reserve(key(first, "fp2"), "a2", NOW, LEASE)
         assert other.outcome == "conflict" and other.stored is None
         stored = Stored.of(first)
-        store.finish(stored, first, None)
+        store.create(stored, first, None)
         found = store.reserve(key(first, "fp1"), "a3", NOW, LEASE)
         assert found.outcome == "existing" and found.stored is not None
         assert found.stored.action_id == "a1" and found.stored.public == stored.public
@@ -115,13 +115,13 @@ class StoreContract:
         theirs = RequestKey(BOB, "r", "another document")
         assert store.reserve(theirs, "b1", NOW, LEASE).outcome == "new"
 
-    def test_reserved_action_is_invisible_until_finished(self, store: Store) -> None:
+    def test_reserved_action_is_invisible_until_created(self, store: Store) -> None:
         pending = action("a1")
         assert store.reserve(key(pending), "a1", NOW, LEASE).outcome == "new"
         assert store.get("a1", NOW) is None
         assert store.update("a1", Stored.of(pending), None, NOW) is None
         assert store.list({"creator_id": {ALICE}}, {"ACTIVE"}, NOW) == []
-        store.finish(Stored.of(pending), pending, None)
+        store.create(Stored.of(pending), pending, None)
         got = store.get("a1", NOW)
         assert got is not None and got == Stored.of(pending)
 
@@ -131,9 +131,9 @@ class StoreContract:
         late = NOW + LEASE - 1
         assert store.reserve(key(fresh), "a2", late, LEASE).outcome == "pending"
         assert store.reserve(key(fresh), "a2", NOW + LEASE + 1, LEASE).outcome == "new"
-        store.finish(Stored.of(stuck), stuck, None)  # too late: stores nothing
+        store.create(Stored.of(stuck), stuck, None)  # too late: stores nothing
         assert store.get("a1", NOW) is None
-        store.finish(Stored.of(fresh), fresh, None)
+        store.create(Stored.of(fresh), fresh, None)
         found = store.reserve(key(stuck), "a3", NOW, LEASE)
         assert found.stored is not None and found.stored.action_id == "a2"
 
@@ -141,7 +141,7 @@ class StoreContract:
         dropped = action("a1", request_id="r")
         assert store.reserve(key(dropped), "a1", NOW, LEASE).outcome == "new"
         store.abandon("a1")
-        store.finish(Stored.of(dropped), dropped, None)  # abandoned: nothing
+        store.create(Stored.of(dropped), dropped, None)  # abandoned: nothing
         assert store.get("a1", NOW) is None
         assert store.reserve(key(dropped), "a2", NOW, LEASE).outcome == "new"
         store.abandon("unknown")
@@ -311,7 +311,7 @@ class StoreContract:
         assert two.reserve(same, "b1", NOW, LEASE).outcome == "new"
         assert two.reserve(other, "b2", NOW, LEASE).outcome == "conflict"
         mine = action("b1", request_id="r")
-        two.finish(Stored.of(mine), mine, None)
+        two.create(Stored.of(mine), mine, None)
         found = two.reserve(same, "b3", NOW, LEASE)
         assert found.stored is not None and found.stored.action_id == "b1"
         found = one.reserve(same, "a3", NOW, LEASE)
@@ -322,7 +322,7 @@ class StoreContract:
         held = action("a1", request_id="r")
         assert one.reserve(key(held), "a1", NOW, LEASE).outcome == "new"
         two.abandon("a1")  # not two's to drop
-        two.finish(Stored.of(held), held, None)  # nor to finish
+        two.create(Stored.of(held), held, None)  # nor to create
         assert one.get("a1", NOW) is None and two.get("a1", NOW) is None
         assert one.reserve(key(held), "a2", NOW, LEASE).outcome == "pending"
 

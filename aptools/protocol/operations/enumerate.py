@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from aptools.actions import finish_fields
 from aptools.errors import (
     NotFound,
 )
@@ -13,9 +14,9 @@ from aptools.protocol.access import (
 )
 from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.lifecycle import (
-    finish_fields,
     refresh,
     save,
+    settle,
 )
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import Stored
@@ -49,6 +50,10 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
         listed = []
         for action in found:
             stored = Stored.of(action)
+            try:
+                stored = yield from settle(spec, stored)
+            except NotFound:
+                continue
             if "status" in spec.handlers and stored.status not in TERMINAL:
                 try:
                     stored = yield from refresh(spec, "status", stored, caller)

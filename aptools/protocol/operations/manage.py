@@ -5,6 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aptools.actions import (
+    CANCELED,
+    CONSENT_KEY,
+    apply,
+    consent_needed,
+    deadline_passed,
+    end_at_deadline,
+    fail,
+    finish_fields,
+)
 from aptools.errors import (
     ActionFailed,
     Conflict,
@@ -18,12 +28,6 @@ from aptools.protocol.access import (
 )
 from aptools.protocol.effects import Op
 from aptools.protocol.lifecycle import (
-    CANCELED,
-    CONSENT_KEY,
-    apply,
-    consent_needed,
-    fail,
-    finish_fields,
     refresh,
     save,
 )
@@ -75,14 +79,25 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     consent retries what needed it (the run handler with the stored request,
     the status handler, or the job from its checkpoint); a job's action
     INACTIVE for another reason is handed back to the job. An action that is
-    not INACTIVE is answered as it is.
+    not INACTIVE is answered as it is; one past its deadline ends FAILED
+    ("Deadline passed") instead of going on.
+
+    A job's action goes on by one compare-and-set (the action INACTIVE to
+    ACTIVE and the job handed to the caller, together): of resumes at once,
+    one wins and the others answer the action as that one left it.
     """
     caller = yield from authenticate(spec, req)
     stored = yield from load(spec, caller, action_id, MANAGE)
     if stored.status != INACTIVE:
         return 200, stored.public
-    handler = "resume" in spec.handlers
     action = stored.action()
+    # A provider's jobs keep their deadlines on the queue's clock (the
+    # database's where hosts share it).
+    jobs = spec.jobs
+    now = time.time() if jobs is None else (yield from spec.store_call(jobs.now))
+    if deadline_passed(action, now):
+        return 200, (yield from save(spec, end_at_deadline(action))).public
+    handler = "resume" in spec.handlers
     held = action.state.pop(CONSENT_KEY, None)
     if handler:
         retry = "resume"
@@ -110,14 +125,19 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
         if retry == "run":  # what rebuilding the request needs
             keep["allowed_clients"] = held.get("allowed_clients")
         consent_needed(action, needed, spec.auth.scope, retry, **keep)
-    jobs = spec.jobs
     if jobs is None or action.status != ACTIVE:
         return 200, (yield from save(spec, action)).public
     # The job goes on from its checkpoint, acting as the resuming caller.
-    yield from spec.store_call(jobs.resume, action, caller, time.time())
-    stored = yield from save(spec, action)
-    jobs.wake()
-    return 200, stored.public
+    resumed = yield from spec.store_call(jobs.resume, action, caller)
+    if resumed is not None:
+        jobs.wake()
+        return 200, resumed.public
+    # Another resume won, or the action ended meanwhile: answer it as it is.
+    # Still INACTIVE, its job's deadline passed by the queue's clock.
+    current = yield from load(spec, caller, action_id, MANAGE)
+    if current.status != INACTIVE:
+        return 200, current.public
+    return 200, (yield from save(spec, end_at_deadline(current.action()))).public
 
 
 def _request(action: Action, held: Any) -> ActionRequest:

@@ -10,6 +10,15 @@ from typing import Any, Final
 
 import orjson
 
+from aptools.actions import (
+    CONSENT_KEY,
+    apply,
+    consent_needed,
+    expiry,
+    fail,
+    new_action_id,
+    run_result,
+)
 from aptools.backoff import pauses
 from aptools.errors import (
     ActionFailed,
@@ -27,15 +36,6 @@ from aptools.protocol.access import (
     require,
 )
 from aptools.protocol.effects import Op, ReadBody, Sleep
-from aptools.protocol.lifecycle import (
-    CONSENT_KEY,
-    apply,
-    consent_needed,
-    expiry,
-    fail,
-    new_action_id,
-    run_result,
-)
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import RequestKey, Reservation, Stored
 from aptools.times import parse_datetime
@@ -198,7 +198,7 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
         yield from spec.store_call(spec.store.abandon, request.action_id)
         raise
     stored = Stored.of(action)
-    yield from spec.store_call(spec.store.finish, stored, action, expiry(action))
+    yield from spec.store_call(spec.store.create, stored, action, expiry(action))
     req.context.action_id = action.action_id
     if jobs is not None:
         jobs.wake()

@@ -11,9 +11,7 @@ from aptools.protocol.access import (
     permitted,
 )
 from aptools.protocol.effects import Op
-from aptools.protocol.lifecycle import (
-    refresh,
-)
+from aptools.protocol.lifecycle import overdue, refresh, settle
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.vocabulary import TERMINAL
 
@@ -24,6 +22,7 @@ def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
         caller = yield from authenticate(spec, req)
     stored = yield from spec.store_call(spec.store.get, action_id, time.time())
     stored = yield from permitted(caller, stored, MONITOR)
+    stored = yield from settle(spec, stored)
     if "status" in spec.handlers and stored.status not in TERMINAL:
         stored = yield from refresh(spec, "status", stored, caller)
     return 200, stored.public
@@ -40,11 +39,13 @@ def status_in_place(spec: Spec, req: Request, action_id: str) -> Reply | None:
     caller = cached_caller(spec, req)
     if caller is None:
         return None
-    stored = spec.store.get(action_id, time.time())
+    now = time.time()
+    stored = spec.store.get(action_id, now)
     if (
         stored is not None
         and stored.creator_id in caller.identities
         and (stored.status in TERMINAL or "status" not in spec.handlers)
+        and not overdue(spec, stored, now)
     ):
         return 200, stored.public
     return None

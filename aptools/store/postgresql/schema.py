@@ -68,7 +68,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             ON {s}.aptools_introspections (expires_at)""",
     ),
     (
-        # Background jobs (aptools.jobs.postgres): one row per job, beside its
+        # Background jobs (aptools.store.postgresql.jobs): one row per job, beside its
         # action (same namespace and action id) until the job ends.
         """CREATE TABLE {s}.aptools_jobs (
             namespace        text NOT NULL,
@@ -88,6 +88,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             (namespace, lease_until, enqueued_at)""",
         """CREATE INDEX aptools_jobs_deadline ON {s}.aptools_jobs
             (namespace, deadline) WHERE deadline IS NOT NULL""",
+    ),
+    (
+        # Job rows count their claims: the fencing number every write of a
+        # claimed job carries (aptools.store.jobqueue.Fence).
+        """ALTER TABLE {s}.aptools_jobs
+            ADD COLUMN claims integer NOT NULL DEFAULT 0""",
     ),
 )
 VERSION: Final = len(MIGRATIONS)

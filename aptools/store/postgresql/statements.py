@@ -41,7 +41,7 @@ _ROW = "a.action_id, a.status, a.creator_id, a.public, a.doc"
 @dataclass(frozen=True, slots=True)
 class Statements:
     reserve: bytes
-    finish: bytes
+    create: bytes
     abandon: bytes
     get: bytes
     update: bytes
@@ -110,7 +110,7 @@ class Statements:
         by_shared = "a.shared && %(shared)s::text[]"
         return cls(
             reserve=reserve.encode(),
-            finish=(
+            create=(
                 f"UPDATE {actions} SET pending = false, status = %(status)s,"
                 " expires_at = %(expires_at)s, public = %(public)s, doc = %(doc)s,"
                 " shared = %(shared)s::text[]"

@@ -35,7 +35,7 @@ from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
 
 if TYPE_CHECKING:
-    from aptools.jobs.postgres import PostgresJobQueue
+    from aptools.store.postgresql.jobs import PostgresJobQueue
 
 __all__ = ["PostgreSQLStore"]
 
@@ -128,11 +128,11 @@ class PostgreSQLStore(Store):
             return CONFLICT
         return Reservation("existing", Stored(*row[1:]))
 
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         shared = [f"monitor_by {p}" for p in action.monitor_by]
         shared += [f"manage_by {p}" for p in action.manage_by]
         self._execute(
-            self._sql.finish,
+            self._sql.create,
             {
                 "namespace": self.namespace,
                 "action_id": action.action_id,
@@ -249,8 +249,8 @@ class PostgreSQLStore(Store):
 
     def jobs(self) -> PostgresJobQueue:
         """Background jobs in table ``aptools_jobs`` of this schema, in this
-        namespace, shared by every host (see :mod:`aptools.jobs.postgres`)."""
-        from aptools.jobs.postgres import PostgresJobQueue
+        namespace, shared by every host (see :mod:`aptools.store.postgresql.jobs`)."""
+        from aptools.store.postgresql.jobs import PostgresJobQueue
 
         return PostgresJobQueue(self._db, self.namespace)
 

@@ -1,4 +1,5 @@
-"""The SQLite store's tables, and their upgrade from files of older versions.
+"""The SQLite file's tables (actions, principals, introspections, jobs), and
+their upgrade from files of older versions.
 
 The schema's version is the file's ``PRAGMA user_version``:
 
@@ -7,7 +8,11 @@ The schema's version is the file's ``PRAGMA user_version``:
   action kept with ``NULL`` there: it stays visible to every provider on the
   file, as it was, until it is released. Request keys become unique per
   namespace.
-- 1: this version.
+- 1: namespaces. Its job table, when there is one, was made by the job
+  queue itself when first opened.
+- 2: the job table ``aptools_jobs`` is part of the schema.
+- 3: this version: job rows count their claims (``claims``, the fencing
+  number of :class:`aptools.store.jobqueue.Fence`).
 
 The upgrade runs once, in one ``IMMEDIATE`` transaction; processes opening
 the file meanwhile wait for it. A file whose version is current is opened
@@ -19,11 +24,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from aptools.store.claims import patiently
+from aptools.store.sqlite.claims import patiently
 
 __all__ = ["VERSION", "busy", "prepare"]
 
-VERSION: Final = 1
+VERSION: Final = 3
 
 _ACTIONS: Final = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -57,6 +62,27 @@ _REST: Final = (
         expires_at REAL NOT NULL,
         record     BLOB NOT NULL
     ) WITHOUT ROWID""",
+    # Background jobs (aptools.store.sqlite.jobs): one row per job, beside
+    # its action (same namespace and action id) until the job ends.
+    """CREATE TABLE IF NOT EXISTS aptools_jobs (
+        namespace        TEXT NOT NULL,
+        action_id        TEXT NOT NULL,
+        enqueued_at      REAL NOT NULL,
+        deadline         REAL,
+        owner            TEXT,
+        lease_until      REAL NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        claims           INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        checkpoint       BLOB,
+        caller           BLOB NOT NULL,
+        tokens           BLOB,
+        PRIMARY KEY (namespace, action_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS aptools_jobs_claimable"
+    " ON aptools_jobs (namespace, lease_until, enqueued_at)",
+    "CREATE INDEX IF NOT EXISTS aptools_jobs_deadline"
+    " ON aptools_jobs (namespace, deadline) WHERE deadline IS NOT NULL",
 )
 # The columns of version 0's table, all kept.
 _V0_COLUMNS: Final = (
@@ -100,14 +126,15 @@ def busy(exc: Exception) -> bool:
 def _upgrade(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
-        if _version(db) < VERSION:  # not done by another process meanwhile
+        version = _version(db)
+        if version < VERSION:  # not done by another process meanwhile
             old = db.execute(
                 "SELECT 1 FROM sqlite_master"
                 " WHERE type = 'table' AND name = 'aptools_actions'"
             ).fetchone()
             if old is None:
                 db.execute(_ACTIONS.format(name="aptools_actions"))
-            else:
+            elif version == 0:
                 # SQLite cannot change a table's constraints: make the new
                 # table, copy, drop the old one, rename (its indexes go too).
                 db.execute(_ACTIONS.format(name="aptools_actions_new"))
@@ -119,6 +146,12 @@ def _upgrade(db: sqlite3.Connection) -> None:
                 db.execute("ALTER TABLE aptools_actions_new RENAME TO aptools_actions")
             for statement in _REST:
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(aptools_jobs)")}
+            if "claims" not in columns:  # a job table of version 1 or 2
+                db.execute(
+                    "ALTER TABLE aptools_jobs"
+                    " ADD COLUMN claims INTEGER NOT NULL DEFAULT 0"
+                )
             db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")

@@ -3,7 +3,7 @@
 It survives restarts and is shared safely by several worker processes on one
 host. A new action costs one write: while its handler runs, the request key
 is held by a lock on a byte of the claims file beside it (see
-:mod:`aptools.store.claims`). Every read-decide-write runs in an
+:mod:`aptools.store.sqlite.claims`). Every read-decide-write runs in an
 ``IMMEDIATE`` transaction.
 
 Every action row carries its provider's namespace. Files made before
@@ -17,13 +17,9 @@ from __future__ import annotations
 import copy
 import os
 import sqlite3
-import threading
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final
+from collections.abc import Collection, Mapping
 
 from aptools.errors import StoreUnavailable
-from aptools.forks import generation
 from aptools.models import Action
 from aptools.store.base import (
     CONFLICT,
@@ -35,142 +31,23 @@ from aptools.store.base import (
     Store,
     Stored,
 )
-from aptools.store.claims import (
+from aptools.store.sqlite.claims import (
     Claim,
-    close_claims,
-    open_claims,
-    patiently,
 )
-from aptools.store.introspections import SQLiteIntrospections
-from aptools.store.sqlite_schema import VERSION, busy, prepare
-
-if TYPE_CHECKING:
-    from aptools.jobs.sqlite import SQLiteJobQueue
-from aptools.vocabulary import TERMINAL
+from aptools.store.sqlite.file import File
+from aptools.store.sqlite.introspections import SQLiteIntrospections
+from aptools.store.sqlite.jobs import SQLiteJobQueue
+from aptools.store.sqlite.schema import VERSION
+from aptools.store.sqlite.statements import (
+    FIND,
+    GET,
+    INSERT,
+    MINE,
+    TERMINAL_STATUSES,
+    UPDATE,
+)
 
 __all__ = ["SQLiteStore"]
-
-_TERMINAL = tuple(sorted(TERMINAL))
-# Rows of this view's namespace, and rows from before namespaces existed.
-_MINE = "(namespace = ? OR namespace IS NULL)"
-_LIVE = "pending = 0 AND (expires_at IS NULL OR expires_at > ?)"
-# Only constants are formatted into these statements.
-_GET: Final = (
-    "SELECT action_id, status, creator_id, public, doc FROM aptools_actions"  # noqa: S608
-    f" WHERE action_id = ? AND {_MINE} AND {_LIVE}"
-)
-_UPDATE: Final = (
-    "UPDATE aptools_actions SET status = ?, expires_at = ?, public = ?, doc = ?"  # noqa: S608
-    f" WHERE action_id = ? AND {_MINE} AND status NOT IN (?, ?) AND {_LIVE}"
-)
-_FIND: Final = (
-    "SELECT action_id, fingerprint, pending, expires_at,"  # noqa: S608
-    " status, creator_id, public, doc FROM aptools_actions"
-    f" WHERE creator_id = ? AND request_id = ? AND {_MINE}"
-)
-_INSERT: Final = (
-    "INSERT INTO aptools_actions (action_id, namespace, creator_id, request_id,"
-    " fingerprint, reserved_at, pending, status, expires_at, public, doc)"
-    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
-)
-
-
-class _File:
-    """One SQLite file as this process uses it: a connection per thread
-    (and per forked worker), and the claims file beside it."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self._local = threading.local()
-        self._claims_path: str | None = None
-        _check_place(path)
-        try:
-            prepare(self.connection(), timeout)
-        except (sqlite3.Error, ValueError) as exc:
-            self.close()
-            raise ValueError(_explain(path, exc)) from None
-        self._claims_path = os.path.realpath(path) + "-claims"
-        try:
-            self.claims = open_claims(self._claims_path)
-        except OSError as exc:
-            self._claims_path = None
-            self.close()
-            raise ValueError(
-                f"SQLite store {path}: cannot open its claims file"
-                f" {exc.filename}: {exc.strerror}"
-            ) from None
-
-    def connection(self) -> sqlite3.Connection:
-        """The calling thread's connection, opened on first use."""
-        local = self._local
-        db: sqlite3.Connection | None = getattr(local, "db", None)
-        # A forked worker must not share its parent's connection.
-        if db is None or local.forks != generation():
-            db = sqlite3.connect(
-                self.path,
-                timeout=self.timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                patiently(
-                    lambda: db.execute("PRAGMA journal_mode=WAL"), busy, self.timeout
-                )
-                db.execute("PRAGMA synchronous=NORMAL")
-            except BaseException:
-                db.close()
-                raise
-            local.db = db
-            local.forks = generation()
-        return db
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """The calling thread's connection inside an ``IMMEDIATE`` transaction."""
-        db = self.connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def close(self) -> None:
-        if self._claims_path is not None:
-            close_claims(self._claims_path, self.claims)
-            self._claims_path = None
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-
-
-def _check_place(path: str) -> None:
-    """Refuse a path whose directory is missing: the store lives where it is
-    configured, and a typo must not grow a new, empty store elsewhere."""
-    if path == ":memory:" or path.startswith("file:"):
-        raise ValueError(
-            f"SQLite store {path}: give the path of a file (an in-memory SQLite"
-            " database is private to one connection; the memory store,"
-            " 'memory:', keeps actions in memory)"
-        )
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        what = "is not a directory" if os.path.exists(folder) else "does not exist"
-        raise ValueError(f"SQLite store {path}: the directory {folder} {what}")
-    if os.path.isdir(path):
-        raise ValueError(f"SQLite store {path}: is a directory, not a database file")
-
-
-def _explain(path: str, exc: Exception) -> str:
-    reason = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in reason:
-        return f"SQLite store {path}: the file is not a SQLite database"
-    if "readonly" in reason or "unable to open" in reason:
-        return f"SQLite store {path}: cannot open the file for writing ({reason})"
-    return f"SQLite store {path}: {reason}"
 
 
 class SQLiteStore(Store):
@@ -191,7 +68,7 @@ class SQLiteStore(Store):
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         self.path = str(path)
-        self._file = _File(self.path, timeout)
+        self._file = File(self.path, timeout)
         self._claims = self._file.claims
         self._namespace = ""
 
@@ -213,7 +90,7 @@ class SQLiteStore(Store):
         try:
             row = (
                 self._file.connection()
-                .execute(_FIND, (creator_id, request_id, self._namespace))
+                .execute(FIND, (creator_id, request_id, self._namespace))
                 .fetchone()
             )
             if row is None:
@@ -232,7 +109,7 @@ class SQLiteStore(Store):
             raise
         return NEW
 
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         claim = self._claims.held(action.action_id)
         if claim is None or claim.key[0] != self._namespace:
             return  # abandoned, or taken over as stuck: the new holder decides
@@ -259,10 +136,10 @@ class SQLiteStore(Store):
         shared += [(p, "manage_by", action.action_id) for p in action.manage_by]
         if not shared:
             # PERF: the one write of a new action.
-            self._file.connection().execute(_INSERT, values)
+            self._file.connection().execute(INSERT, values)
             return
         with self._file.write() as db:
-            db.execute(_INSERT, values)
+            db.execute(INSERT, values)
             db.executemany(
                 "INSERT OR IGNORE INTO aptools_principals VALUES (?, ?, ?)", shared
             )
@@ -275,7 +152,7 @@ class SQLiteStore(Store):
     def get(self, action_id: str, now: float) -> Stored | None:
         row = (
             self._file.connection()
-            .execute(_GET, (action_id, self._namespace, now))
+            .execute(GET, (action_id, self._namespace, now))
             .fetchone()
         )
         return None if row is None else Stored(*row)
@@ -286,7 +163,7 @@ class SQLiteStore(Store):
         changed = (
             self._file.connection()
             .execute(
-                _UPDATE,
+                UPDATE,
                 (
                     stored.status,
                     expires_at,
@@ -294,7 +171,7 @@ class SQLiteStore(Store):
                     stored.doc,
                     action_id,
                     self._namespace,
-                    *_TERMINAL,
+                    *TERMINAL_STATUSES,
                     now,
                 ),
             )
@@ -308,7 +185,7 @@ class SQLiteStore(Store):
 
     def _delete(self, db: sqlite3.Connection, action_id: str) -> None:
         gone = db.execute(
-            f"DELETE FROM aptools_actions WHERE action_id = ? AND {_MINE}",  # noqa: S608
+            f"DELETE FROM aptools_actions WHERE action_id = ? AND {MINE}",  # noqa: S608
             (action_id, self._namespace),
         ).rowcount
         if gone:
@@ -362,7 +239,7 @@ class SQLiteStore(Store):
                 action_id
                 for (action_id,) in db.execute(
                     "SELECT action_id FROM aptools_actions"  # noqa: S608
-                    f" WHERE expires_at <= ? AND {_MINE}",
+                    f" WHERE expires_at <= ? AND {MINE}",
                     (now, self._namespace),
                 )
             ]
@@ -379,13 +256,11 @@ class SQLiteStore(Store):
 
     def jobs(self) -> SQLiteJobQueue:
         """Background jobs in table ``aptools_jobs`` of this file."""
-        from aptools.jobs.sqlite import SQLiteJobQueue
-
-        return SQLiteJobQueue(self._file.connection, self._namespace)
+        return SQLiteJobQueue(self._file, self._namespace)
 
     def ready(self) -> None:
         """Ready while the file is still at its path, answers a read and
-        is at schema :data:`~aptools.store.sqlite_schema.VERSION`."""
+        is at schema :data:`~aptools.store.sqlite.schema.VERSION`."""
         if not os.path.exists(self.path):
             raise StoreUnavailable("The SQLite file is no longer at its path.")
         try:

@@ -6,7 +6,6 @@ import copy
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aptools.models import Action
 from aptools.store.base import (
@@ -18,9 +17,7 @@ from aptools.store.base import (
     Store,
     Stored,
 )
-
-if TYPE_CHECKING:
-    from aptools.jobs.memory import MemoryJobQueue
+from aptools.store.memory.jobs import MemoryJobQueue
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
@@ -95,7 +92,7 @@ class MemoryStore(Store):
             self._keys[pair] = action_id
             return NEW
 
-    def finish(self, stored: Stored, action: Action, expires_at: float | None) -> None:
+    def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
             row = self._rows.get(action.action_id)
             if row is None or row.stored is not None:
@@ -107,8 +104,6 @@ class MemoryStore(Store):
 
     def jobs(self) -> MemoryJobQueue:
         """Background jobs in this process, beside the actions."""
-        from aptools.jobs.memory import MemoryJobQueue
-
         with self._lock:
             # One queue per namespace, shared by every view of it.
             queue = self._queues.get(self._namespace)
@@ -132,13 +127,26 @@ class MemoryStore(Store):
         self, action_id: str, stored: Stored, expires_at: float | None, now: float
     ) -> Stored | None:
         with self._lock:
-            row = self._rows.get(action_id)
-            if row is None or row.stored is None or not row.live(now):
-                return None
-            if row.stored.status not in TERMINAL:
-                row.expires_at = expires_at
-                row.stored = stored.trimmed()
-            return row.stored
+            return self._write(action_id, stored, expires_at, now)
+
+    def _write(
+        self,
+        action_id: str,
+        stored: Stored,
+        expires_at: float | None,
+        now: float,
+        only_if: str | None = None,
+    ) -> Stored | None:
+        # With the lock held (the job queue holds it across a job's row and
+        # its action). ``only_if``: write only an action in this status.
+        row = self._rows.get(action_id)
+        if row is None or row.stored is None or not row.live(now):
+            return None
+        status = row.stored.status
+        if status not in TERMINAL and (only_if is None or status == only_if):
+            row.expires_at = expires_at
+            row.stored = stored.trimmed()
+        return row.stored
 
     def delete(self, action_id: str) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from aptools.store.claims import EXTRA_SLOTS, Claims
+from aptools.store.sqlite.claims import EXTRA_SLOTS, Claims
 
 __all__ = ["SQLiteIntrospections"]
 

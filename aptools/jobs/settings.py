@@ -1,0 +1,52 @@
+"""What a provider declares of its job: the function's shape and its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+from aptools.auth import Caller
+from aptools.jobs.handle import Job
+from aptools.models import Action, ActionStatus
+
+__all__ = ["J", "JobFunction", "JobResult", "JobSettings"]
+
+#: What a job function returns: the details of a SUCCEEDED action, or a
+#: terminal (or INACTIVE) :class:`ActionStatus`.
+JobResult: TypeAlias = Mapping[str, Any] | ActionStatus | None
+
+
+class JobFunction(Protocol):
+    """A job: ``def work(action, caller, job)`` or ``async def``."""
+
+    def __call__(
+        self, action: Action, caller: Caller, job: Job, /
+    ) -> JobResult | Awaitable[JobResult]: ...
+
+
+J = TypeVar(
+    "J",
+    bound=Callable[[Action, Caller, Job], JobResult | Awaitable[JobResult]],
+)
+
+
+@dataclass(slots=True, frozen=True)
+class JobSettings:
+    """How a provider's job runs.
+
+    ``lease`` (seconds): how long a claim lasts without a heartbeat (renewed
+    every third of it); a job whose process died is taken over after at most
+    this long. ``resumable``: a take-over starts the job again from its last
+    checkpoint; otherwise the action ends FAILED ("Interrupted").
+    ``max_jobs``: jobs running at once per process. ``poll_interval``
+    (seconds): how often a process looks for jobs others enqueued.
+    ``keep_tokens``: keep the caller's dependent refresh tokens, encrypted,
+    so that ``caller.authorizer(scope)`` works for the whole job.
+    """
+
+    resumable: bool = False
+    lease: float = 30.0
+    max_jobs: int = 4
+    poll_interval: float = 1.0
+    keep_tokens: bool = False

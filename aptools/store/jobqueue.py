@@ -1,0 +1,221 @@
+"""The job queue contract: the store's table of background jobs.
+
+The action *is* the job. A job row sits beside the action in the same
+database and says who runs it (``owner``) until when (``lease_until``),
+how often it was claimed (``attempts``), its last checkpoint, its deadline
+and whether cancellation was asked for. A process claims rows whose lease
+ran out, renews its leases with a heartbeat, and ends a job by storing its
+outcome and deleting its row in one transaction.
+
+**The queue's clock.** Leases, take-overs, deadlines and the sweep are
+compared on one clock, the queue's (:meth:`JobQueue.now`): the database's
+on a store that several hosts share (PostgreSQL), the host's on a store of
+one host (SQLite, memory). No method takes the caller's time, so a host
+whose clock is off can neither take over live jobs nor keep a dead one.
+
+**Fencing.** Each claim hands out a :class:`Fence`: the job's ``owner``
+and ``claim``, a number the row counts up at every claim and every resume
+and never counts down. Every write of a claimed job — :meth:`~JobQueue.save`
+(progress), :meth:`~JobQueue.checkpoint`, :meth:`~JobQueue.save_tokens`,
+:meth:`~JobQueue.conclude` (the outcome and the row's deletion, one
+transaction), :meth:`~JobQueue.delete`, :meth:`~JobQueue.hand_back` and
+:meth:`~JobQueue.heartbeat` — carries its fence in the statement's
+condition and changes nothing once the row moved on (taken over after the
+lease ran out, handed to a resuming caller, deleted). Such a write raises
+:class:`~aptools.JobLost` (``save_tokens``, ``delete``, ``hand_back`` and
+``heartbeat`` say it by their answer instead), so the holder learns at its
+next write that it must stop.
+
+**Resume** (:meth:`~JobQueue.requeue_for`) is one compare-and-set: the
+action INACTIVE becomes ACTIVE and the row is handed to the resuming caller
+(its claim counted up, fencing out any holder) in one transaction, or
+nothing happens. Of any number of resumes at once exactly one wins.
+
+A row is enqueued *before* the action's first state is stored, and is only
+claimable while its action is stored ACTIVE: a process that dies between
+the two leaves a row without an action, which :meth:`JobQueue.sweep`
+deletes; an accepted action always has its row. Times are POSIX timestamps
+in seconds. Prove a queue with
+:class:`aptools.testing.queue_contract.JobQueueContract`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aptools.errors import JobLost
+
+if TYPE_CHECKING:
+    from aptools.store.records import Stored
+
+__all__ = ["Beat", "Claimed", "Fence", "JobLost", "JobQueue", "lost"]
+
+
+@dataclass(slots=True, frozen=True)
+class Fence:
+    """The fencing token of one claim of a job: what every write of the
+    claimed job carries, and what the store checks before it writes.
+
+    ``owner`` is the claiming process (unique per process and start),
+    ``claim`` the row's claim count at this claim (it only grows, so a later
+    claim by the same owner fences out an earlier one too).
+    """
+
+    action_id: str
+    owner: str
+    claim: int
+
+
+@dataclass(slots=True, frozen=True)
+class Claimed:
+    """A job just claimed: run it.
+
+    ``attempts`` counts claims, this one included, minus hand-backs: more than
+    1 means an earlier holder died with it. ``checkpoint`` is the last state
+    saved with :meth:`JobQueue.checkpoint` (``None`` if none), ``caller`` the
+    identity record stored at :meth:`JobQueue.enqueue`, ``tokens`` its
+    encrypted refresh tokens (or ``None``), ``fence`` the claim's token.
+    """
+
+    action_id: str
+    attempts: int
+    checkpoint: Any
+    caller: Mapping[str, Any]
+    tokens: bytes | None
+    fence: Fence
+
+
+@dataclass(slots=True, frozen=True)
+class Beat:
+    """A renewed lease: ``stop`` is True once cancellation was asked for."""
+
+    action_id: str
+    stop: bool
+
+
+class JobQueue(abc.ABC):
+    """Background jobs of one provider (one store namespace).
+
+    Every method is one atomic statement or transaction of the store, so
+    any number of processes and hosts sharing the store may call them at once.
+    """
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The queue's clock (POSIX seconds): the database's where hosts
+        share it, else this host's. Leases and deadlines are on it."""
+
+    @abc.abstractmethod
+    def enqueue(
+        self,
+        action_id: str,
+        deadline: float | None,
+        caller: Mapping[str, Any],
+        tokens: bytes | None = None,
+    ) -> None:
+        """Add a job for ``action_id``: claimable at once, once its action is
+        stored ACTIVE. ``deadline`` (a timestamp or ``None``) is when it must
+        have ended; ``caller`` an identity record (no tokens); ``tokens`` the
+        encrypted refresh tokens of the caller, if any."""
+
+    @abc.abstractmethod
+    def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
+        """Take at most ``limit`` jobs whose lease ran out (or never began)
+        and whose action is ACTIVE, for ``owner`` until the queue's
+        :meth:`now` plus ``lease`` seconds. Each gets a new :class:`Fence`."""
+
+    @abc.abstractmethod
+    def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
+        """Renew the leases of the jobs still held by ``fences`` (until
+        :meth:`now` plus ``lease``); the jobs missing from the answer are no
+        longer held (taken over, resumed or deleted)."""
+
+    @abc.abstractmethod
+    def hand_back(self, fences: Collection[Fence]) -> None:
+        """Hand jobs still held by ``fences`` back at once (shutting down):
+        claimable again now, and the claim does not count as an attempt."""
+
+    @abc.abstractmethod
+    def requeue_for(
+        self,
+        action_id: str,
+        stored: Stored,
+        caller: Mapping[str, Any],
+        tokens: bytes | None,
+        deadline: float | None,
+    ) -> Stored | None:
+        """Resume a waiting job, as one compare-and-set: if the action is
+        stored INACTIVE and its job's deadline has not passed (by :meth:`now`),
+        store ``stored`` (its state going on, ACTIVE) and hand the job to a
+        new caller — claimable at once with this ``caller`` record and
+        ``tokens`` (replacing the old ones), its checkpoint kept, its claim
+        counted up so that an earlier holder is fenced out. Without a job row
+        one is made, with ``deadline``. Returns ``stored``; ``None`` when
+        nothing changed (the action was not INACTIVE — another resume won,
+        or it ended — or its job's deadline passed)."""
+
+    @abc.abstractmethod
+    def save(
+        self, fence: Fence, stored: Stored, expires_at: float | None
+    ) -> Stored | None:
+        """The holder's write of its action (progress): store ``stored`` if
+        the job is still held by ``fence`` and the action is not terminal.
+        Returns what is stored afterwards (the terminal action, unchanged,
+        if it ended meanwhile; ``None`` if it is gone). Raises
+        :class:`~aptools.JobLost` if the job is no longer held by ``fence``."""
+
+    @abc.abstractmethod
+    def conclude(
+        self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
+    ) -> None:
+        """Store a job's outcome and end its claim, in one transaction: the
+        action becomes ``stored`` (unless it is terminal already) and the row
+        is deleted — or, with ``keep`` (the action waits INACTIVE for its
+        caller), handed back without counting the attempt. Raises
+        :class:`~aptools.JobLost`, changing nothing, if the job is no longer
+        held by ``fence``."""
+
+    @abc.abstractmethod
+    def delete(self, fence: Fence) -> bool:
+        """Delete the row of a job still held by ``fence`` (it ended with its
+        action already final: canceled, past its deadline); False if it is
+        no longer held."""
+
+    @abc.abstractmethod
+    def request_cancel(self, action_id: str) -> None:
+        """Ask the job to stop; its holder learns it at the next heartbeat."""
+
+    @abc.abstractmethod
+    def checkpoint(self, fence: Fence, state: bytes) -> None:
+        """Save ``state`` (JSON bytes) for a take-over. Raises
+        :class:`~aptools.JobLost` if the job is no longer held by ``fence``."""
+
+    @abc.abstractmethod
+    def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
+        """Keep ``tokens`` (encrypted refresh tokens) with the job; False if
+        it is no longer held by ``fence``. They go when the row goes."""
+
+    @abc.abstractmethod
+    def due(self) -> list[str]:
+        """Jobs (queued, running or waiting) whose deadline passed by
+        :meth:`now` and whose action is still ACTIVE or INACTIVE."""
+
+    @abc.abstractmethod
+    def sweep(self, grace: float) -> int:
+        """Delete rows not held by a live lease whose action ended or was never
+        stored (enqueued more than ``grace`` seconds before :meth:`now`);
+        return how many."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the queue holds; the default holds nothing."""
+
+
+def lost(fence: Fence) -> JobLost:
+    """The error a refused write of ``fence``'s job raises."""
+    return JobLost(
+        f"job {fence.action_id}: this process no longer holds it (taken over"
+        " after its lease ran out, resumed, or handed back)"
+    )

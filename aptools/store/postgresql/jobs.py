@@ -1,0 +1,307 @@
+"""The job queue of a :class:`~aptools.store.postgresql.PostgreSQLStore`.
+
+Jobs live in table ``aptools_jobs`` of the store's schema (created by the
+store's migrations, :mod:`aptools.store.postgresql.schema`), beside its
+``aptools_actions``. Each method is one statement in autocommit (resume is
+one transaction), sent through the store's per-process pool
+(:meth:`Database.run`): a forked worker never uses its parent's
+connections, a broken idle connection is replaced, and an unreachable or
+slow database raises :class:`aptools.StoreUnavailable`, as every store call
+does. A claim locks the rows it takes with ``FOR UPDATE SKIP LOCKED``, so
+processes on many hosts claim at once without waiting for each other and
+never take the same job twice.
+
+Time is the database's: leases, take-overs, deadlines and the sweep compare
+with ``now()`` in the statement, never with a host's clock, so hosts whose
+clocks disagree still agree on who holds a job. A write of a claimed job
+names its fence (``owner`` and ``claims``); the holder's progress write
+locks the job row (``FOR SHARE``) so that a take-over either waits for it
+or refuses it.
+"""
+
+# ruff: noqa: S608 - only the quoted, checked schema name is formatted in.
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from psycopg.types.json import Jsonb
+
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.records import Stored
+from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
+
+if TYPE_CHECKING:
+    from aptools.store.postgresql.database import Conn, Database
+
+__all__ = ["PostgresJobQueue"]
+
+#: The database's clock, in POSIX seconds (the statement's start).
+_NOW: Final = "extract(epoch from now())::float8"
+_TERMINAL: Final = sorted(TERMINAL)
+_HELD: Final = "namespace = %s AND action_id = %s AND owner = %s AND claims = %s"
+_FENCES: Final = (
+    "(action_id, owner, claims) IN"
+    " (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]))"
+)
+
+
+class PostgresJobQueue(JobQueue):
+    """The jobs of one provider (``namespace``) in the store behind ``db``."""
+
+    def __init__(self, db: Database, namespace: str) -> None:
+        self._db = db
+        self._ns = namespace
+        schema = f'"{db.settings.schema}"'
+        jobs, actions = f"{schema}.aptools_jobs", f"{schema}.aptools_actions"
+        # The job's action, in its namespace, still ACTIVE or INACTIVE.
+        alive = (
+            f"EXISTS (SELECT 1 FROM {actions} a WHERE a.namespace = j.namespace"
+            " AND a.action_id = j.action_id"
+            f" AND a.status IN ('{ACTIVE}', '{INACTIVE}'))"
+        )
+        set_action = "status = %s, expires_at = %s, public = %s, doc = %s"
+        unfinished = "NOT a.pending AND a.status <> ALL(%s)"
+        hand_back = "owner = NULL, lease_until = 0, attempts = attempts - 1"
+        self._now = f"SELECT {_NOW}".encode()
+        self._enqueue = (
+            f"INSERT INTO {jobs} (namespace, action_id, enqueued_at, deadline,"
+            f" caller, tokens) VALUES (%s, %s, {_NOW}, %s, %s, %s)"
+            " ON CONFLICT (namespace, action_id) DO UPDATE SET"
+            " enqueued_at = EXCLUDED.enqueued_at, deadline = EXCLUDED.deadline,"
+            " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
+        ).encode()
+        # PERF: the inner SELECT walks the claimable index in its order and
+        # stops at LIMIT, as the SQLite queue's does.
+        self._claim = (
+            f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
+            " attempts = attempts + 1, claims = claims + 1"
+            " WHERE namespace = %s AND action_id IN ("
+            f"  SELECT j.action_id FROM {jobs} j"
+            f"  JOIN {actions} a ON a.namespace = j.namespace"
+            "   AND a.action_id = j.action_id"
+            f"  WHERE j.namespace = %s AND j.lease_until < {_NOW}"
+            "   AND NOT j.cancel_requested AND a.status = %s"
+            "  ORDER BY j.lease_until, j.enqueued_at LIMIT %s"
+            "  FOR UPDATE OF j SKIP LOCKED)"
+            " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
+        ).encode()
+        self._heartbeat = (
+            f"UPDATE {jobs} SET lease_until = {_NOW} + %s"
+            f" WHERE namespace = %s AND {_FENCES}"
+            " RETURNING action_id, cancel_requested"
+        ).encode()
+        self._hand_back = (
+            f"UPDATE {jobs} SET {hand_back} WHERE namespace = %s AND {_FENCES}"
+        ).encode()
+        self._delete = f"DELETE FROM {jobs} WHERE {_HELD}".encode()
+        self._cancel = (
+            f"UPDATE {jobs} SET cancel_requested = true"
+            " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._checkpoint = f"UPDATE {jobs} SET checkpoint = %s WHERE {_HELD}".encode()
+        self._tokens = f"UPDATE {jobs} SET tokens = %s WHERE {_HELD}".encode()
+        self._due = (
+            f"SELECT j.action_id FROM {jobs} j WHERE j.namespace = %s"
+            f" AND j.deadline <= {_NOW} AND {alive}"
+        ).encode()
+        self._sweep = (
+            f"DELETE FROM {jobs} j WHERE j.namespace = %s AND j.lease_until < {_NOW}"
+            f" AND j.enqueued_at < {_NOW} - %s AND NOT {alive}"
+        ).encode()
+        # One statement: progress. The job row is locked for share, so a
+        # take-over committing first refuses it, and one coming later waits.
+        self._save = (
+            f"UPDATE {actions} a SET {set_action}"
+            f" WHERE a.namespace = %s AND a.action_id = %s AND {unfinished}"
+            f" AND EXISTS (SELECT 1 FROM {jobs} WHERE {_HELD} FOR SHARE)"
+        ).encode()
+        self._after_save = (
+            f"SELECT (SELECT count(*) FROM {jobs} WHERE {_HELD}),"
+            " a.action_id, a.status, a.creator_id, a.public, a.doc"
+            f" FROM (SELECT 1) one LEFT JOIN {actions} a ON a.namespace = %s"
+            " AND a.action_id = %s AND NOT a.pending"
+        ).encode()
+        # One statement, so one transaction: the outcome and the row's end.
+        conclude = (
+            "WITH ended AS ({}),"
+            f" stored AS (UPDATE {actions} a SET {set_action} FROM ended"
+            " WHERE a.namespace = %s AND a.action_id = ended.action_id"
+            f" AND {unfinished} RETURNING 1)"
+            " SELECT count(*) FROM ended"
+        )
+        self._conclude = conclude.format(
+            f"DELETE FROM {jobs} WHERE {_HELD} RETURNING action_id"
+        ).encode()
+        self._conclude_keep = conclude.format(
+            f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
+        ).encode()
+        self._resume_row = (
+            f"SELECT deadline IS NOT NULL AND deadline <= {_NOW} FROM {jobs}"
+            " WHERE namespace = %s AND action_id = %s FOR UPDATE"
+        ).encode()
+        self._resume_action = (
+            f"UPDATE {actions} a SET {set_action}"
+            " WHERE a.namespace = %s AND a.action_id = %s AND NOT a.pending"
+            " AND a.status = %s"
+        ).encode()
+        self._resume_job = (
+            f"INSERT INTO {jobs} AS j (namespace, action_id, enqueued_at,"
+            f" deadline, caller, tokens, claims) VALUES (%s, %s, {_NOW}, %s, %s,"
+            " %s, 1) ON CONFLICT (namespace, action_id) DO UPDATE SET owner = NULL,"
+            " lease_until = 0, claims = j.claims + 1,"
+            " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
+        ).encode()
+
+    def __repr__(self) -> str:
+        return f"PostgresJobQueue(namespace={self._ns!r})"
+
+    def _rows(self, statement: bytes, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description is not None else []
+
+        return self._db.run(fetch)
+
+    def _count(self, statement: bytes, params: tuple[Any, ...]) -> int:
+        def execute(conn: Conn) -> int:
+            return conn.execute(statement, params).rowcount
+
+        return self._db.run(execute)
+
+    def _fence(self, fence: Fence) -> tuple[str, str, str, int]:
+        return (self._ns, fence.action_id, fence.owner, fence.claim)
+
+    @staticmethod
+    def _action(stored: Stored, expires_at: float | None) -> tuple[Any, ...]:
+        return (stored.status, expires_at, stored.public, stored.doc)
+
+    @staticmethod
+    def _fences(fences: Collection[Fence]) -> tuple[list[str], list[str], list[int]]:
+        return (
+            [f.action_id for f in fences],
+            [f.owner for f in fences],
+            [f.claim for f in fences],
+        )
+
+    def now(self) -> float:
+        return float(self._rows(self._now, ())[0][0])
+
+    def enqueue(
+        self,
+        action_id: str,
+        deadline: float | None,
+        caller: Mapping[str, Any],
+        tokens: bytes | None = None,
+    ) -> None:
+        self._count(
+            self._enqueue,
+            (self._ns, action_id, deadline, Jsonb(dict(caller)), tokens),
+        )
+
+    def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
+        rows = self._rows(
+            self._claim, (owner, lease, self._ns, self._ns, ACTIVE, limit)
+        )
+        return [
+            Claimed(
+                action_id,
+                attempts,
+                None if checkpoint is None else orjson.loads(checkpoint),
+                caller,
+                None if tokens is None else bytes(tokens),
+                Fence(action_id, owner, claims),
+            )
+            for action_id, attempts, checkpoint, caller, tokens, claims in rows
+        ]
+
+    def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
+        if not fences:
+            return []
+        rows = self._rows(self._heartbeat, (lease, self._ns, *self._fences(fences)))
+        return [Beat(action_id, bool(stop)) for action_id, stop in rows]
+
+    def hand_back(self, fences: Collection[Fence]) -> None:
+        if fences:
+            self._count(self._hand_back, (self._ns, *self._fences(fences)))
+
+    def requeue_for(
+        self,
+        action_id: str,
+        stored: Stored,
+        caller: Mapping[str, Any],
+        tokens: bytes | None,
+        deadline: float | None,
+    ) -> Stored | None:
+        record = Jsonb(dict(caller))
+
+        def swap(conn: Conn) -> bool:
+            with conn.transaction():
+                row = conn.execute(self._resume_row, (self._ns, action_id)).fetchone()
+                if row is not None and row[0]:
+                    return False  # past its deadline, by the database's clock
+                changed = conn.execute(
+                    self._resume_action,
+                    (*self._action(stored, None), self._ns, action_id, INACTIVE),
+                ).rowcount
+                if not changed:
+                    return False
+                conn.execute(
+                    self._resume_job, (self._ns, action_id, deadline, record, tokens)
+                )
+                return True
+
+        return stored if self._db.run(swap) else None
+
+    def save(
+        self, fence: Fence, stored: Stored, expires_at: float | None
+    ) -> Stored | None:
+        params = (
+            *self._action(stored, expires_at),
+            self._ns,
+            fence.action_id,
+            _TERMINAL,
+            *self._fence(fence),
+        )
+        if self._count(self._save, params):
+            return stored
+        row = self._rows(
+            self._after_save, (*self._fence(fence), self._ns, fence.action_id)
+        )[0]
+        if not row[0]:
+            raise lost(fence)
+        return None if row[1] is None else Stored(*row[1:])
+
+    def conclude(
+        self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
+    ) -> None:
+        statement = self._conclude_keep if keep else self._conclude
+        params = (
+            *self._fence(fence),
+            *self._action(stored, expires_at),
+            self._ns,
+            _TERMINAL,
+        )
+        if not self._rows(statement, params)[0][0]:
+            raise lost(fence)
+
+    def delete(self, fence: Fence) -> bool:
+        return bool(self._count(self._delete, self._fence(fence)))
+
+    def request_cancel(self, action_id: str) -> None:
+        self._count(self._cancel, (self._ns, action_id))
+
+    def checkpoint(self, fence: Fence, state: bytes) -> None:
+        if not self._count(self._checkpoint, (state, *self._fence(fence))):
+            raise lost(fence)
+
+    def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
+        return bool(self._count(self._tokens, (tokens, *self._fence(fence))))
+
+    def due(self) -> list[str]:
+        return [a for (a,) in self._rows(self._due, (self._ns,))]
+
+    def sweep(self, grace: float) -> int:
+        return self._count(self._sweep, (self._ns, grace))

@@ -1,0 +1,278 @@
+"""The job queue of a :class:`~aptools.SQLiteStore`: table ``aptools_jobs``
+of its file (made and upgraded with the others, :mod:`aptools.store.sqlite.schema`).
+
+Each method is one statement, or one ``IMMEDIATE`` transaction where a job's
+row and its action change together (resume, the outcome). Every write of a
+claimed job names its fence (``owner`` and ``claims``) in its ``WHERE``. The
+clock is this host's: every process using the file runs on it. Rows carry the
+provider's namespace, so two providers sharing a file never claim each
+other's jobs.
+"""
+
+# ruff: noqa: S608 - statements format in constants and placeholders only.
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.records import Stored
+from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
+from aptools.vocabulary import ACTIVE, INACTIVE
+
+if TYPE_CHECKING:
+    from aptools.store.sqlite.file import File
+
+__all__ = ["SQLiteJobQueue"]
+
+# PERF: the claim walks the index in its order and stops at LIMIT (never
+# claimed first, by age; then leases that ran out): 0.3 ms with 1,000 jobs
+# queued, where sorting them by age alone took 4.4 ms.
+_CLAIM: Final = """
+UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
+    claims = claims + 1
+WHERE namespace = ? AND action_id IN (
+    SELECT j.action_id FROM aptools_jobs j
+    JOIN aptools_actions a ON a.action_id = j.action_id
+    WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
+      AND a.status = ?
+    ORDER BY j.lease_until, j.enqueued_at LIMIT ?)
+RETURNING action_id, attempts, checkpoint, caller, tokens, claims
+"""
+_ALIVE: Final = (
+    f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
+)
+# A job row still held by a fence: namespace, action_id, owner, claims.
+_HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
+# The holder's write of its action (one statement: progress).
+_SAVE: Final = f"{UPDATE} AND EXISTS (SELECT 1 FROM aptools_jobs WHERE {_HELD})"
+_IS_HELD: Final = f"SELECT 1 FROM aptools_jobs WHERE {_HELD}"
+_HAND_BACK: Final = (
+    "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, attempts = attempts - 1"
+)
+
+
+def _fenced(fences: Collection[Fence]) -> tuple[str, list[object]]:
+    """A condition on ``(action_id, owner, claims)`` matching ``fences``."""
+    rows = ",".join("(?, ?, ?)" for _ in fences)
+    params: list[object] = []
+    for fence in fences:
+        params += (fence.action_id, fence.owner, fence.claim)
+    return f"(action_id, owner, claims) IN (VALUES {rows})", params
+
+
+class SQLiteJobQueue(JobQueue):
+    """Jobs in table ``aptools_jobs`` of the store's file."""
+
+    def __init__(self, file: File, namespace: str) -> None:
+        self._file = file
+        self._db = file.connection
+        self._ns = namespace
+
+    def now(self) -> float:
+        return time.time()
+
+    def _action(self, stored: Stored, expires_at: float | None) -> tuple[Any, ...]:
+        # The parameters of UPDATE, now included.
+        return (
+            stored.status,
+            expires_at,
+            stored.public,
+            stored.doc,
+            stored.action_id,
+            self._ns,
+            *TERMINAL_STATUSES,
+            time.time(),
+        )
+
+    def _fence(self, fence: Fence) -> tuple[str, str, str, int]:
+        return (self._ns, fence.action_id, fence.owner, fence.claim)
+
+    def enqueue(
+        self,
+        action_id: str,
+        deadline: float | None,
+        caller: Mapping[str, Any],
+        tokens: bytes | None = None,
+    ) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO aptools_jobs (namespace, action_id, enqueued_at,"
+            " deadline, caller, tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            (self._ns, action_id, time.time(), deadline, orjson.dumps(caller), tokens),
+        )
+
+    def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
+        now = time.time()
+        rows = (
+            self._db()
+            .execute(
+                _CLAIM,
+                (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit),
+            )
+            .fetchall()
+        )
+        return [
+            Claimed(
+                action_id,
+                attempts,
+                None if checkpoint is None else orjson.loads(checkpoint),
+                orjson.loads(caller),
+                tokens,
+                Fence(action_id, owner, claims),
+            )
+            for action_id, attempts, checkpoint, caller, tokens, claims in rows
+        ]
+
+    def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
+        if not fences:
+            return []
+        held, params = _fenced(fences)
+        rows = (
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET lease_until = ?"
+                f" WHERE namespace = ? AND {held}"
+                " RETURNING action_id, cancel_requested",
+                (time.time() + lease, self._ns, *params),
+            )
+            .fetchall()
+        )
+        return [Beat(action_id, bool(stop)) for action_id, stop in rows]
+
+    def hand_back(self, fences: Collection[Fence]) -> None:
+        if not fences:
+            return
+        held, params = _fenced(fences)
+        self._db().execute(
+            f"{_HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params)
+        )
+
+    def requeue_for(
+        self,
+        action_id: str,
+        stored: Stored,
+        caller: Mapping[str, Any],
+        tokens: bytes | None,
+        deadline: float | None,
+    ) -> Stored | None:
+        record = orjson.dumps(caller)
+        with self._file.write() as db:
+            row = db.execute(
+                "SELECT deadline FROM aptools_jobs"
+                " WHERE namespace = ? AND action_id = ?",
+                (self._ns, action_id),
+            ).fetchone()
+            now = time.time()
+            if row is not None and row[0] is not None and row[0] <= now:
+                return None
+            changed = db.execute(
+                f"{UPDATE} AND status = ?", (*self._action(stored, None), INACTIVE)
+            ).rowcount
+            if not changed:
+                return None
+            if row is None:
+                db.execute(
+                    "INSERT INTO aptools_jobs (namespace, action_id, enqueued_at,"
+                    " deadline, caller, tokens, claims) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                    (self._ns, action_id, now, deadline, record, tokens),
+                )
+            else:
+                db.execute(
+                    "UPDATE aptools_jobs SET owner = NULL, lease_until = 0,"
+                    " claims = claims + 1, caller = ?, tokens = ?"
+                    " WHERE namespace = ? AND action_id = ?",
+                    (record, tokens, self._ns, action_id),
+                )
+        return stored
+
+    def save(
+        self, fence: Fence, stored: Stored, expires_at: float | None
+    ) -> Stored | None:
+        db = self._db()
+        # PERF: one statement when the job is held and its action unfinished.
+        if db.execute(
+            _SAVE, (*self._action(stored, expires_at), *self._fence(fence))
+        ).rowcount:
+            return stored
+        if db.execute(_IS_HELD, self._fence(fence)).fetchone() is None:
+            raise lost(fence)
+        row = db.execute(GET, (fence.action_id, self._ns, time.time())).fetchone()
+        return None if row is None else Stored(*row)
+
+    def conclude(
+        self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
+    ) -> None:
+        with self._file.write() as db:
+            ended = (
+                f"{_HAND_BACK} WHERE {_HELD}"
+                if keep
+                else f"DELETE FROM aptools_jobs WHERE {_HELD}"
+            )
+            if not db.execute(ended, self._fence(fence)).rowcount:
+                raise lost(fence)  # rolls the transaction back: nothing changed
+            db.execute(UPDATE, self._action(stored, expires_at))
+
+    def delete(self, fence: Fence) -> bool:
+        return bool(
+            self._db()
+            .execute(f"DELETE FROM aptools_jobs WHERE {_HELD}", self._fence(fence))
+            .rowcount
+        )
+
+    def request_cancel(self, action_id: str) -> None:
+        self._db().execute(
+            "UPDATE aptools_jobs SET cancel_requested = 1"
+            " WHERE namespace = ? AND action_id = ?",
+            (self._ns, action_id),
+        )
+
+    def checkpoint(self, fence: Fence, state: bytes) -> None:
+        if (
+            not self._db()
+            .execute(
+                f"UPDATE aptools_jobs SET checkpoint = ? WHERE {_HELD}",
+                (state, *self._fence(fence)),
+            )
+            .rowcount
+        ):
+            raise lost(fence)
+
+    def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
+        return bool(
+            self._db()
+            .execute(
+                f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}",
+                (tokens, *self._fence(fence)),
+            )
+            .rowcount
+        )
+
+    def due(self) -> list[str]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT action_id FROM aptools_jobs"
+                " WHERE namespace = ? AND deadline <= ?"
+                f" AND action_id IN ({_ALIVE})",
+                (self._ns, time.time()),
+            )
+            .fetchall()
+        )
+        return [action_id for (action_id,) in rows]
+
+    def sweep(self, grace: float) -> int:
+        now = time.time()
+        return int(
+            self._db()
+            .execute(
+                "DELETE FROM aptools_jobs"
+                " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
+                f" AND action_id NOT IN ({_ALIVE})",
+                (self._ns, now, now - grace),
+            )
+            .rowcount
+        )
