@@ -19,13 +19,13 @@ from aptools.models import parse_duration
 from aptools.page import compile_page
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
+from aptools.protocol.handlers import handler_table
 from aptools.settings import (
     ProviderConfigError,
     base_url,
     client_credentials,
     server_url,
 )
-from aptools.protocol.handlers import handler_table
 from aptools.store import Store, open_store
 from aptools.telemetry import build as build_telemetry
 from aptools.vocabulary import ALL_AUTHENTICATED, PUBLIC
