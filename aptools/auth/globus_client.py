@@ -15,19 +15,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from aptools.auth.caller import Caller
 from aptools.auth.globus import auth_errors, scope_names
 from aptools.errors import AuthServiceError, ConsentRequired, Unauthorized
-from aptools.telemetry import unobserved
 from aptools.vocabulary import GROUP_URN, GROUPS_SCOPE, IDENTITY_URN
 
 if TYPE_CHECKING:
     import globus_sdk
 
-__all__ = ["GlobusAuthClient"]
+__all__ = ["GlobusAuthClient", "unobserved"]
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
+
+def unobserved(name: str) -> AbstractContextManager[None]:
+    """How a Globus Auth call is observed when nothing records it (the
+    telemetry of :mod:`aptools.telemetry` replaces it when it records)."""
+    return _NOTHING
+
 
 log = logging.getLogger("aptools.auth")
 

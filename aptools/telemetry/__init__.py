@@ -32,8 +32,10 @@ in whichever process or host claims it.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
+
+from aptools.auth.globus_client import unobserved
 
 if TYPE_CHECKING:
     from aptools.protocol.effects import StoreCall
@@ -99,11 +101,3 @@ def traceparent() -> str | None:
     except ImportError:
         return None
     return current_traceparent()
-
-
-_NOTHING: AbstractContextManager[None] = nullcontext()
-
-
-def unobserved(name: str) -> AbstractContextManager[None]:
-    """:meth:`Telemetry.auth_call` when nothing is recorded."""
-    return _NOTHING
