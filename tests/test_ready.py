@@ -13,6 +13,7 @@ import falcon.testing
 import pytest
 
 from aptools import MemoryStore, SQLiteStore
+from aptools.store.sqlite.schema import VERSION
 from aptools.testing import FakeIdentity
 
 from .conftest import Client, MakeClient
@@ -78,7 +79,7 @@ def test_sqlite_schema_mismatch_is_not_ready_then_ready_again(
         other.execute("PRAGMA user_version = 7")
     _is_not_ready(_until(client, 503), "schema version 7")
     with sqlite3.connect(path) as other:
-        other.execute("PRAGMA user_version = 1")
+        other.execute(f"PRAGMA user_version = {VERSION}")
     assert _until(client, 200).json == {"ready": True}
 
 
