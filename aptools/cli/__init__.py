@@ -7,7 +7,8 @@
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
 - ``call``: a small client for any provider (:mod:`.call`);
-- ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`).
+- ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`);
+- ``register``: its client and scope in Globus Auth (:mod:`.register`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aptools.cli import (
     fakeauth,
     flowtest,
     openapi,
+    register,
     serve,
     worker,
 )
@@ -34,7 +36,7 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call, flowtest)
+COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call, flowtest, register)
 
 
 def parser() -> argparse.ArgumentParser:
