@@ -183,6 +183,9 @@ class Flawed:
         self.requests: dict[tuple[str, str], str] = {}
         self.polls: dict[str, int] = {}
         self.lock = threading.Lock()
+        #: request_id of every run asked for with a body, in order.
+        self.runs: list[str] = []
+        self.failures = 2 if flaw == "flaky" else 0
 
     def app(self) -> falcon.App[falcon.Request, falcon.Response]:
         app = falcon.App()
@@ -263,6 +266,11 @@ class Flawed:
         assert document["body"] == {"n": 2}  # the example from the schema
         key = (who, document["request_id"])
         with self.lock:
+            self.runs.append(document["request_id"])
+            if self.failures:  # a 5xx the first times: the client must retry
+                self.failures -= 1
+                self.error(resp, 503, "Unavailable")
+                return
             known = self.requests.get(key)
             if known is not None and self.flaw != "repeat_new":
                 resp.media = self.shown(self.actions[known])
@@ -330,6 +338,17 @@ def flawed(request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.port}/flawed"
 
 
+def test_a_run_is_sent_again_unchanged_after_a_5xx() -> None:
+    provider = Flawed("flaky")
+    with served(provider.app()) as server:
+        done = run_against(f"http://127.0.0.1:{server.port}/flawed")
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert "HTTP 503; trying again" in done.stderr
+    # The first run (503 twice, then 202) and the deliberate repeat: one id.
+    assert len(provider.runs) == 4 and len(set(provider.runs)) == 1
+    assert len(provider.actions) == 0  # released
+
+
 def run_against(url: str) -> subprocess.CompletedProcess[str]:
     return flowtest(url, "--token", "alice-token", "--other-token", "bob-token", *FAST)
 
@@ -365,3 +384,14 @@ def test_each_fault_is_named(flawed: str, departure: str) -> None:
     assert any(line.startswith(departure) for line in lines), done.stdout
     assert len(lines) == len(set(lines))  # one line per departure
     assert "departure(s) from the Action Provider Interface" in done.stderr
+
+
+def test_a_run_always_refused_with_a_5xx_ends_after_a_few_tries() -> None:
+    provider = Flawed("flaky")
+    provider.failures = 1000
+    with served(provider.app()) as server:
+        done = run_against(f"http://127.0.0.1:{server.port}/flawed")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("run: answered HTTP 503 (202 expected)")
+    assert "aptools flowtest: the run was refused (HTTP 503)" in done.stderr
+    assert len(provider.runs) == 8 and len(set(provider.runs)) == 1

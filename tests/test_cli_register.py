@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from aptools.testing import FakeGlobusAuth
-from aptools.testing._fakeclients import MANAGE_PROJECTS
+from aptools.testing import MANAGE_PROJECTS, FakeGlobusAuth
 
 from .servers import ROOT, aptools_cli, free_port
 

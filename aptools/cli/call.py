@@ -157,29 +157,35 @@ class Client:
         *,
         retry: bool = False,
         retried: Collection[int] = RETRIED,
+        tries: int | None = None,
         **kw: Any,
     ) -> requests.Response:
         """The answer to ``method path`` (``kw`` as :mod:`requests` takes
         them). With ``retry``, a request that got no answer in time, or an
         answer whose status is in ``retried``, is sent again after a pause that
-        grows from 0.5 to 10 s (times ``backoff_scale``); without, no answer
-        raises :class:`CommandError` with :data:`EXIT_UNREACHABLE`."""
+        grows from 0.5 to 10 s (times ``backoff_scale``), ``tries`` times in
+        all (unbounded if None: then only the deadline ends it); the last
+        answer is returned. No answer at all (on the last try, or without
+        ``retry``) raises :class:`CommandError` with :data:`EXIT_UNREACHABLE`."""
         import requests
 
         waits = pauses(0.5 * self.backoff_scale, 10.0 * self.backoff_scale)
+        tried = 0
         while True:
+            tried += 1
+            last = tries is not None and tried >= tries
             try:
                 response = self.session.request(
                     method, self.base + path, timeout=self.left(), **kw
                 )
             except requests.RequestException as exc:
-                if not retry:
+                if not retry or last:
                     raise CommandError(
                         _unreachable(self.base, exc), EXIT_UNREACHABLE
                     ) from None
                 why = type(exc).__name__
             else:
-                if not (retry and response.status_code in retried):
+                if last or not (retry and response.status_code in retried):
                     return response
                 why = f"HTTP {response.status_code}"
             pause = next(waits)

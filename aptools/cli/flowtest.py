@@ -49,8 +49,10 @@ HELP = "drive a provider as Globus Flows does; report departures from the interf
 #: Flows' status polling: the first pause and the longest, in seconds.
 POLL_FIRST: Final = 1.0
 POLL_CAP: Final = 600.0
-#: Answers a run or a status is sent again after, unchanged.
+#: Answers a run or a status is sent again after, unchanged ...
 SERVER_ERRORS: Final = frozenset(range(500, 600))
+#: ... this many times in all (35.5 s of pauses at scale 1).
+TRIES: Final = 8
 #: Where a browser's request comes from, for the CORS checks.
 ORIGIN: Final = "https://app.globus.org"
 
@@ -241,7 +243,7 @@ class _Walk:
         # Sent again unchanged on a timeout or a 5xx, as Flows does: the
         # request_id makes it safe.
         response = self.client.exchange(
-            method, path, json=document, retry=True, retried=SERVER_ERRORS
+            method, path, json=document, retry=True, retried=SERVER_ERRORS, tries=TRIES
         )
         why = "; 200 is for a repeated request" if response.status_code == 200 else ""
         doc = self.expect("run", response, {202}, why)
@@ -260,7 +262,7 @@ class _Walk:
                 ["run: the provider is synchronous but the action has not ended"]
             )
         again = self.client.exchange(
-            method, path, json=document, retry=True, retried=SERVER_ERRORS
+            method, path, json=document, retry=True, retried=SERVER_ERRORS, tries=TRIES
         )
         repeat = self.expect("run repeated", again, {200}, " for a repeated request")
         if isinstance(repeat, Mapping) and again.status_code < 400:
@@ -300,7 +302,7 @@ class _Walk:
             self.client.sleep(next(waits))
             method, path = self.path("status", action_id)
             response = self.client.exchange(
-                method, path, retry=True, retried=SERVER_ERRORS
+                method, path, retry=True, retried=SERVER_ERRORS, tries=TRIES
             )
             fresh = self.expect("status", response, {200})
             if response.status_code != 200 or not isinstance(fresh, Mapping):
@@ -324,7 +326,9 @@ class _Walk:
                 EXIT_INACTIVE,
             )
         method, path = self.path("resume", action_id)
-        response = self.client.exchange(method, path, retry=True, retried=SERVER_ERRORS)
+        response = self.client.exchange(
+            method, path, retry=True, retried=SERVER_ERRORS, tries=TRIES
+        )
         doc = self.expect("resume", response, {200})
         if response.status_code != 200 or not isinstance(doc, Mapping):
             raise CommandError(f"resume of action {action_id} failed")
@@ -346,14 +350,11 @@ class _Walk:
         response = self.client.exchange(method, path)
         released = self.expect("release", response, {200})
         if response.status_code == 200:
+            note(f"release: action {action_id} released")
             self.depart(check_status(released, "release"))
-            if isinstance(released, Mapping) and released.get("status") != doc.get(
-                "status"
-            ):
-                self.depart(
-                    ["release: answered another status than the action ended in"]
-                )
+            ended = doc.get("status")
+            if isinstance(released, Mapping) and released.get("status") != ended:
+                self.depart(["release: answered another status than the action's"])
         method, path = self.path("status", action_id)
         gone = self.client.exchange(method, path)
         self.expect("status after release", gone, {404})
-        note(f"release: action {action_id} released")
