@@ -11,7 +11,7 @@ import pytest
 
 from aptools.testing import MANAGE_PROJECTS, FakeGlobusAuth
 
-from .servers import ROOT, aptools_cli, free_port
+from .servers import ROOT, Server, aptools_cli, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ class Admin:
         self.projects = [auth.project(self.who) for _ in range(projects)]
 
     def register(
-        self, *args: str, token: str | None = None, **env: str
+        self, *args: str, token: str | None = None, url: str = URL, **env: str
     ) -> subprocess.CompletedProcess[str]:
         base = {
             "PATH": "/usr/bin:/bin",
@@ -39,7 +39,12 @@ class Admin:
             "GLOBUS_AUTH_TOKEN": self.who.token if token is None else token,
         }
         return aptools_cli(
-            "register", TARGET, "--url", URL, *args, cwd=ROOT, env={**base, **env}
+            "register",
+            TARGET,
+            *(("--url", url) if url else ()),
+            *args,
+            cwd=ROOT,
+            env={**base, **env},
         )
 
     def clients(self) -> list[dict[str, Any]]:
@@ -121,6 +126,14 @@ def test_dry_run_changes_nothing(auth: FakeGlobusAuth) -> None:
         dry.stderr
     )
     assert (auth.calls["clients"], auth.calls["scopes"]) != before  # it did look
+    # ActionUrl: --url, else the public URL with the prefix, else a placeholder.
+    public = admin.register("--dry-run", url="", APTOOLS_PUBLIC_URL="https://h.org")
+    state = flow(public.stdout)
+    assert state["States"][state["StartAt"]]["ActionUrl"] == "https://h.org/skeleton"
+    unknown = flow(admin.register("--dry-run", url="").stdout)
+    assert unknown["States"]["WhatDidYouSay"]["ActionUrl"] == (
+        "https://YOUR-HOST/skeleton"
+    )
 
     assert admin.register().returncode == 0
     [client] = admin.clients()
@@ -192,3 +205,35 @@ def test_refusals_are_one_line(auth: FakeGlobusAuth) -> None:
     chosen = two.register("--project", two.projects[1])
     assert chosen.returncode == 0, chosen.stderr
     assert [c["project"] for c in two.clients()] == [two.projects[1]]
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_what_it_prints_serves_and_passes_flowtest(
+    auth: FakeGlobusAuth, kind: str, tmp_path: Any
+) -> None:
+    admin = Admin(auth)
+    made = admin.register()
+    assert made.returncode == 0, made.stderr
+    env = exported(made.stdout)
+    scope = flow(made.stdout)["States"]["WhatDidYouSay"]["ActionScope"]
+    user = auth.identity("user@example.org", scopes=(scope,))
+    other = auth.identity("other@example.org", scopes=(scope,))
+    server = Server(kind, TARGET, "/skeleton", auth, f"sqlite:///{tmp_path}/a.db")
+    # The provider authenticates with the client and secret just made (not
+    # the fake's own): a token introspection refused would fail the walk.
+    server.env.update(env, WATCHASAY_SCOPE=scope)
+    assert env["APTOOLS_CLIENT_ID"] != auth.client_id
+    with server:
+        done = aptools_cli(
+            "flowtest",
+            server.url,
+            "--token",
+            user.token,
+            "--other-token",
+            other.token,
+            "--backoff-scale",
+            "0.05",
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert (done.returncode, done.stdout) == (0, ""), done.stderr

@@ -114,6 +114,12 @@ class FakeClients:
             }
         return scope_id
 
+    def knows(self, client_id: str, secret: str) -> bool:
+        """Whether ``secret`` is one of the client ``client_id``'s secrets."""
+        with self._lock:
+            held = self.credentials.get(client_id, ())
+            return any(secrets.compare_digest(c["secret"], secret) for c in held)
+
     # -- the API --------------------------------------------------------------------
 
     def answer(

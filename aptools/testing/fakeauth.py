@@ -16,6 +16,7 @@ routing requests); the records it answers from are kept by
 
 from __future__ import annotations
 
+import base64
 import collections
 import threading
 import time
@@ -225,6 +226,20 @@ class FakeGlobusAuth(FakeDirectory):
         if name == "introspect":
             return 200, self._introspect(form)
         return self._dependent(form)
+
+    def _client_ok(self, header: str) -> bool:
+        # The fake's own client, or one registered through the developer API.
+        if super()._client_ok(header):
+            return True
+        scheme, _, value = header.partition(" ")
+        try:
+            decoded = (
+                base64.b64decode(value).decode() if scheme.lower() == "basic" else ""
+            )
+        except ValueError:
+            return False
+        client_id, _, secret = decoded.partition(":")
+        return bool(secret) and self.registrations.knows(client_id, secret)
 
     def _developer(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
