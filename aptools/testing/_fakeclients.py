@@ -38,6 +38,7 @@ _PRIVATE_GRANTS: Final = [
     "refresh_token",
     "urn:globus:auth:grant_type:dependent_token",
 ]
+_IDENTITY_PROVIDER: Final = "41143743-f3c8-4d60-bbdb-eeecaba85bd9"
 _SUFFIX_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 Answer = tuple[int, Any]
@@ -60,6 +61,19 @@ def auth_error(status: int, code: str, detail: str) -> Answer:
     }
 
 
+def _identity(identity_id: str, username: str) -> dict[str, Any]:
+    return {
+        "identity_provider": _IDENTITY_PROVIDER,
+        "identity_type": "login",
+        "organization": None,
+        "status": "used",
+        "id": identity_id,
+        "name": username,
+        "username": username,
+        "email": username if "@" in username else None,
+    }
+
+
 class FakeClients:
     """Projects, clients, credentials and scopes, each kept by id.
 
@@ -79,8 +93,9 @@ class FakeClients:
 
     # -- set-up ----------------------------------------------------------------
 
-    def project(self, *admins: str, name: str = "Test project") -> str:
-        """A new project administered by the identity ids ``admins``; its id."""
+    def project(self, *admins: tuple[str, str], name: str = "Test project") -> str:
+        """A new project administered by ``admins``, (identity id, username)
+        pairs; its id."""
         project_id = str(uuid.uuid4())
         with self._lock:
             self.projects[project_id] = {
@@ -88,10 +103,10 @@ class FakeClients:
                 "display_name": name,
                 "project_name": name,
                 "contact_email": "ops@example.org",
-                "admin_ids": list(admins),
+                "admin_ids": [i for i, _ in admins],
                 "admin_group_ids": None,
                 "admins": {
-                    "identities": [{"id": a} for a in admins],
+                    "identities": [_identity(i, name) for i, name in admins],
                     "groups": [],
                 },
             }

@@ -141,7 +141,9 @@ class FakeGlobusAuth(FakeDirectory):
         scopes=(MANAGE_PROJECTS,))``) registers clients and scopes in it
         through ``globus_sdk.AuthClient``.
         """
-        return self.registrations.project(*(a.id for a in admins), name=name)
+        return self.registrations.project(
+            *((a.id, a.username) for a in admins), name=name
+        )
 
     # -- request counts ----------------------------------------------------------
 
