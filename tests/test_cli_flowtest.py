@@ -186,6 +186,10 @@ class Flawed:
         #: request_id of every run asked for with a body, in order.
         self.runs: list[str] = []
         self.failures = 2 if flaw == "flaky" else 0
+        self.created = 0
+        # "slow": the first run is held until a second one has been answered.
+        self.arrivals = 0
+        self.answered = threading.Event()
 
     def app(self) -> falcon.App[falcon.Request, falcon.Response]:
         app = falcon.App()
@@ -265,6 +269,22 @@ class Flawed:
             return
         assert document["body"] == {"n": 2}  # the example from the schema
         key = (who, document["request_id"])
+        first = False
+        if self.flaw == "slow":
+            with self.lock:
+                self.arrivals += 1
+                first = self.arrivals == 1
+            if first:  # held past the client's timeout, until it sent again
+                self.answered.wait(timeout=30)
+        try:
+            self.start(key, document, resp)
+        finally:
+            if self.flaw == "slow" and not first:
+                self.answered.set()
+
+    def start(
+        self, key: tuple[str, str], document: dict[str, Any], resp: falcon.Response
+    ) -> None:
         with self.lock:
             self.runs.append(document["request_id"])
             if self.failures:  # a 5xx the first times: the client must retry
@@ -276,11 +296,12 @@ class Flawed:
                 resp.media = self.shown(self.actions[known])
                 return
             action_id = str(uuid.uuid4())
+            self.created += 1
             self.requests[key] = action_id
             self.actions[action_id] = {
                 "action_id": action_id,
                 "status": "ACTIVE",
-                "creator_id": who,
+                "creator_id": key[0],
                 "label": document.get("label"),
                 "details": {"n": document["body"]["n"]},
                 "start_time": (
@@ -384,6 +405,18 @@ def test_each_fault_is_named(flawed: str, departure: str) -> None:
     assert any(line.startswith(departure) for line in lines), done.stdout
     assert len(lines) == len(set(lines))  # one line per departure
     assert "departure(s) from the Action Provider Interface" in done.stderr
+
+
+def test_a_run_is_sent_again_unchanged_after_a_timeout() -> None:
+    provider = Flawed("slow")
+    with served(provider.app()) as server:
+        url = f"http://127.0.0.1:{server.port}/flawed"
+        done = flowtest(url, "--token", "alice-token", "--request-timeout", "1", *FAST)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert "ReadTimeout; trying again" in done.stderr
+    # The run, the run sent again after the timeout, and the deliberate repeat.
+    assert len(provider.runs) == 3 and len(set(provider.runs)) == 1
+    assert provider.created == 1
 
 
 def test_a_run_always_refused_with_a_5xx_ends_after_a_few_tries() -> None:

@@ -112,8 +112,9 @@ def _seconds(text: str) -> float:
 
 class Client:
     """HTTP to one provider, within one overall deadline (``timeout`` seconds,
-    or none). ``backoff_scale`` multiplies every pause between retries (1:
-    as written; tests pass less).
+    or none), each exchange within ``request_timeout`` seconds (60).
+    ``backoff_scale`` multiplies every pause between retries (1: as written;
+    tests pass less).
 
     Shared by ``call`` and ``flowtest``: :meth:`exchange` gives the raw
     answer, :meth:`send` its JSON or a :class:`CommandError`. Nothing that
@@ -127,6 +128,7 @@ class Client:
         timeout: float | None,
         *,
         backoff_scale: float = 1.0,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         import requests
 
@@ -135,15 +137,16 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.backoff_scale = backoff_scale
+        self.request_timeout = request_timeout
 
     def left(self) -> float:
         """Seconds the next exchange may take; raises once ``timeout`` passed."""
         if self.deadline is None:
-            return REQUEST_TIMEOUT
+            return self.request_timeout
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise CommandError("--timeout passed", EXIT_TIMEOUT)
-        return min(left, REQUEST_TIMEOUT)
+        return min(left, self.request_timeout)
 
     def send(self, method: str, path: str, *, retry: bool = False, **kw: Any) -> Any:
         """The JSON answer; retried with backoff while the server is away

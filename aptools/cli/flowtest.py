@@ -96,6 +96,13 @@ def add_parser(commands: Any) -> None:
         "--timeout", type=_positive, metavar="S", help="seconds to wait in all"
     )
     parser.add_argument(
+        "--request-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="S",
+        help="seconds one request may take before it is sent again (default 60)",
+    )
+    parser.add_argument(
         "--api",
         choices=("1.0", "1.1"),
         default="1.0",
@@ -129,16 +136,22 @@ def flowtest(args: argparse.Namespace) -> int:
 
 class _Walk:
     def __init__(self, args: argparse.Namespace) -> None:
-        scale = args.backoff_scale
         self.args = args
         self.api: str = args.api
-        self.client = Client(args.url, args.token, args.timeout, backoff_scale=scale)
+        self.client = self._client(args.token)
         self.other = (
-            None
-            if args.other_token is None
-            else Client(args.url, args.other_token, args.timeout, backoff_scale=scale)
+            None if args.other_token is None else self._client(args.other_token)
         )
         self.departures: list[str] = []
+
+    def _client(self, token: str) -> Client:
+        return Client(
+            self.args.url,
+            token,
+            self.args.timeout,
+            backoff_scale=self.args.backoff_scale,
+            request_timeout=self.args.request_timeout,
+        )
 
     # -- recording -------------------------------------------------------------
 
