@@ -157,13 +157,16 @@ def test_consent_is_waited_for_then_resumed(
 def test_nothing_listening_is_exit_5() -> None:
     done = flowtest(f"http://127.0.0.1:{free_port()}/x", "--token", "t")
     assert done.returncode == 5 and "cannot reach" in done.stderr
-    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
 
 
 def test_usage_errors_are_exit_2() -> None:
     assert flowtest("http://127.0.0.1:1/x").returncode == 2  # no --token
     scaled = flowtest("http://127.0.0.1:1/x", "--token", "t", "--backoff-scale", "0")
     assert scaled.returncode == 2
+    # A body that is not JSON is refused before any call (nothing listens there).
+    bad = flowtest("http://127.0.0.1:1/x", "--token", "t", "--body", "{nope")
+    assert bad.returncode == 1 and bad.stderr.startswith("aptools flowtest: --body")
 
 
 # -- providers broken on purpose -----------------------------------------------------

@@ -124,19 +124,22 @@ def _positive(text: str) -> float:
 
 def flowtest(args: argparse.Namespace) -> int:
     """Walk one action through the provider; 0 when nothing departed."""
-    walk = _Walk(args)
+    body = None if args.body is None else read_body(args.body)  # before any call
+    walk = _Walk(args, body)
     try:
         walk.run()
-    finally:
-        count = len(walk.departures)
-        said = "no departure" if not count else f"{count} departure(s)"
-        note(f"aptools flowtest: {said} from the Action Provider Interface")
+    except CommandError:
+        if walk.departures:  # then the reason it stopped, on a line of its own
+            walk.summary()
+        raise
+    walk.summary()
     return EXIT_ERROR if walk.departures else 0
 
 
 class _Walk:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, body: Any) -> None:
         self.args = args
+        self.body = body
         self.api: str = args.api
         self.client = self._client(args.token)
         self.other = (
@@ -154,6 +157,11 @@ class _Walk:
         )
 
     # -- recording -------------------------------------------------------------
+
+    def summary(self) -> None:
+        count = len(self.departures)
+        said = "no departure" if not count else f"{count} departure(s)"
+        note(f"aptools flowtest: {said} from the Action Provider Interface")
 
     def depart(self, lines: list[str]) -> None:
         for line in lines:
@@ -180,7 +188,7 @@ class _Walk:
             self.depart([f"{where}: answered HTTP {status} ({wanted} expected{why})"])
         if status >= 400:
             self.depart(check_error(status, doc, where))
-        elif doc is None and response.request.method != "HEAD":
+        elif doc is None:
             self.depart([f"{where}: the HTTP {status} answer is not JSON"])
         return doc
 
@@ -193,11 +201,9 @@ class _Walk:
         about = self.introspect()
         if about is None:
             return
-        body = (
-            read_body(self.args.body)
-            if self.args.body is not None
-            else example_body(about.get("input_schema") or {})
-        )
+        body = self.body
+        if body is None:
+            body = example_body(about.get("input_schema") or {})
         self.refusals(body)
         doc = self.start(body, bool(about.get("synchronous")))
         if doc is None:
