@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.cli.call import note
-from aptools.cli.common import EXIT_USAGE, CommandError, load_provider
+from aptools.cli.common import EXIT_USAGE, CommandError, read_provider
 from aptools.flows import action_state, example_body
 from aptools.provider import Provider
 
@@ -120,7 +120,7 @@ def register(args: argparse.Namespace) -> int:
         )
     known_id = os.environ.get("APTOOLS_CLIENT_ID")
     known_secret = os.environ.get("APTOOLS_CLIENT_SECRET")
-    provider = _load(args.target)
+    provider = read_provider(args.target)
     match = _SCOPE_URL.match(provider.scope)
     if match is None or not _SUFFIX.match(match[2]):
         raise CommandError(
@@ -140,24 +140,6 @@ def register(args: argparse.Namespace) -> int:
         _secret(auth, plan, known_id, known_secret)
     _print(plan, provider, args.url)
     return 0
-
-
-def _load(target: str) -> Provider:
-    # Building the provider needs these; registering needs none of them.
-    for name, value in (
-        ("APTOOLS_CLIENT_ID", "unregistered"),
-        ("APTOOLS_CLIENT_SECRET", "unregistered"),
-        ("APTOOLS_STORE", "memory:"),
-        ("APTOOLS_ENCRYPTION_KEY", _throwaway_key()),
-    ):
-        os.environ.setdefault(name, value)
-    return load_provider(target)
-
-
-def _throwaway_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
 
 
 def _auth_client(token: str) -> globus_sdk.AuthClient:
