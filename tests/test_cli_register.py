@@ -101,6 +101,14 @@ def test_first_run_makes_client_secret_and_scope_then_reuses_them(
     assert len(auth.registrations.credentials[client["id"]]) == 1
     assert len(admin.scopes(client["id"])) == 1
 
+    # A secret Globus Auth refuses is not kept: a new one is made.
+    wrong = admin.register(**{**env, "APTOOLS_CLIENT_SECRET": "not-the-secret"})
+    assert wrong.returncode == 0, wrong.stderr
+    assert "Globus Auth refuses the one in APTOOLS_CLIENT_SECRET" in wrong.stderr
+    renewed = exported(wrong.stdout)["APTOOLS_CLIENT_SECRET"]
+    assert auth.registrations.knows(client["id"], renewed)
+    assert len(auth.registrations.credentials[client["id"]]) == 2
+
     # Without the secret at hand, only a new secret is made (Globus Auth never
     # shows one twice); the client is found by the provider's title.
     lost = admin.register()
@@ -110,7 +118,7 @@ def test_first_run_makes_client_secret_and_scope_then_reuses_them(
         exported(lost.stdout)["APTOOLS_CLIENT_SECRET"] != env["APTOOLS_CLIENT_SECRET"]
     )
     assert len(admin.clients()) == 1 and len(admin.scopes(client["id"])) == 1
-    assert len(auth.registrations.credentials[client["id"]]) == 2
+    assert len(auth.registrations.credentials[client["id"]]) == 3
 
 
 def test_dry_run_changes_nothing(auth: FakeGlobusAuth) -> None:

@@ -13,8 +13,8 @@ looks for what an earlier run made, so running it again changes nothing:
    (:func:`dependent_scopes`, and ``--dependent-scope``): made, or its
    dependent scopes set right;
 3. a client secret, last: the one in ``APTOOLS_CLIENT_SECRET`` when
-   ``APTOOLS_CLIENT_ID`` names this client, else a new one (Globus Auth
-   shows a secret only once).
+   ``APTOOLS_CLIENT_ID`` names this client and Globus Auth takes it, else a
+   new one (Globus Auth shows a secret only once).
 
 Then it prints the ``export`` lines and a one-state flow calling the
 provider. ``--dry-run`` only reads, and says what it would do.
@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.cli.call import note
@@ -104,10 +104,8 @@ class _Plan:
     client_id: str | None = None
     secret: str | None = None
     scope: str | None = None
-    done: list[str] = field(default_factory=list)
 
     def step(self, what: str, did: str, would: str) -> None:
-        self.done.append(f"{what}: {would if self.dry else did}")
         note(f"{what}: {'would ' + would if self.dry else did}")
 
 
@@ -224,19 +222,39 @@ def _secret(
     known_id: str | None,
     known_secret: str | None,
 ) -> None:
+    why = ""
     if plan.client_id is not None and plan.client_id == known_id and known_secret:
-        plan.secret = known_secret
-        plan.step(
-            "secret", "kept (APTOOLS_CLIENT_SECRET)", "keep APTOOLS_CLIENT_SECRET"
-        )
-        return
+        if _secret_works(known_id, known_secret):
+            plan.secret = known_secret
+            plan.step(
+                "secret", "kept (APTOOLS_CLIENT_SECRET)", "keep APTOOLS_CLIENT_SECRET"
+            )
+            return
+        why = "Globus Auth refuses the one in APTOOLS_CLIENT_SECRET; "
     if plan.dry:
-        plan.step("secret", "", f'create a client secret named "{CREDENTIAL_NAME}"')
+        named = f'create a client secret named "{CREDENTIAL_NAME}"'
+        plan.step("secret", "", f"{named} ({why.rstrip('; ')})" if why else named)
         return
     assert plan.client_id is not None
     made = auth.create_client_credential(plan.client_id, CREDENTIAL_NAME)
     plan.secret = made["credential"]["secret"]
-    plan.step("secret", f"created ({made['credential']['id']})", "")
+    plan.step("secret", f"{why}created ({made['credential']['id']})", "")
+
+
+def _secret_works(client_id: str, secret: str) -> bool:
+    """Whether Globus Auth takes ``secret`` for ``client_id``: a token
+    introspection (of a made-up token) is answered to good client credentials
+    and refused with 401 to others (RFC 7662 section 2.3)."""
+    import globus_sdk
+
+    client = globus_sdk.ConfidentialAppAuthClient(client_id, secret)
+    try:
+        client.oauth2_token_introspect("aptools-client-credentials-check")
+    except globus_sdk.GlobusAPIError as exc:
+        if exc.http_status in (400, 401, 403):
+            return False
+        raise
+    return True
 
 
 def _scope_ids(auth: globus_sdk.AuthClient, wanted: Sequence[str]) -> dict[str, str]:
