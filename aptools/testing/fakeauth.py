@@ -202,7 +202,8 @@ class FakeGlobusAuth(FakeDirectory):
             "/v2/groups/my_groups": "my_groups",
         }.get(route, "unknown")
         if route.startswith("/v2/api/"):
-            name = route.split("/")[3]  # "clients", "scopes", "projects"
+            # "clients", "scopes", "projects"
+            name = route.split("/")[3] or "unknown"
         form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         with self._lock:
             self.calls[name] += 1
