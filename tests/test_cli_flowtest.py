@@ -270,7 +270,8 @@ class Flawed:
         if not isinstance(document.get("body"), dict) or "request_id" not in document:
             self.error(resp, 400, "BadRequest")
             return
-        assert document["body"] == {"n": 2}  # the example from the schema
+        # The example made from the input schema satisfies it.
+        assert isinstance(document["body"]["n"], int) and document["body"]["n"] >= 2
         key = (who, document["request_id"])
         first = False
         if self.flaw == "slow":

@@ -88,7 +88,7 @@ def test_first_run_makes_client_secret_and_scope_then_reuses_them(
     state = flow(first.stdout)
     action = state["States"][state["StartAt"]]
     assert action["ActionUrl"] == URL and action["ActionScope"] == string
-    assert action["Parameters"] == {"input_string": "text"}
+    assert action["Parameters"] == {"input_string": "hello"}  # from the schema
     assert f"scope is {string}" in first.stderr
 
     # Run again with what it printed exported, and the scope given: nothing new.

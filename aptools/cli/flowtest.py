@@ -36,7 +36,7 @@ from aptools.cli.conformance import (
     check_status,
     consent_scope,
 )
-from aptools.flows import example_body
+from aptools.schema import example_for
 from aptools.vocabulary import INACTIVE, TERMINAL
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class _Walk:
             return
         body = self.body
         if body is None:
-            body = example_body(about.get("input_schema") or {})
+            body = example_for(about.get("input_schema") or {})
         self.refusals(body)
         doc = self.start(body, bool(about.get("synchronous")))
         if doc is None:

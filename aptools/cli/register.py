@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aptools.cli.call import note
 from aptools.cli.common import EXIT_USAGE, CommandError, read_provider
-from aptools.flows import action_state, example_body
+from aptools.flows import one_state_flow
 from aptools.provider import Provider
+from aptools.schema import example_for
 
 if TYPE_CHECKING:
     import globus_sdk
@@ -345,11 +346,12 @@ def _print(plan: _Plan, provider: Provider, url: str | None) -> None:
     scope = plan.scope or provider.scope
     if scope != provider.scope:
         note(f"note: the provider's scope is {scope}; give it as Provider(scope=...)")
-    state = action_state(
+    state = one_state_flow(
+        provider.title,
         _action_url(provider, url),
-        scope,
-        example_body(provider.input_schema),
-        title=provider.title,
+        example_for(provider.input_schema),
     )
+    # The scope Flows asks the user to consent to for this state.
+    state["States"][state["StartAt"]]["ActionScope"] = scope
     print("# a Globus Flows definition calling the provider:")
     print(json.dumps(state, indent=2))

@@ -1,9 +1,6 @@
-"""The example body and the Flows state, and what flowtest holds answers to."""
+"""What ``aptools flowtest`` holds a provider's answers to."""
 
 from __future__ import annotations
-
-import fastjsonschema
-import pytest
 
 from aptools.cli.conformance import (
     check_cors,
@@ -12,7 +9,6 @@ from aptools.cli.conformance import (
     check_status,
     consent_scope,
 )
-from aptools.flows import action_state, example_body, state_name
 
 GOOD = {
     "action_id": "a1",
@@ -25,55 +21,6 @@ GOOD = {
     "label": "x" * 64,
     "display_status": "Done",
 }
-
-
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"type": "object", "properties": {"s": {"type": "string"}}},
-        {
-            "type": "object",
-            "properties": {
-                "n": {"type": "integer", "minimum": 3},
-                "x": {"type": "number", "exclusiveMinimum": 0},
-                "when": {"type": "string", "format": "date-time"},
-                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-                "mode": {"enum": ["fast", "slow"]},
-                "deep": {
-                    "type": "object",
-                    "properties": {"b": {"type": "boolean"}},
-                    "required": ["b"],
-                },
-                "name": {"type": "string", "minLength": 10},
-                "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
-            },
-            "required": ["n", "x", "when", "tags", "mode", "deep", "name", "either"],
-            "additionalProperties": False,
-        },
-        {"type": "object", "properties": {"d": {"type": "string", "default": "z"}}},
-    ],
-)
-def test_the_example_body_satisfies_its_schema(schema: dict) -> None:
-    body = example_body(schema)
-    fastjsonschema.compile(schema)(body)  # raises if it does not
-
-
-def test_the_action_state() -> None:
-    state = action_state("https://h/p", "S", {"a": 1}, title="Long job")
-    assert state_name("What Did You Say?") == "WhatDidYouSay"
-    assert state == {
-        "StartAt": "LongJob",
-        "States": {
-            "LongJob": {
-                "Type": "Action",
-                "ActionUrl": "https://h/p",
-                "ActionScope": "S",
-                "Parameters": {"a": 1},
-                "ResultPath": "$.LongJobResult",
-                "End": True,
-            }
-        },
-    }
 
 
 def test_a_sound_status_passes_and_each_fault_is_named() -> None:
