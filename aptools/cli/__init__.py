@@ -6,7 +6,9 @@
 - ``openapi``: print its OpenAPI document (:mod:`.openapi`);
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
-- ``call``: a small client for any provider (:mod:`.call`).
+- ``call``: a small client for any provider (:mod:`.call`);
+- ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`);
+- ``register``: its client and scope in Globus Auth (:mod:`.register`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aptools.cli import call, check, dev, fakeauth, openapi, serve, worker
+from aptools.cli import (
+    call,
+    check,
+    dev,
+    fakeauth,
+    flowtest,
+    openapi,
+    register,
+    serve,
+    worker,
+)
 from aptools.cli.common import EXIT_ERROR, CommandError, load_provider
 from aptools.cli.serve import asgi_app, tcp_listener, wsgi_app
 from aptools.provider import ProviderConfigError
@@ -24,14 +36,16 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call)
+COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call, flowtest, register)
 
 
 def parser() -> argparse.ArgumentParser:
     """The ``aptools`` argument parser, one subcommand per module."""
     top = argparse.ArgumentParser(
         prog="aptools",
-        description="Build, try, check, serve and call Globus Action Providers.",
+        description=(
+            "Build, try, check, serve, call, test and register Globus Action Providers."
+        ),
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
@@ -18,7 +18,17 @@ from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["EXIT_INACTIVE", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "add_parser", "call"]
+__all__ = [
+    "EXIT_INACTIVE",
+    "EXIT_TIMEOUT",
+    "EXIT_UNREACHABLE",
+    "Client",
+    "add_parser",
+    "call",
+    "note",
+    "read_body",
+    "route",
+]
 
 HELP = "call any provider: run, status, resume, enumerate, ..."
 
@@ -100,51 +110,93 @@ def _seconds(text: str) -> float:
     return value
 
 
-class _Client:
-    """HTTP to one provider, within one overall deadline."""
+class Client:
+    """HTTP to one provider, within one overall deadline (``timeout`` seconds,
+    or none), each exchange within ``request_timeout`` seconds (60).
+    ``backoff_scale`` multiplies every pause between retries (1: as written;
+    tests pass less).
 
-    def __init__(self, url: str, token: str, timeout: float | None) -> None:
+    Shared by ``call`` and ``flowtest``: :meth:`exchange` gives the raw
+    answer, :meth:`send` its JSON or a :class:`CommandError`. Nothing that
+    fails reaches the network twice unless asked (``retry``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float | None,
+        *,
+        backoff_scale: float = 1.0,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         import requests
 
         self.base = url.rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.backoff_scale = backoff_scale
+        self.request_timeout = request_timeout
 
     def left(self) -> float:
+        """Seconds the next exchange may take; raises once ``timeout`` passed."""
         if self.deadline is None:
-            return REQUEST_TIMEOUT
+            return self.request_timeout
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise CommandError("--timeout passed", EXIT_TIMEOUT)
-        return min(left, REQUEST_TIMEOUT)
+        return min(left, self.request_timeout)
 
     def send(self, method: str, path: str, *, retry: bool = False, **kw: Any) -> Any:
         """The JSON answer; retried with backoff while the server is away
         (``retry``, safe for reads and for run with its fixed request_id)."""
+        return _answer(self.exchange(method, path, retry=retry, **kw))
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool = False,
+        retried: Collection[int] = RETRIED,
+        tries: int | None = None,
+        **kw: Any,
+    ) -> requests.Response:
+        """The answer to ``method path`` (``kw`` as :mod:`requests` takes
+        them). With ``retry``, a request that got no answer in time, or an
+        answer whose status is in ``retried``, is sent again after a pause that
+        grows from 0.5 to 10 s (times ``backoff_scale``), ``tries`` times in
+        all (unbounded if None: then only the deadline ends it); the last
+        answer is returned. No answer at all (on the last try, or without
+        ``retry``) raises :class:`CommandError` with :data:`EXIT_UNREACHABLE`."""
         import requests
 
-        waits = pauses(0.5, 10.0)
+        waits = pauses(0.5 * self.backoff_scale, 10.0 * self.backoff_scale)
+        tried = 0
         while True:
+            tried += 1
+            last = tries is not None and tried >= tries
             try:
                 response = self.session.request(
                     method, self.base + path, timeout=self.left(), **kw
                 )
             except requests.RequestException as exc:
-                if not retry:
+                if not retry or last:
                     raise CommandError(
                         _unreachable(self.base, exc), EXIT_UNREACHABLE
                     ) from None
                 why = type(exc).__name__
             else:
-                if not (retry and response.status_code in RETRIED):
-                    return _answer(response)
+                if last or not (retry and response.status_code in retried):
+                    return response
                 why = f"HTTP {response.status_code}"
             pause = next(waits)
-            _note(f"  {why}; trying again in {pause:g} s")
+            note(f"  {why}; trying again in {pause:g} s")
             self.sleep(pause)
 
     def sleep(self, seconds: float) -> None:
+        """Sleep, but not past the deadline (then :data:`EXIT_TIMEOUT`)."""
         if self.deadline is not None:
             seconds = min(seconds, self.deadline - time.monotonic())
             if seconds <= 0:
@@ -177,7 +229,8 @@ def _answer(response: requests.Response) -> Any:
     raise CommandError(f"HTTP {response.status_code} {code}: {said}".rstrip(": "))
 
 
-def _note(text: str) -> None:
+def note(text: str) -> None:
+    """Print ``text`` on stderr at once (progress, and why a retry waits)."""
     print(text, file=sys.stderr, flush=True)
 
 
@@ -199,61 +252,65 @@ def call(args: argparse.Namespace) -> int:
       --wait``, and any command once it is waiting, keeps trying instead,
       until ``--timeout``.
     """
-    client = _Client(args.url, args.token, args.timeout)
+    client = Client(args.url, args.token, args.timeout)
     operation = args.operation
     if operation == "run":
         document = {
             "request_id": args.request_id or str(uuid.uuid4()),
-            "body": _read_body(args.body),
+            "body": read_body(args.body),
         }
         if args.monitor_by:
             document["monitor_by"] = args.monitor_by
         if args.manage_by:
             document["manage_by"] = args.manage_by
         # The same request_id makes a repeat safe: it answers the same action.
-        doc = client.send(*_route("run"), json=document, retry=args.wait)
+        doc = client.send(*route("run"), json=document, retry=args.wait)
     elif operation == "enumerate":
         params = {"status": args.status, "roles": args.roles}
         doc = client.send(
-            *_route("enumerate"), params={k: v for k, v in params.items() if v}
+            *route("enumerate"), params={k: v for k, v in params.items() if v}
         )
     elif operation == "log":
         params = {} if args.limit is None else {"limit": args.limit}
-        doc = client.send(*_route("log", args.action_id), params=params)
+        doc = client.send(*route("log", args.action_id), params=params)
     else:  # status, cancel, release, resume
-        doc = client.send(*_route(operation, args.action_id))
+        doc = client.send(*route(operation, args.action_id))
     if operation in ("run", "resume"):
         return _ended(client, args, doc)
     _print(doc)
     return 0
 
 
-def _route(operation: str, action_id: str | None = None) -> tuple[str, str]:
-    """The method and path of ``operation`` in API 1.1, from the route table."""
+def route(
+    operation: str, action_id: str | None = None, api: str = "1.1"
+) -> tuple[str, str]:
+    """The method and path of ``operation`` in interface version ``api``
+    (1.1 unless told), from the route table; ``action_id`` quoted into it."""
     from aptools.protocol.routes import find
 
-    route = find(operation, "1.1", "DELETE" if operation == "release" else None)
-    path = route.path
+    method = "DELETE" if operation == "release" and api == "1.1" else None
+    found = find(operation, api, method)
+    path = found.path
     if action_id is not None:
         path = path.replace("{action_id}", quote(action_id, safe=""))
-    return route.method, path
+    return found.method, path
 
 
-def _ended(client: _Client, args: argparse.Namespace, doc: Any) -> int:
+def _ended(client: Client, args: argparse.Namespace, doc: Any) -> int:
     """Wait (with ``--wait``) for the action to end; its exit status."""
     waits = pauses(0.5, 10.0, factor=1.5)
     while args.wait and doc.get("status") == ACTIVE:
         shown = doc.get("display_status") or ""
-        _note(f"  {doc['status']} {shown}".rstrip())
+        note(f"  {doc['status']} {shown}".rstrip())
         client.sleep(next(waits))
-        doc = client.send(*_route("status", doc["action_id"]), retry=True)
+        doc = client.send(*route("status", doc["action_id"]), retry=True)
     _print(doc)
     status = doc.get("status")
     if status == FAILED:
-        _note(f"aptools call: action {doc.get('action_id')} FAILED")
+        note(f"aptools call: action {doc.get('action_id')} FAILED")
         return EXIT_ERROR
     if status == INACTIVE:
-        _note(_inactive(args, doc))
+        note(_inactive(args, doc))
         return EXIT_INACTIVE
     return 0 if status in (SUCCEEDED, ACTIVE) else EXIT_ERROR
 
@@ -277,7 +334,9 @@ def _print(doc: Any) -> None:
     print(json.dumps(doc, indent=2))
 
 
-def _read_body(text: str | None) -> Any:
+def read_body(text: str | None) -> Any:
+    """``--body``: JSON text, or ``@file`` holding it; ``{}`` when absent.
+    Raises :class:`CommandError` for an unreadable file or text not JSON."""
     if text is None:
         return {}
     if text.startswith("@"):

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ __all__ = [
     "log_requests",
     "loopback",
     "port",
+    "read_provider",
     "redact",
     "store_failure",
     "store_url",
@@ -70,6 +72,38 @@ def load_provider(target: str) -> Provider:
             f"{module_name} defines {len(providers)} providers; name one as MODULE:ATTR"
         )
     return providers[0]
+
+
+def read_provider(
+    target: str, environment: Mapping[str, str] | None = None
+) -> Provider:
+    """The :class:`Provider` named by ``target``, loaded to be read (its
+    description, scope, routes, schema), not to serve.
+
+    A module builds its apps when imported (``app = provider.wsgi()``), and a
+    build wants what only serving needs: client credentials, a store, and for
+    a job that keeps tokens an encryption key. Those left unset get stand-ins
+    for the import (the ``memory:`` store always: reading opens no database),
+    ``environment`` is set over them, and ``os.environ`` is as it was after.
+    Raises :class:`CommandError` as :func:`load_provider` does.
+    """
+    from cryptography.fernet import Fernet
+
+    saved = dict(os.environ)
+    stand_ins = {
+        "APTOOLS_CLIENT_ID": "unregistered",
+        "APTOOLS_CLIENT_SECRET": "unregistered",
+        "APTOOLS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    os.environ.update({k: v for k, v in stand_ins.items() if not os.environ.get(k)})
+    os.environ.update({"APTOOLS_STORE": "memory:", **(environment or {})})
+    try:
+        provider = load_provider(target)
+        provider.compile()  # a provider that cannot be built is refused here
+        return provider
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def loopback(host: str) -> bool:

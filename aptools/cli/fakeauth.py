@@ -7,14 +7,13 @@ environment variables that point globus-sdk and aptools at it, and tokens.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aptools.cli.common import CommandError, load_provider, loopback, port
+from aptools.cli.common import CommandError, loopback, port, read_provider
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN, IDENTITY_URN
 
 if TYPE_CHECKING:
@@ -139,13 +138,7 @@ def fakeauth(args: argparse.Namespace) -> int:
     runnable_by: Sequence[str] = [ALL_AUTHENTICATED]
     env = fake.env()
     if args.target:
-        saved = dict(os.environ)
-        os.environ.update({**env, "APTOOLS_STORE": "memory:"})
-        try:
-            provider = load_provider(args.target)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        provider = read_provider(args.target, env)
         fake.scope = provider.scope
         runnable_by = provider.description["runnable_by"]
     if args.scope:

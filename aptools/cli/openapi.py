@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
-from aptools.cli.common import load_provider
+from aptools.cli.common import read_provider
 
 __all__ = ["add_parser", "openapi"]
 
@@ -22,10 +21,6 @@ def add_parser(commands: Any) -> None:
 
 def openapi(args: argparse.Namespace) -> int:
     """Print the provider's OpenAPI document (no store or client needed)."""
-    os.environ.setdefault("APTOOLS_CLIENT_ID", "offline")
-    os.environ.setdefault("APTOOLS_CLIENT_SECRET", "offline")
-    os.environ.setdefault("APTOOLS_STORE", "memory:")
-    provider = load_provider(args.target)
-    provider.compile()
+    provider = read_provider(args.target)
     print(json.dumps(provider.openapi(), indent=2))
     return 0

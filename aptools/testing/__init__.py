@@ -2,7 +2,9 @@
 
 - :class:`FakeGlobusAuth`: a Globus Auth + Groups server on loopback that the
   real globus-sdk talks to: identities, tokens, scopes, groups, consent,
-  failures (``fail``, ``hang``, ``stop``) and a skewed clock.
+  failures (``fail``, ``hang``, ``stop``) and a skewed clock; its developer
+  API (projects, clients, secrets, scopes) for tokens with
+  :data:`MANAGE_PROJECTS`.
 - :class:`ProviderClient`: calls a provider as a named identity, in process
   (WSGI or ASGI) or over HTTP.
 - :func:`load_provider`: imports a provider module anew, so that each test's
@@ -18,12 +20,14 @@
   (imported on its own; it needs pytest).
 """
 
+from aptools.testing._fakeclients import MANAGE_PROJECTS
 from aptools.testing.client import ProviderClient, Reply
 from aptools.testing.fakeauth import FakeGlobusAuth, FakeIdentity
 from aptools.testing.loading import load_provider
 from aptools.testing.waiting import wait_for
 
 __all__ = [
+    "MANAGE_PROJECTS",
     "FakeGlobusAuth",
     "FakeIdentity",
     "ProviderClient",

@@ -16,6 +16,7 @@ routing requests); the records it answers from are kept by
 
 from __future__ import annotations
 
+import base64
 import collections
 import threading
 import time
@@ -24,6 +25,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
+from aptools.testing._fakeclients import MANAGE_PROJECTS, FakeClients, auth_error
 from aptools.testing._fakedirectory import DEFAULT_SCOPE, FakeDirectory, FakeIdentity
 from aptools.testing._fakeserver import FakeServer, handler_for
 from aptools.testing.loading import environment_set
@@ -48,6 +52,9 @@ class FakeGlobusAuth(FakeDirectory):
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
       ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
       tokens granted by scope, :meth:`introspected` a token's introspections.
+    - :attr:`registrations` is Globus Auth's developer API (projects,
+      clients, client secrets, scopes) for callers whose token carries
+      ``MANAGE_PROJECTS``; :meth:`project` makes a project to register in.
     - ``clock_offset`` (seconds) sets this server's clock ahead of the host's
       (behind if negative), as a distant Globus Auth's may be: tokens' ``exp``
       and whether they are active follow its clock.
@@ -77,6 +84,8 @@ class FakeGlobusAuth(FakeDirectory):
         self._retry_after: int | None = None
         self._hanging = threading.Event()
         self._released = threading.Event()
+        #: Projects, clients, secrets and scopes registered through the API.
+        self.registrations = FakeClients()
         self._server = FakeServer((host, port), handler_for(self._answer))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -124,6 +133,17 @@ class FakeGlobusAuth(FakeDirectory):
     def environment(self) -> AbstractContextManager[dict[str, str]]:
         """Set :meth:`env` in ``os.environ`` for the block, then restore it."""
         return environment_set(self.env())
+
+    def project(self, *admins: FakeIdentity, name: str = "Test project") -> str:
+        """A project of the developer API administered by ``admins``; its id.
+
+        A token of an admin's with ``MANAGE_PROJECTS`` (``token(admin,
+        scopes=(MANAGE_PROJECTS,))``) registers clients and scopes in it
+        through ``globus_sdk.AuthClient``.
+        """
+        return self.registrations.project(
+            *((a.id, a.username) for a in admins), name=name
+        )
 
     # -- request counts ----------------------------------------------------------
 
@@ -181,6 +201,9 @@ class FakeGlobusAuth(FakeDirectory):
             "/v2/oauth2/token": "dependent_token",
             "/v2/groups/my_groups": "my_groups",
         }.get(route, "unknown")
+        if route.startswith("/v2/api/"):
+            # "clients", "scopes", "projects"
+            name = route.split("/")[3] or "unknown"
         form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         with self._lock:
             self.calls[name] += 1
@@ -194,6 +217,8 @@ class FakeGlobusAuth(FakeDirectory):
             return self._failure, {"code": "Fake", "message": "failure switched on"}
         if name == "my_groups":
             return self._my_groups(headers)
+        if route.startswith("/v2/api/"):
+            return self._developer(method, path, headers, body)
         if name == "unknown" or method != "POST":
             return 404, {"code": "NotFound", "message": "unknown endpoint"}
         if not self._client_ok(headers.get("Authorization", "")):
@@ -204,3 +229,36 @@ class FakeGlobusAuth(FakeDirectory):
         if name == "introspect":
             return 200, self._introspect(form)
         return self._dependent(form)
+
+    def _client_ok(self, header: str) -> bool:
+        # The fake's own client, or one registered through the developer API.
+        if super()._client_ok(header):
+            return True
+        scheme, _, value = header.partition(" ")
+        try:
+            decoded = (
+                base64.b64decode(value).decode() if scheme.lower() == "basic" else ""
+            )
+        except ValueError:
+            return False
+        client_id, _, secret = decoded.partition(":")
+        return bool(secret) and self.registrations.knows(client_id, secret)
+
+    def _developer(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        with self._lock:
+            info = self._tokens.get(value) if scheme.lower() == "bearer" else None
+        if info is None or not info.active or info.exp < self.now():
+            return auth_error(401, "UNAUTHORIZED", "Call must be authenticated")
+        if MANAGE_PROJECTS not in info.scopes:
+            return auth_error(403, "FORBIDDEN", "the token lacks manage_projects")
+        try:
+            doc = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return auth_error(400, "BAD_REQUEST", "the body is not JSON")
+        parts = urlsplit(path)
+        return self.registrations.answer(
+            method, parts.path.rstrip("/"), parts.query, doc, info.sub
+        )
