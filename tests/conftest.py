@@ -20,6 +20,23 @@ ECHO_SCHEMA = {
 }
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many worker processes ``-n auto`` starts: three per core (at least
+    four, at most twelve), as most tests wait on a server, a subprocess or
+    PostgreSQL rather than on a core. ``PYTEST_XDIST_AUTO_NUM_WORKERS``
+    overrides it; ``-n 0`` runs the suite in this one process."""
+    given = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if given:
+        return int(given)
+    return min(12, max(4, 3 * (os.cpu_count() or 1)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first: they are the longest, so started first
+    they are spread over the workers rather than left to the last one."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(scope="session")
 def auth() -> Iterator[FakeGlobusAuth]:
     with FakeGlobusAuth() as fake:
