@@ -31,10 +31,29 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(12, max(4, 3 * (os.cpu_count() or 1)))
 
 
+def _uses_postgresql(item: pytest.Item) -> bool:
+    """Whether ``item`` works on PostgreSQL: its module's name or its
+    parameters say so, or it takes a schema."""
+    return "postgresql" in item.nodeid or "schema" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests first: they are the longest, so started first
-    they are spread over the workers rather than left to the last one."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """The tests that use PostgreSQL run one after another in one worker
+    (``xdist_group``): each holds up to tens of connections (pools, servers of
+    several processes), and several at once would exhaust the server's
+    ``max_connections``, which the suite shares with whatever else uses it.
+    They go first, being the longest series, then the end-to-end tests (the
+    longest of the rest), so that the last worker is not left with them."""
+    for item in items:
+        if _uses_postgresql(item):
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+    items.sort(
+        key=lambda item: (
+            not _uses_postgresql(item),
+            item.get_closest_marker("e2e") is None,
+        )
+    )
 
 
 @pytest.fixture(scope="session")

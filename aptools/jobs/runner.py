@@ -65,6 +65,11 @@ class Runner:
         self._running: dict[str, Job] = {}
         self._tasks: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
+        # Held by a claim, and by a job parking its action INACTIVE from the
+        # store write to the release of its row: a resume answered in between
+        # makes the row claimable, and a claim of this runner's then would be
+        # undone by that release (same owner) while the new run goes on.
+        self._claiming = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -161,7 +166,9 @@ class Runner:
             queue.sweep(now, grace=max(settings.lease, 300.0))
         free = settings.max_jobs - len(self._running)
         if free > 0 and not self._stopping:
-            for claimed in queue.claim(self.owner, now, settings.lease, free):
+            with self._claiming:
+                claims = queue.claim(self.owner, now, settings.lease, free)
+            for claimed in claims:
                 self._launch(claimed)
 
     def _heartbeat(self, now: float) -> None:
@@ -280,6 +287,9 @@ class Runner:
 
     def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action_id = job.action_id
+        # Before the outcome is stored, not after: a resume answered once it
+        # is keeps its caller (and token) for the next run, to be left alone.
+        self.engine.forget(action_id)
         try:
             if job.lost:
                 return  # handed back or taken over: another process decides
@@ -292,9 +302,10 @@ class Runner:
             log.exception("job %s: its outcome could not be stored", action_id)
         finally:
             with self._lock:
-                self._running.pop(action_id, None)
-                self._tasks.pop(action_id, None)
-            self.engine.forget(action_id)
+                # Unless the action was resumed and claimed again meanwhile.
+                if self._running.get(action_id) is job:
+                    del self._running[action_id]
+                    self._tasks.pop(action_id, None)
             self._wake.set()
 
     def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
@@ -325,11 +336,13 @@ class Runner:
         if fresh is None:
             fresh = Stored.of(action)
         now = time.time()
-        engine.store.update(action.action_id, fresh, expiry(action), now)
         if action.status == INACTIVE:
             # Waiting (for consent, say): claimable again once resumed.
-            engine.queue.release(self.owner, [action.action_id])
+            with self._claiming:
+                engine.store.update(action.action_id, fresh, expiry(action), now)
+                engine.queue.release(self.owner, [action.action_id])
         else:
+            engine.store.update(action.action_id, fresh, expiry(action), now)
             engine.queue.finish(action.action_id)
 
 
