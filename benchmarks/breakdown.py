@@ -114,13 +114,21 @@ def breakdown(token: str, n: int) -> dict[str, dict[str, dict[str, float]]]:
     from .inprocess import build
 
     found: dict[str, dict[str, dict[str, float]]] = {}
+    before = os.environ.get("BENCH_SQLITE")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BENCH_SQLITE"] = f"sqlite:///{tmp}/breakdown.db"
-        for name in ("aptools-memory", "aptools-sqlite"):
-            contender = build(name, token)
-            found[name] = {
-                op: profile(contender, op, n) for op in ("introspect", "status", "run")
-            }
+        try:
+            for name in ("aptools-memory", "aptools-sqlite"):
+                contender = build(name, token)
+                found[name] = {
+                    op: profile(contender, op, n)
+                    for op in ("introspect", "status", "run")
+                }
+        finally:
+            if before is None:
+                del os.environ["BENCH_SQLITE"]
+            else:
+                os.environ["BENCH_SQLITE"] = before
     return found
 
 
