@@ -55,13 +55,19 @@ def pin(core: int | None) -> list[str]:
 
 MODULES = {
     "floor": "benchmarks.contenders.floor",
+    "floor-sqlite": "benchmarks.contenders.floor_sqlite",
+    "floor-sqlite-thread": "benchmarks.contenders.floor_sqlite",
     "aptools": "benchmarks.contenders.aptools_app",
     "aptools-memory": "benchmarks.contenders.aptools_app",
     "flask-toolkit": "benchmarks.contenders.flask_toolkit",
 }
 # Contenders that differ from another only by their environment. (``aptools``
 # takes its store from the runner: SQLite.)
-ENVIRONMENTS = {"aptools-memory": {"APTOOLS_STORE": "memory:"}}
+ENVIRONMENTS = {
+    "aptools-memory": {"APTOOLS_STORE": "memory:"},
+    # The same-I/O floor's ASGI app with its statements in a worker thread.
+    "floor-sqlite-thread": {"BENCH_FLOOR_PLACEMENT": "thread"},
+}
 
 
 class Server:

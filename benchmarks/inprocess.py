@@ -94,8 +94,10 @@ class Contender:
 
 
 def build(name: str, token: str) -> Contender:
-    if name == "floor":
-        module = importlib.import_module("benchmarks.contenders.floor")
+    if name in ("floor", "floor-sqlite"):
+        module = importlib.import_module(
+            "benchmarks.contenders." + name.replace("-", "_")
+        )
         return Contender(name, module.app, token)
     if name == "flask-toolkit":
         module = importlib.import_module("benchmarks.contenders.flask_toolkit")

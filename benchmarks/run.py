@@ -1,6 +1,6 @@
 """Run the benchmark suite: ``python -m benchmarks.run [--full] [--skip SECTION]``.
 
-Sections: inprocess, http, coldauth, scale, startup. Results are printed as a
+Sections: inprocess, breakdown, http, coldauth, scale, startup. Results are printed as a
 markdown table and written to benchmarks/results/latest.{md,json}.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import subprocess
@@ -20,13 +19,14 @@ from typing import Any
 
 from aptools.testing import FakeGlobusAuth
 
-from . import http, scale, startup
+from . import breakdown, http, scale, startup
 from .contenders.common import SCOPE
 from .environments import ROOT, python_for
+from .report import report
 
 RESULTS = ROOT / "benchmarks" / "results"
 INPROCESS = {
-    "aptools": ["floor", "aptools-memory", "aptools-sqlite"],
+    "aptools": ["floor", "floor-sqlite", "aptools-memory", "aptools-sqlite"],
     "flask": ["flask-toolkit"],
 }
 
@@ -140,226 +140,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def report(results: dict[str, Any]) -> str:
-    out = [f"# Benchmark results ({results['mode']} mode, {results['date']})", ""]
-    out.append(
-        "Machine and versions: "
-        + ", ".join(f"{k} {v}" for k, v in results["versions"].items())
-    )
-    if "inprocess" in results:
-        out += [
-            "",
-            "## In-process cost per request (µs, median of rounds, min-max)",
-            "",
-            "| op | floor | aptools memory | aptools SQLite | Flask toolkit "
-            "| memory/floor | SQLite/floor | toolkit/aptools SQLite |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for op, by in results["inprocess"].items():
-            cell = {k: f"{v['median']} ({v['min']}-{v['max']})" for k, v in by.items()}
-            floor, mem = by["floor"]["median"], by["aptools-memory"]["median"]
-            sql, flask = by["aptools-sqlite"]["median"], by["flask-toolkit"]["median"]
-            out.append(
-                f"| {op} | {cell['floor']} | {cell['aptools-memory']} | "
-                f"{cell['aptools-sqlite']} | {cell['flask-toolkit']} | "
-                f"{mem / floor:.2f}x | {sql / floor:.2f}x | {flask / sql:.1f}x |"
-            )
-    if "http" in results:
-        out += [
-            "",
-            "## HTTP (wrk, 16 connections, server and wrk on separate cores)",
-            "",
-            "| contender | server | workers | op | req/s (min-max) | p50 ms | p99 ms "
-            "| errors |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for row in results["http"]:
-            out.append(
-                f"| {row['contender']} | {row['server']} | {row['workers']} | "
-                f"{row['op']} | {row['rps']:.0f} ({row['rps_min']:.0f}-"
-                f"{row['rps_max']:.0f}) | {row['p50_ms']} | {row['p99_ms']} | "
-                f"{row['errors']} |"
-            )
-    if "coldauth" in results:
-        out += [
-            "",
-            "## Cold authentication (50 concurrent requests, one new token, "
-            f"Globus Auth answering in {results['coldauth_latency_ms']} ms)",
-            "",
-            "| contender | server | workers | introspections | seconds | 2xx |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in results["coldauth"]:
-            out.append(
-                f"| {row['contender']} | {row['server']} | {row['workers']} | "
-                f"{row['introspections']} | {row['seconds']} | {row['ok']}/50 |"
-            )
-    if "scale" in results:
-        out += [
-            "",
-            "## Scale: aptools on SQLite (in-process µs, median of rounds; the "
-            "sizes alternated round by round)",
-            "",
-            "| stored actions | status µs (min-max) | run µs (min-max) |",
-            "|---|---|---|",
-        ]
-        for row in results["scale"]["sqlite"]:
-            status_low, status_high = row["status_range"]
-            run_low, run_high = row["run_range"]
-            out.append(
-                f"| {row['actions']:,} | {row['status_us']} ({status_low}-"
-                f"{status_high}) | {row['run_us']} ({run_low}-{run_high}) |"
-            )
-        out.append(
-            f"\nMemory store: {results['scale']['memory_bytes_per_action']} bytes "
-            "per action."
-        )
-    if "startup" in results:
-        s = results["startup"]
-        out += [
-            "",
-            "## Start-up",
-            "",
-            "| | import (s) | process wall (s) | peak MiB |",
-            "|---|---|---|---|",
-        ]
-        for name in ("aptools", "flask-toolkit"):
-            row = s[name]
-            out.append(
-                f"| `import {row['module']}` | {row['import_s']} | "
-                f"{row['process_wall_s']} | {row['peak_mib']} |"
-            )
-        out.append(
-            f"\nBuilding the echo provider's WSGI and ASGI apps: "
-            f"{s['aptools_build_ms']} ms."
-        )
-    checks = against_targets(results)
-    if checks:
-        out += [
-            "",
-            "## Against the targets",
-            "",
-            "| target | measured | |",
-            "|---|---|---|",
-        ]
-        out += [f"| {t} | {m} | {'met' if ok else 'not met'} |" for t, m, ok in checks]
-    return "\n".join(out) + "\n"
-
-
-def _rps(results: dict[str, Any], contender: str, server: str, op: str) -> float:
-    for row in results["http"]:
-        if (row["contender"], row["server"], row["workers"], row["op"]) == (
-            contender,
-            server,
-            1,
-            op,
-        ):
-            return float(row["rps"])
-    return float("nan")
-
-
-_STORES = {"memory": "memory", "sqlite": "SQLite"}
-
-
-def against_targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """Each target of the suite, what this run measured, and whether it is met."""
-    checks: list[tuple[str, str, bool]] = []
-    ops = ("introspect", "status", "run")
-    if "inprocess" in results:
-        med = {
-            op: {name: v["median"] for name, v in by.items()}
-            for op, by in results["inprocess"].items()
-        }
-        limits = {
-            ("introspect", "memory"): 1.5,
-            ("introspect", "sqlite"): 1.5,
-            ("status", "memory"): 1.5,
-            ("status", "sqlite"): 1.5,
-            ("run", "memory"): 2.0,
-            ("run", "sqlite"): 3.0,
-        }
-        for (op, store), limit in limits.items():
-            ratio = med[op][f"aptools-{store}"] / med[op]["floor"]
-            checks.append(
-                (
-                    f"in-process {op}, {_STORES[store]} store: ≤ {limit}x the floor",
-                    f"{ratio:.2f}x",
-                    ratio <= limit,
-                )
-            )
-        for op in ops:
-            for store in ("memory", "sqlite"):
-                times = med[op]["flask-toolkit"] / med[op][f"aptools-{store}"]
-                checks.append(
-                    (
-                        f"in-process {op}, {_STORES[store]} store: ≥ 10x faster "
-                        "than the Flask toolkit",
-                        f"{times:.1f}x",
-                        times >= 10,
-                    )
-                )
-    if "http" in results:
-        for op in ops:
-            floor = _rps(results, "floor", "uvicorn", op)
-            for contender in ("aptools", "aptools-memory"):
-                share = _rps(results, contender, "uvicorn", op) / floor
-                if math.isnan(share):  # not measured in this run
-                    continue
-                store = "memory" if contender.endswith("memory") else "SQLite"
-                checks.append(
-                    (
-                        f"uvicorn 1 worker, {op}, {store} store: ≥ 80% of the "
-                        "floor's req/s",
-                        f"{share:.0%}",
-                        share >= 0.8,
-                    )
-                )
-        for op in ops:
-            toolkit = _rps(results, "flask-toolkit", "gunicorn", op)
-            times = _rps(results, "aptools", "gunicorn", op) / toolkit
-            floor = _rps(results, "floor", "gunicorn", op) / toolkit
-            checks.append(
-                (
-                    f"gunicorn 1 worker, {op}: ≥ 5x the Flask toolkit's req/s",
-                    f"{times:.1f}x (the floor: {floor:.1f}x)",
-                    times >= 5,
-                )
-            )
-    if "coldauth" in results:
-        checks += [
-            (
-                f"cold authentication, {row['server']} {row['workers']} "
-                "worker(s): one introspection per new token",
-                f"{row['introspections']} introspection(s), {row['ok']}/50 answered",
-                row["introspections"] == 1 and row["ok"] == 50,
-            )
-            for row in results["coldauth"]
-            if row["contender"] == "aptools"
-        ]
-    if "scale" in results:
-        rows = results["scale"]["sqlite"]
-        first, last = rows[0], rows[-1]
-        ratio = last["status_us"] / first["status_us"]
-        checks.append(
-            (
-                f"status at {last['actions']:,} stored actions within 1.3x of "
-                f"{first['actions']:,}",
-                f"{last['status_us']} µs vs {first['status_us']} µs ({ratio:.2f}x)",
-                ratio <= 1.3,
-            )
-        )
-    if "startup" in results:
-        row = results["startup"]["aptools"]
-        checks.append(
-            (
-                "`import aptools`: ≤ 0.35 s and ≤ 40 MiB",
-                f"{row['import_s']} s, {row['peak_mib']} MiB",
-                row["import_s"] <= 0.35 and row["peak_mib"] <= 40,
-            )
-        )
-    return checks
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--full", action="store_true", help="long runs, 10^6 actions")
@@ -367,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["inprocess", "http", "coldauth", "scale", "startup"],
+        choices=["inprocess", "breakdown", "http", "coldauth", "scale", "startup"],
     )
     args = parser.parse_args(argv)
     full = args.full
@@ -393,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
                 env, rounds=15 if full else 5, n=2000 if full else 300
             )
             save(results)
+        if "breakdown" not in args.skip:
+            print("breakdown…", file=sys.stderr)
+            results["breakdown"] = breakdown.breakdown(
+                bench.token, n=2000 if full else 500
+            )
+            save(results)
         with tempfile.TemporaryDirectory() as tmp:
             server_env = {**env, "APTOOLS_STORE": f"sqlite:///{tmp}/http.db"}
             if "http" not in args.skip:
@@ -400,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 shared = [
                     ("floor", "wsgi"),
                     ("floor", "asgi"),
+                    ("floor-sqlite", "wsgi"),
+                    ("floor-sqlite", "asgi"),
+                    ("floor-sqlite-thread", "asgi"),
                     ("aptools", "wsgi"),
                     ("aptools", "asgi"),
                     ("flask-toolkit", "wsgi"),

@@ -20,6 +20,42 @@ ECHO_SCHEMA = {
 }
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many worker processes ``-n auto`` starts: three per core (at least
+    four, at most twelve), as most tests wait on a server, a subprocess or
+    PostgreSQL rather than on a core. ``PYTEST_XDIST_AUTO_NUM_WORKERS``
+    overrides it; ``-n 0`` runs the suite in this one process."""
+    given = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if given:
+        return int(given)
+    return min(12, max(4, 3 * (os.cpu_count() or 1)))
+
+
+def _uses_postgresql(item: pytest.Item) -> bool:
+    """Whether ``item`` works on PostgreSQL: its module's name or its
+    parameters say so, or it takes a schema."""
+    return "postgresql" in item.nodeid or "schema" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use PostgreSQL run one after another in one worker
+    (``xdist_group``): each holds up to tens of connections (pools, servers of
+    several processes), and several at once would exhaust the server's
+    ``max_connections``, which the suite shares with whatever else uses it.
+    They go first, being the longest series, then the end-to-end tests (the
+    longest of the rest), so that the last worker is not left with them."""
+    for item in items:
+        if _uses_postgresql(item):
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+    items.sort(
+        key=lambda item: (
+            not _uses_postgresql(item),
+            item.get_closest_marker("e2e") is None,
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def auth() -> Iterator[FakeGlobusAuth]:
     with FakeGlobusAuth() as fake:

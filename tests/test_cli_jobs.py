@@ -50,7 +50,12 @@ def test_dev_runs_the_longjob_example_with_a_key_of_its_own(
         status = lines[lines.index("# its status, as alice") + 1]
         assert '"steps": 5' in run
         run = run.replace('"steps": 5', '"steps": 1, "step_seconds": 0')
-        poll = f"for i in $(seq 200); do {status}; echo; sleep 0.1; done"
+        # Polled until it has ended (at most 200 times), as a user would.
+        poll = (
+            f'for i in $(seq 200); do out=$({status}); echo "$out"; '
+            'case "$out" in *\\"SUCCEEDED\\"*|*\\"FAILED\\"*) break;; esac; '
+            "sleep 0.1; done"
+        )
         done = _bash(f"{run}\n{poll}")
         assert done.returncode == 0, done.stderr
         started = json.JSONDecoder().raw_decode(done.stderr.strip())[0]

@@ -21,6 +21,7 @@ from aptools import (
     Job,
     Provider,
     Store,
+    Stored,
 )
 from aptools.jobs.tokens import seal
 from aptools.testing import FakeGlobusAuth, FakeIdentity
@@ -299,3 +300,78 @@ def test_a_job_taken_over_without_kept_tokens_waits_for_its_caller(
     done = ended(other, alice, action_id)
     assert done["status"] == "SUCCEEDED", done
     assert runs == [None, 1, 1]
+
+
+def test_a_resume_answered_while_the_job_parks_its_action_runs_it_again(
+    build: Build,  # noqa: F811 - the fixture imported above
+    new_store: Callable[[], Store],  # noqa: F811
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+) -> None:
+    """The resume comes between the job's INACTIVE write and the release of
+    its row (a loaded machine's timing, made certain here): the next run acts
+    with the resuming caller's token, once, and the action ends."""
+    runs: list[Any] = []
+    parked, resumed = threading.Event(), threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        runs.append(job.checkpoint)
+        if job.checkpoint is None:
+            job.save_checkpoint(1)
+        caller.authorizer(TRANSFER)
+        return {"done": 2}
+
+    def written(stored: Stored) -> None:
+        # In the job's thread, the INACTIVE state just stored: the job goes on
+        # to release its row only once the test has resumed the action.
+        if stored.action().status == "INACTIVE" and not parked.is_set():
+            parked.set()
+            resumed.wait(30)
+
+    _, client = build(work, resumable=True, store=Hooked.around(new_store(), written))
+    auth.withhold_consent(alice, TRANSFER)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    assert parked.wait(30)
+    auth.grant_consent(alice, TRANSFER)
+    try:
+        again = resume(client, alice, action_id)
+    finally:
+        resumed.set()
+    assert again.status_code == 200 and again.json["status"] == "ACTIVE"
+    done = ended(client, alice, action_id)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["details"] == {"done": 2}
+    assert runs == [None, 1]
+
+
+class Hooked:
+    """Wraps a store's ``update`` (its views' too) so that a test sees each
+    state written."""
+
+    @staticmethod
+    def around(store: Store, seen: Callable[[Stored], None]) -> Store:
+        base = type(store)
+
+        def update(
+            self: Store,
+            action_id: str,
+            stored: Stored,
+            expires_at: float | None,
+            now: float,
+        ) -> Stored | None:
+            got = base.update(self, action_id, stored, expires_at, now)
+            seen(stored)
+            return got
+
+        def for_provider(self: Store, namespace: str) -> Store:
+            view = base.for_provider(self, namespace)
+            view.__class__ = hooked
+            return view
+
+        hooked = type(
+            f"Hooked{base.__name__}",
+            (base,),
+            {"update": update, "for_provider": for_provider},
+        )
+        store.__class__ = hooked
+        return store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aptools.testing import FakeGlobusAuth, FakeIdentity
+from aptools.testing import FakeGlobusAuth, FakeIdentity, waiting
 
 from .servers import Server
 
@@ -165,8 +165,19 @@ def test_countdown_lifecycle_and_restart(
     countdown.start()
     still = countdown.call("GET", f"/{action_id}/status", alice.token)
     assert still.status_code == 200 and still.json()["action_id"] == action_id
-    time.sleep(1.6)
-    done = countdown.call("GET", f"/actions/{action_id}", alice.token).json()
+    # Its 1.5 s run out, it ends (the bound is generous: a loaded machine).
+    done = waiting.wait_for(
+        lambda: (
+            (d := countdown.call("GET", f"/actions/{action_id}", alice.token).json())[
+                "status"
+            ]
+            != "ACTIVE"
+            and d
+        ),
+        "the countdown ended",
+        timeout=30,
+        every=0.1,
+    )
     assert done["status"] == "SUCCEEDED"
     log = countdown.call("GET", f"/{action_id}/log", alice.token).json()
     assert [e["code"] for e in log["entries"]] == ["STARTED", "FINISHED"]

@@ -17,7 +17,7 @@ from .pg import (  # noqa: F401 - the fixtures pg_url and schema
     schema_fixture,
 )
 from .servers import Server
-from .test_jobs_e2e import family, kill_all, wait_for
+from .test_jobs_e2e import FAST_TAKE_OVER, family, kill_all, wait_for
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("psycopg")
@@ -29,6 +29,7 @@ def host(kind: str, auth: FakeGlobusAuth, url: str) -> Server:
     server = Server(kind, "examples.longjob.app", "/longjob", auth, url)
     server.env["LONGJOB_SCOPE"] = auth.scope
     server.env["APTOOLS_ENCRYPTION_KEY"] = KEY
+    server.env.update(FAST_TAKE_OVER)
     return server
 
 

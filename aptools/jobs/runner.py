@@ -317,6 +317,9 @@ class Runner:
 
     def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action_id = job.action_id
+        # Before the outcome is stored, not after: a resume answered once it
+        # is keeps its caller (and token) for the next run, to be left alone.
+        self.engine.forget(action_id)
         try:
             if job.lost:
                 return  # handed back or taken over: another process decides
@@ -340,9 +343,10 @@ class Runner:
             log.exception("job %s: its outcome could not be stored", action_id)
         finally:
             with self._lock:
-                self._running.pop(action_id, None)
-                self._tasks.pop(action_id, None)
-            self.engine.forget(action_id)
+                # Unless the action was resumed and claimed again meanwhile.
+                if self._running.get(action_id) is job:
+                    del self._running[action_id]
+                    self._tasks.pop(action_id, None)
             self._wake.set()
 
     def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:

@@ -83,7 +83,13 @@ def run(request: ActionRequest, caller: Caller) -> ActionStatus:
 
 # keep_tokens: the caller's dependent refresh tokens are kept (encrypted with
 # APTOOLS_ENCRYPTION_KEY), so `caller.authorizer` works for the whole job.
-@provider.job(resumable=True, lease=10.0, keep_tokens=True)
+# LONGJOB_LEASE (seconds, 10 by default): how soon another process takes over
+# the job of a process that died.
+@provider.job(
+    resumable=True,
+    lease=float(os.environ.get("LONGJOB_LEASE", "10.0")),
+    keep_tokens=True,
+)
 def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
     steps = int(action.body["steps"])
     pause = float(action.body.get("step_seconds", 1))
