@@ -308,9 +308,10 @@ def test_a_resume_answered_while_the_job_parks_its_action_runs_it_again(
     auth: FakeGlobusAuth,
     alice: FakeIdentity,
 ) -> None:
-    """The resume comes between the job's INACTIVE write and the release of
-    its row (a loaded machine's timing, made certain here): the next run acts
-    with the resuming caller's token, once, and the action ends."""
+    """The resume comes right after the job parked its action INACTIVE (its
+    outcome and the row's hand-back are one fenced write), before the job's
+    thread has finished: the resumed job is claimed again, acts with the
+    resuming caller's token, once, and the action ends."""
     runs: list[Any] = []
     parked, resumed = threading.Event(), threading.Event()
 
@@ -322,8 +323,8 @@ def test_a_resume_answered_while_the_job_parks_its_action_runs_it_again(
         return {"done": 2}
 
     def written(stored: Stored) -> None:
-        # In the job's thread, the INACTIVE state just stored: the job goes on
-        # to release its row only once the test has resumed the action.
+        # In the job's thread, the INACTIVE state just stored with the row
+        # handed back: the thread goes on only once the test has resumed.
         if stored.action().status == "INACTIVE" and not parked.is_set():
             parked.set()
             resumed.wait(30)
@@ -345,23 +346,30 @@ def test_a_resume_answered_while_the_job_parks_its_action_runs_it_again(
 
 
 class Hooked:
-    """Wraps a store's ``update`` (its views' too) so that a test sees each
-    state written."""
+    """Wraps the ``conclude`` of a store's job queue (its views' too) so that
+    a test sees each outcome a job stored, once it is stored."""
 
     @staticmethod
     def around(store: Store, seen: Callable[[Stored], None]) -> Store:
         base = type(store)
 
-        def update(
-            self: Store,
-            action_id: str,
-            stored: Stored,
-            expires_at: float | None,
-            now: float,
-        ) -> Stored | None:
-            got = base.update(self, action_id, stored, expires_at, now)
-            seen(stored)
-            return got
+        def hooked_queue(queue: Any) -> Any:
+            queue_base = type(queue)
+
+            def conclude(
+                self: Any, fence: Any, stored: Stored, expires_at: Any, keep: bool
+            ) -> None:
+                queue_base.conclude(self, fence, stored, expires_at, keep)
+                seen(stored)
+
+            queue.__class__ = type(
+                f"Hooked{queue_base.__name__}", (queue_base,), {"conclude": conclude}
+            )
+            return queue
+
+        def jobs(self: Store) -> Any:
+            queue = base.jobs(self)
+            return None if queue is None else hooked_queue(queue)
 
         def for_provider(self: Store, namespace: str) -> Store:
             view = base.for_provider(self, namespace)
@@ -371,7 +379,7 @@ class Hooked:
         hooked = type(
             f"Hooked{base.__name__}",
             (base,),
-            {"update": update, "for_provider": for_provider},
+            {"jobs": jobs, "for_provider": for_provider},
         )
         store.__class__ = hooked
         return store

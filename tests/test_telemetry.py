@@ -113,7 +113,7 @@ def test_a_span_per_request_with_its_ids_and_children(
     (introspect,) = recorded.named("globus_auth introspect")
     assert introspect.kind == SpanKind.CLIENT
     stores = [s for s in recorded.finished() if s.name.startswith("aptools.store ")]
-    assert {s.name for s in stores} >= {"aptools.store reserve", "aptools.store finish"}
+    assert {s.name for s in stores} >= {"aptools.store reserve", "aptools.store create"}
     for child in [introspect, *stores]:
         assert child.context.trace_id == trace_id
         assert child.parent is not None
