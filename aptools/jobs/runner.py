@@ -228,12 +228,16 @@ class Runner:
         with self._lock:
             self._running[claimed.action_id] = job
         queue, owner, action_id = self.engine.queue, self.owner, claimed.action_id
-        caller = self.engine.caller_for(
-            action_id,
-            claimed.caller,
-            claimed.tokens,
-            lambda sealed: queue.save_tokens(owner, action_id, sealed),
-        )
+        try:
+            caller = self.engine.caller_for(
+                action_id,
+                claimed.caller,
+                claimed.tokens,
+                lambda sealed: queue.save_tokens(owner, action_id, sealed),
+            )
+        except ActionFailed as failed:  # its kept tokens cannot be read
+            self._conclude(job, None, failed)
+            return
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop

@@ -112,7 +112,18 @@ class JobQueue(abc.ABC):
     @abc.abstractmethod
     def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
         """Keep ``tokens`` (encrypted refresh tokens) with the job; False if
-        ``owner`` no longer holds it. They go when the row goes."""
+        ``owner`` no longer holds it or its action ended. They go when the
+        action ends or goes, in the same transaction as that change (the
+        store's :meth:`~aptools.store.Store.update`, ``delete`` and ``purge``)."""
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        """Every job's kept tokens (encrypted), by action id (for a re-key)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list kept tokens")
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        """Replace a job's kept tokens ``old`` by ``new`` (the same tokens
+        sealed with another key); False if they changed meanwhile."""
+        raise NotImplementedError(f"{type(self).__name__} cannot re-key tokens")
 
     @abc.abstractmethod
     def due(self, now: float) -> list[str]:

@@ -24,7 +24,7 @@ from aptools.protocol.access import (
     authenticate,
     load,
 )
-from aptools.protocol.effects import Op
+from aptools.protocol.effects import Blocking, Op
 from aptools.protocol.lifecycle import (
     refresh,
     save,
@@ -115,10 +115,15 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     jobs = spec.jobs
     if jobs is None or action.status != ACTIVE:
         return 200, (yield from save(spec, action)).public
-    # The job goes on from its checkpoint, acting as the resuming caller.
-    yield from spec.store_call(jobs.resume, action, caller, time.time())
+    # The job goes on from its checkpoint, acting as the resuming caller
+    # (whose tokens for the declared scopes are granted now, while fresh).
+    tokens = None
+    if jobs.keys is not None:
+        tokens = yield Blocking(jobs.kept_tokens, action, caller, spec.auth.scope)
+    yield from spec.store_call(jobs.resume, action, caller, time.time(), tokens)
     stored = yield from save(spec, action)
-    jobs.wake()
+    if action.status == ACTIVE:
+        jobs.wake()
     return 200, stored.public
 
 

@@ -135,7 +135,30 @@ class MemoryJobQueue(JobQueue):
             job = self._jobs.get(action_id)
             if job is None or job.owner != owner:
                 return False
+            if self._status(action_id) not in (ACTIVE, INACTIVE):
+                return False  # ended: its tokens went with the change
             job.tokens = tokens
+            return True
+
+    def drop_tokens(self, action_id: str) -> None:
+        """Forget the job's kept tokens (its action ended or went); the
+        store calls it under its own lock, with the change."""
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is not None:
+                job.tokens = None
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        """Every job's kept tokens (sealed) by action id."""
+        with self._lock:
+            return {a: j.tokens for a, j in self._jobs.items() if j.tokens}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None or job.tokens != old:
+                return False
+            job.tokens = new
             return True
 
     def due(self, now: float) -> list[str]:

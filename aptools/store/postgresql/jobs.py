@@ -88,8 +88,16 @@ class PostgresJobQueue(JobQueue):
             " WHERE namespace = %s AND action_id = %s AND owner = %s"
         ).encode()
         self._tokens = (
+            f"UPDATE {jobs} j SET tokens = %s"
+            f" WHERE namespace = %s AND action_id = %s AND owner = %s AND {alive}"
+        ).encode()
+        self._kept = (
+            f"SELECT action_id, tokens FROM {jobs}"
+            " WHERE namespace = %s AND tokens IS NOT NULL"
+        ).encode()
+        self._replace = (
             f"UPDATE {jobs} SET tokens = %s"
-            " WHERE namespace = %s AND action_id = %s AND owner = %s"
+            " WHERE namespace = %s AND action_id = %s AND tokens = %s"
         ).encode()
         self._due = (
             f"SELECT j.action_id FROM {jobs} j WHERE j.namespace = %s"
@@ -182,6 +190,12 @@ class PostgresJobQueue(JobQueue):
 
     def save_tokens(self, owner: str, action_id: str, tokens: bytes) -> bool:
         return bool(self._count(self._tokens, (tokens, self._ns, action_id, owner)))
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        return {a: bytes(t) for a, t in self._rows(self._kept, (self._ns,))}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        return bool(self._count(self._replace, (new, self._ns, action_id, old)))
 
     def due(self, now: float) -> list[str]:
         return [a for (a,) in self._rows(self._due, (self._ns, now))]

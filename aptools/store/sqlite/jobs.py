@@ -158,9 +158,31 @@ class SQLiteJobQueue(JobQueue):
         changed = (
             self._db()
             .execute(
+                "UPDATE aptools_jobs SET tokens = ?"  # noqa: S608
+                " WHERE namespace = ? AND action_id = ? AND owner = ?"
+                " AND EXISTS (SELECT 1 FROM aptools_actions a"
+                f" WHERE a.action_id = ? AND a.status IN ('{ACTIVE}', '{INACTIVE}'))",
+                (tokens, self._ns, action_id, owner, action_id),
+            )
+            .rowcount
+        )
+        return bool(changed)
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        rows = self._db().execute(
+            "SELECT action_id, tokens FROM aptools_jobs"
+            " WHERE namespace = ? AND tokens IS NOT NULL",
+            (self._ns,),
+        )
+        return {action_id: bytes(tokens) for action_id, tokens in rows}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        changed = (
+            self._db()
+            .execute(
                 "UPDATE aptools_jobs SET tokens = ?"
-                " WHERE namespace = ? AND action_id = ? AND owner = ?",
-                (tokens, self._ns, action_id, owner),
+                " WHERE namespace = ? AND action_id = ? AND tokens = ?",
+                (new, self._ns, action_id, old),
             )
             .rowcount
         )
