@@ -45,6 +45,15 @@ class FakeGlobusAuth(FakeDirectory):
       scope (the dependent-token grant then answers without a token for it,
       or refuses with ``dependent_consent_required``), :meth:`grant_consent`
       gives the consent.
+    - Kept tokens: ``dependent_token_lifetime`` (seconds) is how long the
+      access tokens of dependent grants and refreshes live;
+      ``rotate_refresh_tokens`` makes each refresh answer a new refresh
+      token and void the old one (RFC 6749 section 6);
+      :meth:`revoke_refresh_tokens` voids refresh tokens and
+      :meth:`revoke_consent` takes a consent back (both then answer
+      ``invalid_grant``); :attr:`refreshed` counts refreshes by scope.
+      ``token(identity, expires_in=2)`` makes a caller's token that expires
+      in seconds.
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
       ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
       tokens granted by scope, :meth:`introspected` a token's introspections.
@@ -62,6 +71,8 @@ class FakeGlobusAuth(FakeDirectory):
         host: str = "127.0.0.1",
         port: int = 0,
         clock_offset: float = 0.0,
+        dependent_token_lifetime: int = 172800,
+        rotate_refresh_tokens: bool = False,
     ) -> None:
         super().__init__(
             scope=scope,
@@ -69,6 +80,8 @@ class FakeGlobusAuth(FakeDirectory):
             client_secret=client_secret,
             clock_offset=clock_offset,
         )
+        self.dependent_token_lifetime = dependent_token_lifetime
+        self.rotate_refresh_tokens = rotate_refresh_tokens
         self.calls: collections.Counter[str] = collections.Counter()
         self._asked: collections.Counter[str] = collections.Counter()
         #: Seconds every call waits before answering, to mimic a distant service.
