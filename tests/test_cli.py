@@ -18,7 +18,7 @@ from .servers import aptools_cli, free_port
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ("dev", "fakeauth", "check", "openapi", "serve", "worker", "call")
+COMMANDS = ("dev", "fakeauth", "check", "openapi", "serve", "worker", "rekey", "call")
 
 
 def test_help_names_every_command_with_a_line_each(tmp_path: Path) -> None:

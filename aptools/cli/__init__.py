@@ -6,6 +6,8 @@
 - ``openapi``: print its OpenAPI document (:mod:`.openapi`);
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
+- ``rekey``: re-encrypt the tokens its jobs keep with the newest key
+  (:mod:`.rekey`);
 - ``call``: a small client for any provider (:mod:`.call`).
 """
 
@@ -16,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aptools.cli import call, check, dev, fakeauth, openapi, serve, worker
+from aptools.cli import call, check, dev, fakeauth, openapi, rekey, serve, worker
 from aptools.cli.common import EXIT_ERROR, CommandError, load_provider
 from aptools.cli.serve import asgi_app, tcp_listener, wsgi_app
 from aptools.provider import ProviderConfigError
@@ -24,7 +26,7 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call)
+COMMANDS = (dev, fakeauth, check, openapi, serve, worker, rekey, call)
 
 
 def parser() -> argparse.ArgumentParser:

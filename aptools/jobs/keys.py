@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = [
     "KEY_VARIABLE",
     "TokensUnreadable",
     "dev_key",
     "load_key",
+    "rekey",
     "reseal",
     "seal",
     "unseal",
@@ -125,3 +130,20 @@ def reseal(keys: MultiFernet, sealed: bytes) -> bytes:
         return keys.rotate(sealed)
     except InvalidToken:
         raise TokensUnreadable("no key of the encryption key ring opens it") from None
+
+
+def rekey(queue: JobQueue, keys: MultiFernet) -> tuple[int, list[str]]:
+    """Re-seal every job's kept tokens in ``queue`` with the newest key of
+    ``keys`` (each row a compare-and-set: a row written meanwhile, already
+    with the newest key, is left as it is). Returns how many rows were
+    re-sealed and the action ids of those no key opens (left untouched)."""
+    done, unreadable = 0, []
+    for action_id, sealed in queue.kept_tokens().items():
+        try:
+            fresh = reseal(keys, sealed)
+        except TokensUnreadable:
+            unreadable.append(action_id)
+            continue
+        if queue.replace_tokens(action_id, sealed, fresh):
+            done += 1
+    return done, unreadable
