@@ -12,7 +12,7 @@ from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aptools.cli.common import CommandError, load_provider, log_requests, loopback, port
-from aptools.cli.fakeauth import describe, identities
+from aptools.cli.fakeauth import describe, identities, withheld
 from aptools.store import redact
 
 __all__ = ["add_parser", "dev"]
@@ -40,6 +40,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--port", type=port, default=8000)
     parser.add_argument(
         "--asgi", action="store_true", help="serve the ASGI app with uvicorn"
+    )
+    parser.add_argument(
+        "--withhold-consent",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="alice has not consented to SCOPE (repeatable); the steps to "
+        "consent and resume are printed",
     )
     parser.set_defaults(func=dev)
 
@@ -147,6 +155,14 @@ def dev(args: argparse.Namespace) -> int:
             "",
             "Try it:",
             *_curls(base, body, people),
+            *withheld(
+                fake,
+                people,
+                args.withhold_consent,
+                f"curl -s -w '\\n' -X POST {base}/actions/$ACTION_ID/resume "
+                + "-H "
+                + shlex.quote(f"Authorization: Bearer {people.runner.token}"),
+            ),
             "",
             "Ctrl-C stops.",
         ]

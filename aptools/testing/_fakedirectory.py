@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import json
 import secrets
 import threading
 import time
@@ -18,9 +19,11 @@ from typing import Any, Final
 from aptools.testing._fakeserver import consent_refusal, group_document, token_document
 from aptools.vocabulary import GROUPS_SCOPE
 
-__all__ = ["DEFAULT_SCOPE", "FakeDirectory", "FakeIdentity"]
+__all__ = ["CONSENT_PATH", "DEFAULT_SCOPE", "FakeDirectory", "FakeIdentity"]
 
 DEFAULT_SCOPE: Final = "https://auth.globus.org/scopes/aptools-dev/action_all"
+#: Where the fake takes an identity's consent given, revoked or withheld.
+CONSENT_PATH: Final = "/aptools-fake/consent"
 
 
 @dataclass(slots=True)
@@ -293,6 +296,38 @@ class FakeDirectory:
                 grant["refresh_token"] = refresh
             granted.append(grant)
         return 200, granted
+
+    def _consent_control(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        """An identity (its own bearer token) grants, revokes or withholds
+        its consent to a scope: ``{"scope": str, "consent": str}``."""
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        with self._lock:
+            info = self._tokens.get(value) if scheme.lower() == "bearer" else None
+            ident = None if info is None else self._identities.get(info.sub)
+        if info is None or ident is None or not info.active:
+            return 401, {"code": "AUTHENTICATION_FAILED"}
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        scope = doc.get("scope") if isinstance(doc, dict) else None
+        act = doc.get("consent") if isinstance(doc, dict) else None
+        if not isinstance(scope, str) or not scope.strip():
+            return 400, {"code": "BAD_REQUEST", "message": "give a scope"}
+        if act == "grant":
+            self.grant_consent(ident, scope)
+        elif act == "revoke":
+            self.revoke_consent(ident, scope)
+        elif act == "withhold":
+            self.withhold_consent(ident, scope)
+        else:
+            return 400, {
+                "code": "BAD_REQUEST",
+                "message": "consent is one of grant, revoke, withhold",
+            }
+        return 200, {"identity": ident.username, "scope": scope, "consent": act}
 
     def _my_groups(self, headers: Mapping[str, str]) -> tuple[int, Any]:
         scheme, _, value = headers.get("Authorization", "").partition(" ")

@@ -24,11 +24,16 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from aptools.testing._fakedirectory import DEFAULT_SCOPE, FakeDirectory, FakeIdentity
+from aptools.testing._fakedirectory import (
+    CONSENT_PATH,
+    DEFAULT_SCOPE,
+    FakeDirectory,
+    FakeIdentity,
+)
 from aptools.testing._fakeserver import FakeServer, handler_for
 from aptools.testing.loading import environment_set
 
-__all__ = ["FakeGlobusAuth", "FakeIdentity"]
+__all__ = ["CONSENT_PATH", "FakeGlobusAuth", "FakeIdentity"]
 
 
 class FakeGlobusAuth(FakeDirectory):
@@ -54,6 +59,10 @@ class FakeGlobusAuth(FakeDirectory):
       ``invalid_grant``); :attr:`refreshed` counts refreshes by scope.
       ``token(identity, expires_in=2)`` makes a caller's token that expires
       in seconds.
+    - Consent over HTTP, for a command line: ``POST`` to :data:`CONSENT_PATH`
+      with an identity's own token (``Authorization: Bearer``) and the JSON
+      ``{"scope": ..., "consent": "grant" | "revoke" | "withhold"}`` (``aptools
+      fakeauth consent`` sends it).
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
       ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
       tokens granted by scope, :meth:`introspected` a token's introspections.
@@ -193,6 +202,7 @@ class FakeGlobusAuth(FakeDirectory):
             "/v2/oauth2/token/introspect": "introspect",
             "/v2/oauth2/token": "dependent_token",
             "/v2/groups/my_groups": "my_groups",
+            CONSENT_PATH: "consent",
         }.get(route, "unknown")
         form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         with self._lock:
@@ -207,6 +217,8 @@ class FakeGlobusAuth(FakeDirectory):
             return self._failure, {"code": "Fake", "message": "failure switched on"}
         if name == "my_groups":
             return self._my_groups(headers)
+        if name == "consent" and method == "POST":
+            return self._consent_control(headers, body)
         if name == "unknown" or method != "POST":
             return 404, {"code": "NotFound", "message": "unknown endpoint"}
         if not self._client_ok(headers.get("Authorization", "")):
