@@ -135,7 +135,11 @@ class AppBuilder:
 
         base = self._public_url or base_url(os.environ.get("APTOOLS_PUBLIC_URL"))
         return openapi_document(
-            self.description, route_table(self._handlers), self.prefix, base_url=base
+            self.description,
+            route_table(self._handlers),
+            self.prefix,
+            base_url=base,
+            dependent_scopes=self._jobs.scopes(),
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:

@@ -272,3 +272,38 @@ def test_kept_tokens_go_whenever_the_action_ends(
             gone = client.call("POST", f"/{action_id}/release", alice)
             assert gone.status_code == 200
             assert action_id not in kept(provider)
+
+
+def test_the_declared_scopes_are_public(auth: FakeGlobusAuth) -> None:
+    from aptools import Provider, ProviderConfigError
+
+    def make(**kw: Any) -> Provider:
+        return Provider(
+            title="Declared",
+            scope=auth.scope,
+            admin_contact="a@example.org",
+            input_schema={"type": "object"},
+            store="memory:",
+            **kw,
+        )
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        return {}
+
+    provider = make(dependent_scopes=[SEARCH])
+    provider.job(keep_tokens=True, scopes=[TRANSFER, SEARCH])(work)
+    assert provider.dependent_scopes == (SEARCH, TRANSFER)
+    scheme = provider.openapi()["components"]["securitySchemes"]
+    [found] = scheme.values()
+    assert found["x-globus-dependent-scopes"] == [SEARCH, TRANSFER]
+    bare = make()
+    bare.job(keep_tokens=True)(work)
+    assert bare.dependent_scopes == ()
+    [plain] = bare.openapi()["components"]["securitySchemes"].values()
+    assert "x-globus-dependent-scopes" not in plain
+    with pytest.raises(ProviderConfigError, match="list of scope strings"):
+        make(dependent_scopes=TRANSFER)
+    with pytest.raises(ProviderConfigError, match="not one scope string"):
+        make(dependent_scopes=[f"{TRANSFER} {SEARCH}"])
+    with pytest.raises(ProviderConfigError, match="keep_tokens=True"):
+        make().job(scopes=[TRANSFER])

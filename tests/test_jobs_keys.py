@@ -160,6 +160,10 @@ def test_rekey_reseals_every_kept_token_with_the_newest_key(
     # a command that runs no job needs no key at all
     bare = cli_env(auth)
     assert aptools_cli("openapi", "keyed", cwd=tmp_path, env=bare).returncode == 0
+    checked = aptools_cli("check", "keyed", "--offline", cwd=tmp_path, env=bare)
+    assert checked.returncode == 0, checked.stderr
+    assert "dependent scopes: none declared" in checked.stdout
+    assert "encryption key: not usable" in checked.stdout
     refused = aptools_cli("rekey", "keyed", cwd=tmp_path, env=bare)
     assert refused.returncode == 1
     assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
