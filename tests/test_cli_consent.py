@@ -99,3 +99,21 @@ def test_fakeauth_consent_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert nobody.returncode == 1
     assert "no fake Globus Auth answers" in nobody.stderr
     assert "Traceback" not in nobody.stderr
+
+
+def test_fakeauth_and_openapi_need_no_encryption_key(tmp_path: Path) -> None:
+    from .servers import aptools_cli
+
+    env = cli_env(APTOOLS_STORE="memory:")  # no APTOOLS_ENCRYPTION_KEY
+    printed = aptools_cli("openapi", "examples.longjob.app", cwd=tmp_path, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["openapi"].startswith("3.1")
+    args = ["fakeauth", "examples.longjob.app", "--port", str(free_port())]
+    with Launched(*args, cwd=tmp_path, env=env) as proc:
+        proc.wait_for(lambda out: "Ctrl-C" in out)
+    client = {"APTOOLS_CLIENT_ID": "c", "APTOOLS_CLIENT_SECRET": "s"}
+    refused = aptools_cli(
+        "worker", "examples.longjob.app", cwd=tmp_path, env={**env, **client}
+    )
+    assert refused.returncode == 1
+    assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr

@@ -121,7 +121,9 @@ def test_a_revoked_consent_makes_the_job_wait_and_a_resume_goes_on(
     auth: FakeGlobusAuth,
     alice: FakeIdentity,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aptools")
     monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
     monkeypatch.setattr(auth, "dependent_token_lifetime", 61)
     gate = Gate()
@@ -151,6 +153,10 @@ def test_a_revoked_consent_makes_the_job_wait_and_a_resume_goes_on(
     )
     # invalid_grant at the refresh: the caller's to fix, never FAILED
     check_waiting(doc, auth.scope, TRANSFER)
+    said = [r.getMessage() for r in caplog.records if "invalid_grant" in r.getMessage()]
+    # the log names Globus Auth's error and its description, never a token
+    assert said and "the refresh token is not valid" in said[0]
+    no_token_in("\n".join(r.getMessage() for r in caplog.records))
     auth.grant_consent(alice, TRANSFER)
     resumed = resume(client, alice, action_id)
     assert resumed.json["status"] == "ACTIVE", resumed.json
