@@ -313,3 +313,32 @@ def test_the_declared_scopes_are_public(auth: FakeGlobusAuth) -> None:
         make(dependent_scopes=[f"{TRANSFER} {SEARCH}"])
     with pytest.raises(ProviderConfigError, match="keep_tokens=True"):
         make().job(scopes=[TRANSFER])
+
+
+def test_kept_tokens_go_when_an_expired_action_is_purged(
+    new_store: Any,  # noqa: F811
+) -> None:
+    from datetime import UTC, datetime
+
+    from aptools import RequestKey, Stored
+
+    store = new_store().for_provider("purged")
+    queue = store.jobs()
+    now = time.time()
+    for n, state in enumerate(("ACTIVE", "SUCCEEDED")):
+        action = Action(
+            action_id=f"p{n}-{now}",
+            status=state,
+            creator_id="urn:globus:auth:identity:0",
+            request_id=f"p{n}-{now}",
+            body={},
+            start_time=datetime.now(UTC).isoformat(),
+        )
+        queue.enqueue(action.action_id, now, None, {"identity_id": "0"}, b"sealed")
+        key = RequestKey(action.creator_id, action.request_id, "f")
+        assert store.reserve(key, action.action_id, now, 60).outcome == "new"
+        expires = None if state == "ACTIVE" else now + 1
+        store.create(Stored.of(action), action, expires)
+    assert len(queue.kept_tokens()) == 2
+    assert store.purge(now + 2) == 1  # the finished one expired
+    assert list(queue.kept_tokens()) == [f"p0-{now}"]
