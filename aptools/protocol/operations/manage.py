@@ -119,7 +119,11 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     # (whose tokens for the declared scopes are granted now, while fresh).
     tokens = None
     if jobs.keys is not None:
-        tokens = yield Blocking(jobs.kept_tokens, action, caller, spec.auth.scope)
+        if jobs.scopes:
+            grant = jobs.kept_tokens, action, caller, spec.auth.scope
+            tokens = yield Blocking(*grant)
+        else:  # PERF: no Globus Auth call: no thread hop (50 us)
+            tokens = jobs.kept_tokens(action, caller, spec.auth.scope)
     yield from spec.store_call(jobs.resume, action, caller, time.time(), tokens)
     stored = yield from save(spec, action)
     if action.status == ACTIVE:

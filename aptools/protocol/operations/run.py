@@ -187,9 +187,11 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
             if jobs.keys is not None:
                 # Granted while the request's token is fresh: any process
                 # acts as the caller later, from the job's first write.
-                tokens = yield Blocking(
-                    jobs.kept_tokens, action, caller, spec.auth.scope
-                )
+                if jobs.scopes:
+                    grant = jobs.kept_tokens, action, caller, spec.auth.scope
+                    tokens = yield Blocking(*grant)
+                else:  # PERF: no Globus Auth call: no thread hop (50 us)
+                    tokens = jobs.kept_tokens(action, caller, spec.auth.scope)
             # Enqueued before the action is stored: nothing accepted is lost.
             yield from spec.store_call(jobs.admit, action, caller, now, tokens)
         else:
