@@ -168,3 +168,30 @@ def test_rekey_reseals_every_kept_token_with_the_newest_key(
     assert refused.returncode == 1
     assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
     store.close()
+
+
+def test_without_a_key_an_asgi_server_fails_to_start_a_wsgi_one_runs_nothing(
+    build: Build,  # noqa: F811
+    alice: FakeIdentity,
+    flavour: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("APTOOLS_ENCRYPTION_KEY", raising=False)
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        return {}
+
+    caplog.set_level(logging.ERROR)
+    _, client = build(work, **SETTINGS)
+    if flavour == "asgi":
+        with pytest.raises(RuntimeError, match="APTOOLS_ENCRYPTION_KEY"):
+            client.call("GET", "/")  # the server's start-up fails
+        return
+    assert client.call("GET", "/").status_code == 200
+    assert client.call("GET", "/actions", alice).status_code == 200
+    refused = client.run(alice, {"n": 1})
+    assert refused.status_code == 500
+    assert "APTOOLS_ENCRYPTION_KEY" not in refused.text
+    told = [r.getMessage() for r in caplog.records if r.name == "aptools.jobs"]
+    assert len(told) == 1 and "APTOOLS_ENCRYPTION_KEY" in told[0]

@@ -170,7 +170,6 @@ class JobEngine:
 
     def _start_runner(self) -> Runner:
         self.keys  # noqa: B018 - a job that keeps tokens needs its key to run
-
         with self._lock:
             self._callers = {}  # a forked child's are its parent's requests
         runner = Runner(self, owner=_owner())
