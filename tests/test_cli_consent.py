@@ -117,3 +117,7 @@ def test_fakeauth_and_openapi_need_no_encryption_key(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
+    serve = ["serve", "examples.longjob.app", "--no-auth-check", "--workers", "1"]
+    refused = aptools_cli(*serve, cwd=tmp_path, env={**env, **client})
+    assert refused.returncode == 1
+    assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
