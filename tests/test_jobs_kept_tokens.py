@@ -116,6 +116,35 @@ def test_declared_scopes_act_after_the_token_expired_in_another_process(
     no_token_in("\n".join(r.getMessage() for r in caplog.records))
 
 
+def test_rotated_refresh_tokens_of_an_undeclared_scope_are_kept(
+    build: Build,  # noqa: F811
+    auth: FakeGlobusAuth,
+    alice: FakeIdentity,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scenario of RFC 6749 section 6 with the testing kit's own switches:
+    # each refresh answers a new refresh token and voids the one sent.
+    monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    monkeypatch.setattr(auth, "dependent_token_lifetime", 61)
+    monkeypatch.setattr(auth, "rotate_refresh_tokens", True)
+    refreshed = auth.refreshed[SEARCH]
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        got = []
+        for step in range(3):
+            got.append(caller.dependent_token(SEARCH)["access_token"])
+            if step < 2:
+                job.wait(1.5)  # stale for aptools: refreshed next time
+        return {"tokens": len(set(got))}
+
+    _, client = build(work, keep_tokens=True, lease=6.0)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    done = ended(client, alice, action_id)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["details"] == {"tokens": 3}
+    assert auth.refreshed[SEARCH] == refreshed + 2
+
+
 def test_a_revoked_consent_makes_the_job_wait_and_a_resume_goes_on(
     build: Build,  # noqa: F811
     auth: FakeGlobusAuth,
