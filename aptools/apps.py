@@ -181,6 +181,7 @@ class AppBuilder:
             route_table(self._handlers),
             self.prefix,
             base_url=self._base_url(),
+            dependent_scopes=self._jobs.scopes(),
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:

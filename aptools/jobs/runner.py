@@ -239,12 +239,16 @@ class Runner:
         with self._lock:
             self._running[claimed.action_id] = job
         queue, fence = self.engine.queue, claimed.fence
-        caller = self.engine.caller_for(
-            claimed.action_id,
-            claimed.caller,
-            claimed.tokens,
-            lambda sealed: queue.save_tokens(fence, sealed),
-        )
+        try:
+            caller = self.engine.caller_for(
+                claimed.action_id,
+                claimed.caller,
+                claimed.tokens,
+                lambda sealed: queue.save_tokens(fence, sealed),
+            )
+        except ActionFailed as failed:  # its kept tokens cannot be read
+            self._conclude(job, None, failed)
+            return
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop
