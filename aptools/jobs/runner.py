@@ -206,9 +206,11 @@ class Runner:
             held[beat.action_id].renewed(sent, stop=beat.stop)
         for action_id, job in held.items():
             if action_id not in alive:
-                if job.canceled or job.action.status != ACTIVE:
+                ended = job.stopping or job.action.status != ACTIVE
+                if ended and not job.lost:
                     # Its own end (or a cancel) raced this heartbeat and took
-                    # the row with it: nobody took it over.
+                    # the row with it: nobody took it over. (A job that found
+                    # itself lost, by its own renewal, was taken over.)
                     log.debug("job %s ended as its lease was renewed", action_id)
                 else:
                     log.warning(
