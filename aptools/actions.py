@@ -174,6 +174,15 @@ def finish_fields(action: Action) -> None:
     if action.display_status is not None and len(action.display_status) > 64:
         action.display_status = action.display_status[:64]
     if action.status in TERMINAL:
+        # An action that ended while waiting for consent (canceled, past its
+        # deadline) asks for it no more: its details are its own again.
+        waiting = action.state.pop(CONSENT_KEY, None)
+        if (
+            isinstance(waiting, dict)
+            and isinstance(action.details, dict)
+            and action.details.get("code") == ConsentRequired.error_code
+        ):
+            action.details = dict(waiting.get("details") or {})
         if action.completion_time is None:
             # The work ended when the handler said so.
             action.completion_time = isoformat(time.time())

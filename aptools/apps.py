@@ -162,10 +162,10 @@ class AppBuilder:
 
     def _dependent_scopes(self) -> tuple[str, ...]:
         """The scopes the provider declares it acts under for its callers
-        (dependent scopes of its own), listed on the provider page. None are
-        declared yet: ``caller.authorizer(scope)`` asks for a scope when it
-        is used."""
-        return ()
+        (``dependent_scopes=`` and its job's ``scopes``), listed on the
+        provider page. A scope not declared is asked for when
+        ``caller.authorizer(scope)`` first uses it."""
+        return self._jobs.scopes()
 
     def openapi(self) -> dict[str, Any]:
         """The provider's OpenAPI 3.1 document (also served at
@@ -181,6 +181,7 @@ class AppBuilder:
             route_table(self._handlers),
             self.prefix,
             base_url=self._base_url(),
+            dependent_scopes=self._dependent_scopes(),
         )
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:

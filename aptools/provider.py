@@ -180,6 +180,7 @@ class Provider(AppBuilder):
         max_jobs: int = 4,
         job_poll_interval: float = 1.0,
         encryption_key: str | None = None,
+        dependent_scopes: Sequence[str] = (),
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
@@ -200,7 +201,9 @@ class Provider(AppBuilder):
             handler_threads=handler_threads,
             store_namespace=store_namespace,
         )
-        self._jobs = JobDeclaration(max_jobs, job_poll_interval, encryption_key)
+        self._jobs = JobDeclaration(
+            max_jobs, job_poll_interval, encryption_key, dependent_scopes
+        )
         schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title
@@ -289,6 +292,7 @@ class Provider(AppBuilder):
         resumable: bool = False,
         lease: float = 30.0,
         keep_tokens: bool = False,
+        scopes: Sequence[str] = (),
     ) -> Callable[[J], J]: ...
     def job(
         self,
@@ -298,6 +302,7 @@ class Provider(AppBuilder):
         resumable: bool = False,
         lease: float = 30.0,
         keep_tokens: bool = False,
+        scopes: Sequence[str] = (),
     ) -> Any:
         """Register the background job: ``fn(action, caller, job)``, ``def`` or
         ``async def`` (see :mod:`aptools.jobs`).
@@ -321,13 +326,15 @@ class Provider(AppBuilder):
         ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
         whole job, after the caller's token expired and after a take-over
         (dependent refresh tokens, encrypted with ``encryption_key`` or
-        ``APTOOLS_ENCRYPTION_KEY``, a Fernet key)::
+        ``APTOOLS_ENCRYPTION_KEY``, Fernet keys newest first). ``scopes``
+        (with ``keep_tokens``): the scopes it acts under, granted when the
+        run is accepted (see :attr:`dependent_scopes`)::
 
             @provider.job(resumable=True, lease=10.0)
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
                 ...
         """
-        settings = self._jobs.settings(resumable, lease, keep_tokens)
+        settings = self._jobs.settings(resumable, lease, keep_tokens, scopes)
 
         def register(fn: F) -> F:
             self._register("job", fn)
@@ -399,6 +406,14 @@ class Provider(AppBuilder):
         about = {k: v for k, v in self._about.items() if v is not None}
         about["log_supported"] = "log" in self._handlers or "job" in self._handlers
         return about
+
+    @property
+    def dependent_scopes(self) -> tuple[str, ...]:
+        """The scopes the provider acts under for its callers (scope strings):
+        ``dependent_scopes=`` and its job's ``scopes``, each once. A job
+        with ``keep_tokens`` gets refresh tokens for them when a run is
+        accepted; they belong among the dependent scopes of :attr:`scope`."""
+        return self._jobs.scopes()
 
     @property
     def handlers(self) -> Mapping[str, Callable[..., Any]]:

@@ -25,6 +25,7 @@ COMMANDS = (
     "openapi",
     "serve",
     "worker",
+    "rekey",
     "call",
     "flowtest",
     "register",

@@ -183,13 +183,16 @@ def test_missing_consent_after_a_take_over(
         return {"token": caller.authorizer(TRANSFER).access_token[:5]}
 
     first, client = build(work, keep_tokens=True, resumable=True, lease=3600.0)
-    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    caller_token = auth.token(alice)
+    action_id = client.run(caller_token, {"n": 1}).json["action_id"]
     # Step 1 done: its token and checkpoint are kept before the hand-back.
     wait_for(kept.is_set, "step 1 ran")
     first.jobs.shutdown()  # type: ignore[union-attr]  # handed back
+    auth.revoke(caller_token)  # gone before the job first asks for TRANSFER
     second, other = build(work, keep_tokens=True, resumable=True, lease=3600.0)
     second.jobs.runner()  # type: ignore[union-attr]  # takes the job over
-    # no token of the caller's for the scope: the caller must consent again
+    # an undeclared scope, the caller's token refused (invalid_grant): the
+    # caller must act again - consent, then resume - never FAILED
     doc = waiting(other, alice, action_id)
     check_waiting(doc, auth.scope, TRANSFER)
     assert steps[1][0] == 1  # from its checkpoint

@@ -6,6 +6,8 @@
 - ``openapi``: print its OpenAPI document (:mod:`.openapi`);
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
+- ``rekey``: re-encrypt the tokens its jobs keep with the newest key
+  (:mod:`.rekey`);
 - ``call``: a small client for any provider (:mod:`.call`);
 - ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`);
 - ``register``: its client and scope in Globus Auth (:mod:`.register`).
@@ -26,6 +28,7 @@ from aptools.cli import (
     flowtest,
     openapi,
     register,
+    rekey,
     serve,
     worker,
 )
@@ -36,7 +39,18 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call, flowtest, register)
+COMMANDS = (
+    dev,
+    fakeauth,
+    check,
+    openapi,
+    serve,
+    worker,
+    rekey,
+    call,
+    flowtest,
+    register,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aptools.cli.common import (
     load_provider,
@@ -15,6 +15,9 @@ from aptools.cli.common import (
     verify_client,
 )
 from aptools.provider import Provider, ProviderConfigError
+
+if TYPE_CHECKING:
+    from aptools.jobs.engine import JobEngine
 
 UNSET = "unset"
 
@@ -76,6 +79,10 @@ def check(args: argparse.Namespace) -> int:
     print(json.dumps(about, indent=2))
     print(f"\nstore: {where}")
     print(f"client: {client}")
+    print(f"dependent scopes: {' '.join(provider.dependent_scopes) or 'none declared'}")
+    jobs = provider.compile().jobs
+    if jobs is not None and jobs.settings.keep_tokens:
+        print(f"encryption key: {_key_state(jobs)}")
     print("\nroutes (each GET also answers HEAD):")
     methods: dict[str, list[str]] = {}
     for route in route_table(provider.handlers):
@@ -89,3 +96,12 @@ def check(args: argparse.Namespace) -> int:
     print("\ninput schema:")
     print(json.dumps(schema, indent=2))
     return 0
+
+
+def _key_state(jobs: JobEngine) -> str:
+    """Whether the key ring that seals kept tokens is usable (never its text)."""
+    try:
+        jobs.keys  # noqa: B018 - read to check it
+    except ProviderConfigError as exc:
+        return f"not usable: {exc} (aptools serve and worker need it)"
+    return "set (the first key seals new tokens)"

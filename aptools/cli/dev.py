@@ -20,7 +20,7 @@ from aptools.cli.common import (
     loopback,
     port,
 )
-from aptools.cli.fakeauth import describe, identities
+from aptools.cli.fakeauth import describe, identities, withheld
 from aptools.store import redact
 
 __all__ = ["add_parser", "dev"]
@@ -50,6 +50,14 @@ def add_parser(commands: Any) -> None:
         "--asgi", action="store_true", help="serve the ASGI app with uvicorn"
     )
     add_log_format(parser)
+    parser.add_argument(
+        "--withhold-consent",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="alice has not consented to SCOPE (repeatable); the steps to "
+        "consent and resume are printed",
+    )
     parser.set_defaults(func=dev)
 
 
@@ -157,6 +165,14 @@ def dev(args: argparse.Namespace) -> int:
             "",
             "Try it:",
             *_curls(base, body, people),
+            *withheld(
+                fake,
+                people,
+                args.withhold_consent,
+                f"curl -s -w '\\n' -X POST {base}/actions/$ACTION_ID/resume "
+                + "-H "
+                + shlex.quote(f"Authorization: Bearer {people.runner.token}"),
+            ),
             "",
             "Ctrl-C stops.",
         ]

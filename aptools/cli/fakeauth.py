@@ -7,6 +7,7 @@ environment variables that point globus-sdk and aptools at it, and tokens.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import threading
 from collections.abc import Sequence
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.cli.common import CommandError, loopback, port, read_provider
+from aptools.testing._fakedirectory import CONSENT_PATH
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN, IDENTITY_URN
 
 if TYPE_CHECKING:
     from aptools.testing import FakeGlobusAuth, FakeIdentity
 
-__all__ = ["Identities", "add_parser", "fakeauth", "identities"]
+__all__ = ["Identities", "add_parser", "consent", "fakeauth", "identities", "withheld"]
 
 HELP = "serve a fake Globus Auth; print its environment and tokens"
 
@@ -29,6 +31,8 @@ OUTSIDER: Final = ("7c1d2b4e-0a9f-4e8d-8b6c-5e4f3a2b1c02", "dev-token-bob")
 SHARED: Final = ("5a2e9f40-1d7b-4c6e-a3f8-2b9d0c4e1f03", "dev-token-carol")
 #: Printed tokens last this long (seconds): a working day and more.
 TOKEN_LIFETIME: Final = 30 * 24 * 3600
+#: The people's fixed tokens, by name (``aptools fakeauth consent --identity``).
+DEV_TOKENS: Final = {"alice": RUNNER[1], "bob": OUTSIDER[1], "carol": SHARED[1]}
 #: A scope of another service: a token for it is not for the provider.
 OTHER_SCOPE: Final = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
@@ -114,17 +118,44 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "target",
         nargs="?",
-        help="MODULE or MODULE:ATTR: take the scope and runnable_by from this Provider",
+        help="MODULE or MODULE:ATTR: take the scope and runnable_by from this "
+        "Provider; or `consent grant|revoke|withhold SCOPE` to tell a running "
+        "fake that an identity (--identity) gave, took back or never gave a consent",
     )
+    parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=port, default=8400)
     parser.add_argument("--scope", help="the provider's scope (default: the target's)")
+    parser.add_argument(
+        "--withhold-consent",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="alice has not consented to SCOPE (repeatable): a job acting for "
+        "her there waits INACTIVE until `aptools fakeauth consent grant`",
+    )
+    parser.add_argument(
+        "--identity",
+        default="alice",
+        choices=sorted(DEV_TOKENS),
+        help="with consent: whose consent (default: alice)",
+    )
+    parser.add_argument(
+        "--url",
+        help="with consent: the fake's URL (default: GLOBUS_SDK_SERVICE_URL_AUTH, "
+        "else http://127.0.0.1:8400/)",
+    )
     parser.set_defaults(func=fakeauth)
 
 
 def fakeauth(args: argparse.Namespace) -> int:
-    """Serve the fake until interrupted."""
+    """Serve the fake until interrupted (or, with ``consent``, tell it)."""
     from aptools.testing import FakeGlobusAuth
+
+    if args.target == "consent":
+        return consent(args)
+    if args.more:
+        raise CommandError(f"unexpected arguments: {' '.join(args.more)}", status=2)
 
     if not loopback(args.host):
         raise CommandError(
@@ -152,6 +183,7 @@ def fakeauth(args: argparse.Namespace) -> int:
         *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
         "",
         *describe(people),
+        *withheld(fake, people, args.withhold_consent, None),
         "",
         "Ctrl-C stops.",
     ]
@@ -163,4 +195,75 @@ def fakeauth(args: argparse.Namespace) -> int:
         pass
     finally:
         fake.stop()
+    return 0
+
+
+def withheld(
+    fake: FakeGlobusAuth,
+    people: Identities,
+    scopes: Sequence[str],
+    resume: str | None,
+) -> list[str]:
+    """Withhold alice's consent to ``scopes`` and say how to give it: the
+    steps INACTIVE, consent, resume (``resume``: the command that resumes)."""
+    if not scopes:
+        return []
+    for scope in scopes:
+        fake.withhold_consent(people.runner, scope)
+    url = shlex.quote(fake.url)
+    lines = [
+        "",
+        "Consent: alice has not consented to "
+        + ", ".join(shlex.quote(s) for s in scopes),
+        "# 1. an action whose job acts for her there waits: INACTIVE, its details",
+        "#    a consent request (code ConsentRequired, authorization_parameters)",
+        "# 2. she consents:",
+        *(
+            f"aptools fakeauth consent grant {shlex.quote(s)} --identity alice"
+            f" --url {url}"
+            for s in scopes
+        ),
+        "# 3. she resumes it; the job goes on from its last checkpoint:",
+        resume or "#    POST .../actions/ACTION_ID/resume with her token",
+        "# (`consent revoke` takes a consent back: the job waits again)",
+    ]
+    return lines
+
+
+def consent(args: argparse.Namespace) -> int:
+    """``aptools fakeauth consent grant|revoke|withhold SCOPE``: tell a running
+    fake that ``--identity`` gave, took back or never gave the consent."""
+    import requests
+
+    if len(args.more) != 2 or args.more[0] not in ("grant", "revoke", "withhold"):
+        raise CommandError(
+            "usage: aptools fakeauth consent grant|revoke|withhold SCOPE "
+            "[--identity alice] [--url URL]",
+            status=2,
+        )
+    act, scope = args.more
+    base = args.url or os.environ.get(
+        "GLOBUS_SDK_SERVICE_URL_AUTH", "http://127.0.0.1:8400/"
+    )
+    if not base.startswith(("http://", "https://")):
+        raise CommandError(f"not an http(s) URL: {base!r}", status=2)
+    try:
+        answer = requests.post(
+            base.rstrip("/") + CONSENT_PATH,
+            json={"scope": scope, "consent": act},
+            headers={"Authorization": f"Bearer {DEV_TOKENS[args.identity]}"},
+            timeout=10,
+        )
+    except requests.RequestException as exc:
+        raise CommandError(
+            f"no fake Globus Auth answers at {base} ({type(exc).__name__})"
+        ) from None
+    if answer.status_code != 200:
+        raise CommandError(f"the fake answered HTTP {answer.status_code}")
+    done = {
+        "grant": "consented to",
+        "revoke": "took back the consent to",
+        "withhold": "has not consented to",
+    }[act]
+    print(f"{args.identity} {done} {scope}")
     return 0

@@ -110,8 +110,11 @@ def _checked(args: argparse.Namespace) -> Provider:
     provider: Provider | None = None
     try:
         provider = load_provider(args.target)
-        store = provider.compile().store
+        spec = provider.compile()
+        store = spec.store
         store.get("aptools-serve-check", 0.0)
+        if spec.jobs is not None:
+            spec.jobs.keys  # noqa: B018 - a job that keeps tokens needs its key
     except ProviderConfigError:
         raise
     except (ValueError, OSError, sqlite3.Error) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -9,7 +10,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from aptools.actions import consent_needed
 from aptools.auth import Caller
+from aptools.errors import ActionFailed, ConsentRequired
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
 from aptools.jobs.handle import LOG_KEY
@@ -17,13 +20,16 @@ from aptools.jobs.runner import Runner
 from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
 from aptools.models import Action, LogPage, LogQuery, timestamp_of
 from aptools.store.records import Stored
+from aptools.vocabulary import ACTIVE
 
 if TYPE_CHECKING:
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import MultiFernet
 
     from aptools.auth import Authenticator
     from aptools.store import Store
     from aptools.store.jobqueue import JobQueue
+
+log = logging.getLogger("aptools.jobs")
 
 __all__ = [
     "J",
@@ -48,7 +54,8 @@ class JobEngine:
         auth: Authenticator,
         max_deadline: float,
         is_async: bool,
-        fernet: Fernet | None = None,
+        keys: Callable[[], MultiFernet] | None = None,
+        scopes: tuple[str, ...] = (),
     ) -> None:
         self.fn = fn
         self.settings = settings
@@ -57,37 +64,77 @@ class JobEngine:
         self.auth = auth
         self.max_deadline = max_deadline
         self.is_async = is_async
-        self.fernet = fernet
+        #: The scopes the job acts under, as declared (granted at admission).
+        self.scopes = scopes
+        self._load_keys = keys
+        self._keys: MultiFernet | None = None
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
         self._runner: PerProcess[Runner] = PerProcess(self._start_runner)
 
     # -- called by the operations -------------------------------------------------
 
-    def admit(self, action: Action, caller: Caller, now: float) -> None:
-        """Enqueue ``action``'s job (before its first state is stored)."""
+    @property
+    def keys(self) -> MultiFernet | None:
+        """The key ring that seals kept tokens (``None`` when the job keeps
+        none), read from the settings on first use: only what accepts or
+        runs jobs needs it. Raises :class:`~aptools.ProviderConfigError`
+        when it is missing or malformed."""
+        if self._load_keys is None:
+            return None
+        if self._keys is None:
+            self._keys = self._load_keys()
+        return self._keys
+
+    def kept_tokens(
+        self, action: Action, caller: Caller, provider_scope: str
+    ) -> bytes | None:
+        """What the job's row keeps of ``caller``'s tokens (``None`` when the
+        job keeps none): the refresh tokens of an offline dependent grant
+        for the declared :attr:`scopes`, made now, while the request's
+        token is fresh, and that token, sealed. Blocking (Globus Auth).
+
+        A consent missing for a declared scope makes ``action`` INACTIVE
+        with the consent request (it goes on at resume); outages raise
+        :class:`~aptools.AuthServiceUnavailable` (503).
+        """
+        keys = self.keys
+        if keys is None:
+            return None
+        from aptools.jobs.tokens import granted, seal
+
+        refresh: dict[str, str] = {}
+        if self.scopes and caller._token and action.status == ACTIVE:
+            try:
+                refresh = granted(caller._require_auth(), caller._token, self.scopes)
+            except ConsentRequired as needed:
+                consent_needed(action, needed, provider_scope, "job")
+        return seal(keys, refresh, caller._token or None)
+
+    def admit(
+        self, action: Action, caller: Caller, now: float, tokens: bytes | None = None
+    ) -> None:
+        """Enqueue ``action``'s job (before its first state is stored), with
+        its ``tokens`` (from :meth:`kept_tokens`) from this first write."""
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
-        self.queue.enqueue(action.action_id, deadline, _record(caller))
+        self.queue.enqueue(action.action_id, deadline, _record(caller), tokens)
 
-    def resume(self, action: Action, caller: Caller) -> Stored | None:
+    def resume(
+        self, action: Action, caller: Caller, tokens: bytes | None = None
+    ) -> Stored | None:
         """Resume ``action``'s waiting job, as one compare-and-set
         (:meth:`JobQueue.requeue_for`): if the action is still stored INACTIVE,
         store ``action`` (going on, ACTIVE) and hand its job to the resuming
-        ``caller``, from its checkpoint. With kept tokens, the caller's access
-        token is kept (encrypted) with the job, so that any process can act
-        for it. Returns what was stored, or ``None`` when another resume won,
-        the action ended, or its job's deadline passed."""
+        ``caller``, from its checkpoint, with ``tokens`` (from
+        :meth:`kept_tokens`, replacing the old ones) so that any process can
+        act for it. Returns what was stored, or ``None`` when another resume
+        won, the action ended, or its job's deadline passed."""
         record = _record(caller)
-        sealed = None
-        if self.fernet is not None and caller._token:
-            from aptools.jobs.tokens import seal
-
-            sealed = seal(self.fernet, {}, caller._token)
         deadline = self._deadline(action, timestamp_of(action.start_time))
         self._keep(action.action_id, caller)
         stored = self.queue.requeue_for(
-            action.action_id, Stored.of(action), record, sealed, deadline
+            action.action_id, Stored.of(action), record, tokens, deadline
         )
         if stored is None:
             self.forget(action.action_id)
@@ -134,7 +181,7 @@ class JobEngine:
         return self._runner.get()
 
     def _start_runner(self) -> Runner:
-
+        self.keys  # noqa: B018 - a job that keeps tokens needs its key to run
         with self._lock:
             self._callers = {}  # a forked child's are its parent's requests
         runner = Runner(self, owner=_owner())
@@ -150,10 +197,15 @@ class JobEngine:
     ) -> Caller:
         """The caller a job acts as: the request's own when the job started
         in this process, else one rebuilt from its ``record`` (and, with
-        ``keep_tokens``, from its ``sealed`` refresh tokens)."""
+        ``keep_tokens``, from its ``sealed`` tokens; ``save`` keeps new ones).
+
+        Raises :class:`~aptools.ActionFailed` (code ``TokensUnreadable``,
+        logged at ERROR with the action id) when no key opens ``sealed``.
+        """
         with self._lock:
             live = self._callers.pop(action_id, None)
-        if live is not None and self.fernet is None:
+        keys = self.keys
+        if live is not None and keys is None:
             return live
         identity: dict[str, Any] = {
             "identity_id": record["identity_id"],
@@ -165,11 +217,23 @@ class JobEngine:
             "token": "" if live is None else live._token,
             "auth": self.auth,
         }
-        if self.fernet is None:
+        if keys is None:
             return Reconnected(**identity)
-        from aptools.jobs.tokens import TokenCaller
+        from aptools.jobs.tokens import (
+            TokenCaller,
+            TokensUnreadable,
+            unreadable_details,
+        )
 
-        return TokenCaller(fernet=self.fernet, sealed=sealed, save=save, **identity)
+        try:
+            return TokenCaller(keys=keys, sealed=sealed, save=save, **identity)
+        except TokensUnreadable as exc:
+            # The operator's error (a key dropped too soon), never the
+            # caller's: no consent request, a loud log line.
+            log.error("job %s cannot start: %s", action_id, exc)
+            raise ActionFailed(
+                unreadable_details(), display_status="Provider misconfigured"
+            ) from None
 
     def forget(self, action_id: str) -> None:
         with self._lock:

@@ -224,6 +224,12 @@ class Job:
         if stop:
             self.stop()
 
+    @property
+    def stopping(self) -> bool:
+        """True once the job was told to stop (canceled, past its deadline,
+        handed back or lost); unlike :attr:`canceled`, asks no store."""
+        return self._stop.is_set()
+
     def lose(self) -> None:
         """This process no longer holds the job: stop it and ignore what it
         reports from now on."""

@@ -206,9 +206,11 @@ class Runner:
             held[beat.action_id].renewed(sent, stop=beat.stop)
         for action_id, job in held.items():
             if action_id not in alive:
-                if job.canceled or job.action.status != ACTIVE:
+                ended = job.stopping or job.action.status != ACTIVE
+                if ended and not job.lost:
                     # Its own end (or a cancel) raced this heartbeat and took
-                    # the row with it: nobody took it over.
+                    # the row with it: nobody took it over. (A job that found
+                    # itself lost, by its own renewal, was taken over.)
                     log.debug("job %s ended as its lease was renewed", action_id)
                 else:
                     log.warning(
@@ -239,12 +241,16 @@ class Runner:
         with self._lock:
             self._running[claimed.action_id] = job
         queue, fence = self.engine.queue, claimed.fence
-        caller = self.engine.caller_for(
-            claimed.action_id,
-            claimed.caller,
-            claimed.tokens,
-            lambda sealed: queue.save_tokens(fence, sealed),
-        )
+        try:
+            caller = self.engine.caller_for(
+                claimed.action_id,
+                claimed.caller,
+                claimed.tokens,
+                lambda sealed: queue.save_tokens(fence, sealed),
+            )
+        except ActionFailed as failed:  # its kept tokens cannot be read
+            self._conclude(job, None, failed)
+            return
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop

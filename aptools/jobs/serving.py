@@ -3,27 +3,45 @@ process: see :mod:`aptools.execution`."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aptools.execution import Execution
+from aptools.settings import ProviderConfigError
+
+log = logging.getLogger("aptools.jobs")
 
 
 class JobStarter:
     """Falcon middleware for both faces: starts this process's runner at its
     first request (so after gunicorn forked its workers), and under ASGI at
     the server's start-up. (Running jobs are handed back when the process
-    exits, see :mod:`aptools.jobs.runner`.)"""
+    exits, see :mod:`aptools.jobs.runner`.)
+
+    A job that keeps tokens without a usable encryption key cannot run: the
+    ASGI start-up fails; under WSGI it is logged at ERROR (once per process)
+    and requests are served, runs refused with 500 (``aptools serve`` refuses
+    to start instead)."""
 
     def __init__(self, execution: Execution) -> None:
         self._execution = execution
+        self._told = False
 
     def process_request(self, req: Any, resp: Any) -> None:
         # PERF: after the first request, an attribute test and one
         # process-id comparison.
-        self._execution.serving()
+        self._serving()
 
     async def process_request_async(self, req: Any, resp: Any) -> None:
-        self._execution.serving()
+        self._serving()
+
+    def _serving(self) -> None:
+        try:
+            self._execution.serving()
+        except ProviderConfigError as exc:
+            if not self._told:
+                self._told = True
+                log.error("background jobs cannot run here: %s", exc)
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         self._execution.serving()

@@ -43,6 +43,8 @@ class JobSettings:
     (seconds): how often a process looks for jobs others enqueued.
     ``keep_tokens``: keep the caller's dependent refresh tokens, encrypted,
     so that ``caller.authorizer(scope)`` works for the whole job.
+    ``scopes``: the scopes the job acts under for its caller (scope strings),
+    granted with refresh tokens when the run is accepted.
     """
 
     resumable: bool = False
@@ -50,3 +52,4 @@ class JobSettings:
     max_jobs: int = 4
     poll_interval: float = 1.0
     keep_tokens: bool = False
+    scopes: tuple[str, ...] = ()

@@ -3,18 +3,45 @@ the :class:`~aptools.jobs.engine.JobEngine` that runs it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aptools.jobs.engine import JobEngine
+from aptools.jobs.keys import KEY_VARIABLE
 from aptools.jobs.settings import JobSettings
 from aptools.settings import ProviderConfigError
 
 if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
     from aptools.auth import Authenticator
     from aptools.store import Store
 
-__all__ = ["JobDeclaration"]
+__all__ = ["JobDeclaration", "checked_scopes"]
+
+
+def checked_scopes(scopes: Iterable[str], what: str) -> tuple[str, ...]:
+    """``scopes`` as a tuple of scope strings, each once, each checked with
+    Globus's scope parser (:mod:`globus_sdk.scopes`); a single string, an
+    empty or malformed scope is a :class:`ProviderConfigError`."""
+    from globus_sdk.scopes import ScopeParseError, ScopeParser
+
+    if isinstance(scopes, str):
+        raise ProviderConfigError(
+            f"{what} must be a list of scope strings, not a string"
+        )
+    found: list[str] = []
+    for scope in scopes:
+        text = str(scope).strip()
+        try:
+            parsed = ScopeParser.parse(text)
+        except ScopeParseError:
+            parsed = []
+        if len(parsed) != 1:
+            raise ProviderConfigError(f"{what}: {text!r} is not one scope string")
+        found.append(text)
+    return tuple(dict.fromkeys(found))
 
 
 class JobDeclaration:
@@ -28,7 +55,11 @@ class JobDeclaration:
     """
 
     def __init__(
-        self, max_jobs: int, poll_interval: float, encryption_key: str | None
+        self,
+        max_jobs: int,
+        poll_interval: float,
+        encryption_key: str | None,
+        dependent_scopes: Iterable[str] = (),
     ) -> None:
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ProviderConfigError(
@@ -41,18 +72,43 @@ class JobDeclaration:
         self.max_jobs = max_jobs
         self.poll_interval = poll_interval
         self.encryption_key = encryption_key
+        self.dependent_scopes = checked_scopes(dependent_scopes, "dependent_scopes")
         self.declared: tuple[Callable[..., Any], JobSettings] | None = None
 
-    def settings(self, resumable: bool, lease: float, keep_tokens: bool) -> JobSettings:
+    def settings(
+        self,
+        resumable: bool,
+        lease: float,
+        keep_tokens: bool,
+        scopes: Iterable[str] = (),
+    ) -> JobSettings:
         """The settings of a job declared with these options (``lease`` in
-        seconds, positive, else :class:`ProviderConfigError`)."""
+        seconds, positive; ``scopes`` scope strings, only with
+        ``keep_tokens``), else :class:`ProviderConfigError`."""
         if not lease > 0:
             raise ProviderConfigError(
                 "a job's lease must be a positive number of seconds"
             )
+        declared = checked_scopes(scopes, "a job's scopes")
+        if declared and not keep_tokens:
+            raise ProviderConfigError(
+                "a job's scopes are granted for keeping: declare them with "
+                "keep_tokens=True"
+            )
         return JobSettings(
-            resumable, float(lease), self.max_jobs, self.poll_interval, keep_tokens
+            resumable,
+            float(lease),
+            self.max_jobs,
+            self.poll_interval,
+            keep_tokens,
+            declared,
         )
+
+    def scopes(self) -> tuple[str, ...]:
+        """Every scope the provider acts under for its callers: the
+        provider's ``dependent_scopes``, then its job's, each once."""
+        job = () if self.declared is None else self.declared[1].scopes
+        return tuple(dict.fromkeys((*self.dependent_scopes, *job)))
 
     def declare(self, fn: Callable[..., Any], settings: JobSettings) -> None:
         self.declared = (fn, settings)
@@ -68,19 +124,25 @@ class JobDeclaration:
         from aptools.typing import is_async
 
         fn, settings = self.declared
+        granting = self.scopes() if settings.keep_tokens else ()
         queue = store.jobs()
         if queue is None:
             raise ProviderConfigError(
                 f"the store {type(store).__name__} cannot hold background jobs"
             )
-        fernet = None
+        keys = None
         if settings.keep_tokens:
-            from aptools.jobs.tokens import load_key
+            # Read as the app is built; checked when first needed.
+            setting = self.encryption_key or os.environ.get(KEY_VARIABLE)
 
-            try:
-                fernet = load_key(self.encryption_key)
-            except ValueError as exc:
-                raise ProviderConfigError(str(exc)) from None
+            def keys() -> MultiFernet:
+                from aptools.jobs.keys import load_key
+
+                try:
+                    return load_key(setting)
+                except ValueError as exc:
+                    raise ProviderConfigError(str(exc)) from None
+
         return JobEngine(
             fn,
             settings,
@@ -89,5 +151,6 @@ class JobDeclaration:
             auth=auth,
             max_deadline=max_deadline,
             is_async=is_async(fn),
-            fernet=fernet,
+            keys=keys,
+            scopes=granting,
         )

@@ -1,131 +1,133 @@
 """Acting as the caller for a whole job: dependent refresh tokens, kept
-encrypted at rest beside the job.
+encrypted at rest in the job's row.
 
-A job declared with ``keep_tokens=True`` gets, the first time it asks for a
-scope, a dependent-token grant with ``access_type=offline`` (a refresh token
-for that scope). The refresh tokens go into the job's row encrypted with
-Fernet (``cryptography``), so ``caller.authorizer(scope)`` keeps working after
-the caller's access token expired, and in another process after a take-over.
-They are never logged, and go with the row when the job ends.
+A job declared with ``keep_tokens=True`` gets, in the request that accepts
+its run (while the caller's token is fresh), a dependent-token grant with
+``access_type=offline`` for the scopes its author declared
+(:func:`granted`): a refresh token per scope. They go into the job's row from
+its first write, sealed with the newest key of the key ring
+(:mod:`aptools.jobs.keys`), with the caller's access token, so that any
+process, at any later time, acts as the caller (:class:`TokenCaller`). A
+scope nobody declared is granted when the job first asks for it, with the
+caller's access token while it is valid.
 
-A job resumed after a missing consent keeps, the same way, the access token of
-the caller who resumed it (:func:`seal`), so that the process that takes it up
-can ask for the tokens the consent now allows.
+Refresh tokens Globus Auth rotates (RFC 6749 section 6) are kept at once. A
+grant refused with ``invalid_grant`` (an expired token, a revoked consent) is
+:class:`~aptools.ConsentRequired`: the action waits for its caller. Tokens
+are never logged, and go from the store when the action ends.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aptools.auth import Caller
 from aptools.auth.globus import auth_errors, scope_names
 from aptools.errors import AuthServiceError, ConsentRequired
 from aptools.jobs.callers import no_token
+from aptools.jobs.keys import (
+    KEY_VARIABLE,
+    TokensUnreadable,
+    dev_key,
+    load_key,
+    seal,
+    unseal,
+)
 
-__all__ = ["KEY_VARIABLE", "TokenCaller", "dev_key", "load_key", "seal"]
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
-KEY_VARIABLE = "APTOOLS_ENCRYPTION_KEY"
+    from aptools.auth.globus_client import GlobusAuthClient
+
+__all__ = [
+    "KEY_VARIABLE",
+    "TokenCaller",
+    "TokensUnreadable",
+    "dev_key",
+    "granted",
+    "load_key",
+    "seal",
+    "unreadable_details",
+]
 
 
-def load_key(setting: str | bytes | None) -> Fernet:
-    """The Fernet key from ``setting``, else ``APTOOLS_ENCRYPTION_KEY``.
+def granted(
+    auth: GlobusAuthClient, token: str, scopes: Sequence[str]
+) -> dict[str, str]:
+    """Refresh tokens by scope for every one of ``scopes``, from one offline
+    dependent-token grant made with the caller's access ``token``.
 
-    Raises ``ValueError`` (without the key's text) when neither is set or the
-    key is not 32 bytes in URL-safe base64 (``Fernet.generate_key()``).
+    Raises :class:`~aptools.ConsentRequired` naming the scopes Globus Auth
+    gave no token for (no consent) or all of them when it refuses the grant
+    (``invalid_grant``: the token expired); 503/502 errors for outages and
+    the provider's own bad credentials.
     """
-    key = setting or os.environ.get(KEY_VARIABLE)
-    if not key:
-        raise ValueError(
-            f"a job that keeps tokens needs an encryption key: pass encryption_key= "
-            f"or set {KEY_VARIABLE} (make one with: python -c 'from cryptography."
-            "fernet import Fernet; print(Fernet.generate_key().decode())')"
+    with auth_errors("get the job's dependent tokens", consent_for=list(scopes)):
+        tokens = auth.client().oauth2_get_dependent_tokens(
+            token, scope=" ".join(scopes), refresh_tokens=True
         )
-    try:
-        return Fernet(key)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"the encryption key (encryption_key= or {KEY_VARIABLE}) is not 32 "
-            "random bytes in URL-safe base64"
-        ) from None
-
-
-def dev_key(path: str | os.PathLike[str]) -> str:
-    """A Fernet key kept in the file ``path`` (made, readable by its owner
-    only, the first time): for ``aptools dev``, so that tokens kept by jobs
-    stay readable across restarts of a development server."""
-    found = Path(path)
-    if found.exists():
-        return found.read_text().strip()
-    found.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key().decode()
-    fd = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key)
-    return key
-
-
-def seal(fernet: Fernet, refresh: dict[str, str], token: str | None) -> bytes:
-    """``refresh`` tokens (by scope) and the caller's access ``token``,
-    encrypted for a job's row: ``{"refresh": {...}, "token": ...}``."""
-    return fernet.encrypt(orjson.dumps({"refresh": refresh, "token": token}))
-
-
-def _unsealed(fernet: Fernet, sealed: bytes | None) -> tuple[dict[str, str], str]:
-    if not sealed:
-        return {}, ""
-    try:
-        data = orjson.loads(fernet.decrypt(sealed))
-    except InvalidToken:
-        # Sealed with another key: the caller must act again.
-        return {}, ""
-    if isinstance(data.get("refresh"), dict):
-        return dict(data["refresh"]), str(data.get("token") or "")
-    return dict(data), ""  # refresh tokens by scope, as first kept
+    found: dict[str, str] = {}
+    for scope in scopes:
+        wanted = scope_names(scope)
+        for info in tokens.by_resource_server.values():
+            refresh = info.get("refresh_token")
+            if refresh and wanted <= scope_names(str(info.get("scope", ""))):
+                found[scope] = str(refresh)
+                break
+    missing = [scope for scope in scopes if scope not in found]
+    if missing:
+        raise ConsentRequired(required_scopes=missing)
+    return found
 
 
 class TokenCaller(Caller):
     """A job's caller whose dependent tokens come from kept refresh tokens.
 
-    ``save`` stores the encrypted refresh tokens in the job's row.
+    ``sealed`` is what the job's row keeps (:func:`~aptools.jobs.keys.seal`);
+    ``save`` stores a new sealed value in the row (a write fenced to the job's
+    holder), called at once when a refresh token is granted or rotated.
+    Raises :class:`~aptools.jobs.keys.TokensUnreadable` when no key opens
+    ``sealed``.
     """
 
-    __slots__ = ("_fernet", "_kept", "_refresh", "_save")
+    __slots__ = ("_kept", "_keys", "_refresh", "_save")
 
     def __init__(
         self,
         *,
-        fernet: Fernet,
+        keys: MultiFernet | Fernet,
         sealed: bytes | None,
         save: Callable[[bytes], Any],
         **identity: Any,
     ) -> None:
         super().__init__(**identity)
-        self._fernet = fernet
+        self._keys = keys
         self._save = save
-        self._refresh, self._kept = _unsealed(fernet, sealed)
+        self._refresh, self._kept = unseal(keys, sealed)
         if not self._token:
-            self._token = self._kept  # the resuming caller's, if any
+            self._token = self._kept  # the accepting or resuming caller's
 
     def __repr__(self) -> str:
         return f"TokenCaller(identity_urn={self.identity_urn!r})"
 
     def dependent_token(self, scope: str) -> dict[str, Any]:
-        """A valid access token for ``scope`` (token data as Globus Auth gives it)."""
+        """A valid access token for ``scope`` (token data as Globus Auth
+        gives it): refreshed with the kept refresh token, else granted with
+        the caller's access token. Raises :class:`~aptools.ConsentRequired`
+        when neither works (no consent, consent revoked, token expired)."""
         with self._lock:
             found = self._dependent.get(scope)
             if found is not None and found["expires_at_seconds"] - 60 >= time.time():
                 return found
             refresh = self._refresh.get(scope)
-            found = self._refreshed(refresh) if refresh else self._granted(scope)
+            found = self._refreshed(scope, refresh) if refresh else self._granted(scope)
             self._dependent[scope] = found
             return found
+
+    def _keep(self) -> None:
+        self._save(seal(self._keys, self._refresh, self._kept or None))
 
     def _granted(self, scope: str) -> dict[str, Any]:
         if not self._token:
@@ -146,13 +148,30 @@ class TokenCaller(Caller):
                 refresh = info.get("refresh_token")
                 if refresh:
                     self._refresh[scope] = str(refresh)
-                    self._save(seal(self._fernet, self._refresh, self._kept or None))
+                    self._keep()
                 return dict(info)
         raise ConsentRequired(required_scopes=[scope])
 
-    def _refreshed(self, refresh: str) -> dict[str, Any]:
-        with auth_errors("refresh a dependent token"):
+    def _refreshed(self, scope: str, refresh: str) -> dict[str, Any]:
+        # invalid_grant: the refresh token was revoked (or its consent).
+        with auth_errors("refresh a dependent token", consent_for=scope):
             tokens = self._require_auth().client().oauth2_refresh_token(refresh)
         for info in tokens.by_resource_server.values():
+            rotated = info.get("refresh_token")
+            if rotated and rotated != refresh:
+                # RFC 6749 section 6: the old one is void; keep the new at once.
+                self._refresh[scope] = str(rotated)
+                self._keep()
             return dict(info)
         raise AuthServiceError("Globus Auth refreshed no token.")
+
+
+def unreadable_details() -> dict[str, str]:
+    """The details of an action whose kept tokens no key opens."""
+    return {
+        "code": "TokensUnreadable",
+        "description": (
+            "The provider cannot read the tokens it kept to act for you (its "
+            "encryption key changed); its operator was told. Run the action again."
+        ),
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from aptools.errors import status_meanings
@@ -153,12 +153,18 @@ def openapi_document(
     prefix: str = "/",
     *,
     base_url: str = "/",
+    dependent_scopes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The document for a provider serving ``routes`` under ``prefix``, in the
     form Globus Flows' Registered APIs take: OpenAPI 3.1, one ``servers``
     entry (``base_url``: where the paths, which hold the provider's prefix,
     are served), and on each operation a Globus Auth security requirement
     with the provider's scope.
+
+    ``dependent_scopes``, the scopes the provider acts under for its callers
+    (:attr:`aptools.Provider.dependent_scopes`), are listed, when there are
+    some, in the scheme's ``x-globus-dependent-scopes``: what the provider's
+    scope must depend on, and what its callers consent to.
 
     Each route's entry (:class:`~aptools.protocol.routes.Route`) gives its
     summary, answers, error codes and parameters; HEAD routes are left out
@@ -199,19 +205,25 @@ def openapi_document(
         "paths": paths,
         "components": {
             "schemas": _schemas(description.get("input_schema", {})),
-            "securitySchemes": {SCHEME: _globus_auth(scope, description["title"])},
+            "securitySchemes": {
+                SCHEME: _globus_auth(scope, description["title"], dependent_scopes)
+            },
         },
     }
 
 
-def _globus_auth(scope: str, title: str) -> dict[str, Any]:
+def _globus_auth(
+    scope: str, title: str, dependent_scopes: Sequence[str] = ()
+) -> dict[str, Any]:
     """Globus Auth as an OAuth 2 authorization-code scheme: the form the
     Registered APIs tooling (``globus-registered-api``) writes and checks,
     with the URLs of the Globus environment globus-sdk is configured for."""
     import globus_sdk.config
 
     auth = globus_sdk.config.get_service_url("auth").rstrip("/")
+    extra = {"x-globus-dependent-scopes": list(dependent_scopes)}
     return {
+        **(extra if dependent_scopes else {}),
         "type": "oauth2",
         "description": "A Globus Auth access token issued for the scope.",
         "flows": {

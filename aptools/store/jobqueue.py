@@ -196,7 +196,21 @@ class JobQueue(abc.ABC):
     @abc.abstractmethod
     def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
         """Keep ``tokens`` (encrypted refresh tokens) with the job; False if
-        it is no longer held by ``fence``. They go when the row goes."""
+        it is no longer held by ``fence`` or its action ended. They go when
+        the action ends or goes, in the same transaction as that change (the
+        store's :meth:`~aptools.store.Store.update`, ``delete`` and ``purge``,
+        and :meth:`conclude`)."""
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        """Every job's kept tokens (encrypted), by action id (for a re-key)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list kept tokens")
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        """Replace a job's kept tokens ``old`` by ``new`` (the same tokens
+        sealed with another key), as one compare-and-set, unfenced (an
+        operator's re-key, not a holder's write); False if they changed
+        meanwhile or the action ended (its tokens are never brought back)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot re-key tokens")
 
     @abc.abstractmethod
     def due(self) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import json
 import secrets
 import threading
 import time
@@ -18,9 +19,11 @@ from typing import Any, Final
 from aptools.testing._fakeserver import consent_refusal, group_document, token_document
 from aptools.vocabulary import GROUPS_SCOPE
 
-__all__ = ["DEFAULT_SCOPE", "FakeDirectory", "FakeIdentity"]
+__all__ = ["CONSENT_PATH", "DEFAULT_SCOPE", "FakeDirectory", "FakeIdentity"]
 
 DEFAULT_SCOPE: Final = "https://auth.globus.org/scopes/aptools-dev/action_all"
+#: Where the fake takes an identity's consent given, revoked or withheld.
+CONSENT_PATH: Final = "/aptools-fake/consent"
 
 
 @dataclass(slots=True)
@@ -74,6 +77,13 @@ class FakeDirectory:
         self._groups: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._no_consent: dict[tuple[str, str], bool] = {}
+        #: Seconds the access tokens of dependent grants and refreshes live.
+        self.dependent_token_lifetime = 172800
+        #: Each refresh answers a new refresh token and voids the one sent
+        #: (RFC 6749 section 6), as Globus Auth may.
+        self.rotate_refresh_tokens = False
+        #: Refreshes answered, by scope.
+        self.refreshed: collections.Counter[str] = collections.Counter()
 
     # -- the directory ---------------------------------------------------------
 
@@ -137,6 +147,29 @@ class FakeDirectory:
         with self._lock:
             self._no_consent.pop((identity.id, scope), None)
 
+    def revoke_consent(self, identity: FakeIdentity, scope: str) -> None:
+        """``identity`` takes back its consent to ``scope``: the refresh
+        tokens granted for it are void (``invalid_grant``), and new grants
+        give no token for it until :meth:`grant_consent`."""
+        self.withhold_consent(identity, scope)
+        self.revoke_refresh_tokens(identity, scope)
+
+    def revoke_refresh_tokens(
+        self, identity: FakeIdentity, scope: str | None = None
+    ) -> int:
+        """Void ``identity``'s refresh tokens (for ``scope``, else every
+        one): refreshing with them answers ``invalid_grant``. Returns how
+        many were voided."""
+        with self._lock:
+            void = [
+                refresh
+                for refresh, (sub, granted) in self._refresh_tokens.items()
+                if sub == identity.id and scope in (None, granted)
+            ]
+            for refresh in void:
+                del self._refresh_tokens[refresh]
+        return len(void)
+
     def revoke(self, token: str) -> None:
         """Make a token inactive."""
         with self._lock:
@@ -197,18 +230,30 @@ class FakeDirectory:
         with self._lock:
             held = self._refresh_tokens.get(form.get("refresh_token", ""))
             ident = None if held is None else self._identities[held[0]]
-        if held is None or ident is None:
-            return 400, {"error": "invalid_grant"}
+        if held is None or ident is None or (held[0], held[1]) in self._no_consent:
+            return 400, {
+                "error": "invalid_grant",
+                "error_description": "the refresh token is not valid",
+            }
         scope = held[1]
-        value = self.token(ident, scopes=(scope,), expires_in=172800)
+        life = self.dependent_token_lifetime
+        value = self.token(ident, scopes=(scope,), expires_in=life)
+        refresh = form["refresh_token"]
+        with self._lock:
+            self.refreshed[scope] += 1
+            if self.rotate_refresh_tokens:
+                refresh = "fake-refresh-" + secrets.token_urlsafe(24)
+                self._refresh_tokens[refresh] = self._refresh_tokens.pop(
+                    form["refresh_token"], held
+                )
         server = scope.removeprefix("https://auth.globus.org/scopes/").split("/")[0]
         return 200, {
             "access_token": value,
             "scope": scope,
             "resource_server": server,
-            "expires_in": 172800,
+            "expires_in": life,
             "token_type": "Bearer",
-            "refresh_token": form["refresh_token"],
+            "refresh_token": refresh,
             "other_tokens": [],
         }
 
@@ -220,7 +265,10 @@ class FakeDirectory:
         with self._lock:
             info = self._tokens.get(form.get("token", ""))
         if info is None or not info.active or info.exp < self.now():
-            return 400, {"error": "invalid_grant"}
+            return 400, {
+                "error": "invalid_grant",
+                "error_description": "the token is not active",
+            }
         wanted = form.get("scope", GROUPS_SCOPE).split()
         with self._lock:
             ident = self._identities[info.sub]
@@ -236,10 +284,11 @@ class FakeDirectory:
         for scope in wanted:
             if scope in withheld:
                 continue  # no consent: no token for it, and no word why
-            value = self.token(ident, scopes=(scope,), expires_in=172800)
+            life = self.dependent_token_lifetime
+            value = self.token(ident, scopes=(scope,), expires_in=life)
             with self._lock:
                 self.grants[scope] += 1
-            grant = token_document(value, scope, expires_in=172800)
+            grant = token_document(value, scope, expires_in=life)
             if form.get("access_type") == "offline":
                 refresh = "fake-refresh-" + secrets.token_urlsafe(24)
                 with self._lock:
@@ -247,6 +296,38 @@ class FakeDirectory:
                 grant["refresh_token"] = refresh
             granted.append(grant)
         return 200, granted
+
+    def _consent_control(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        """An identity (its own bearer token) grants, revokes or withholds
+        its consent to a scope: ``{"scope": str, "consent": str}``."""
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        with self._lock:
+            info = self._tokens.get(value) if scheme.lower() == "bearer" else None
+            ident = None if info is None else self._identities.get(info.sub)
+        if info is None or ident is None or not info.active:
+            return 401, {"code": "AUTHENTICATION_FAILED"}
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        scope = doc.get("scope") if isinstance(doc, dict) else None
+        act = doc.get("consent") if isinstance(doc, dict) else None
+        if not isinstance(scope, str) or not scope.strip():
+            return 400, {"code": "BAD_REQUEST", "message": "give a scope"}
+        if act == "grant":
+            self.grant_consent(ident, scope)
+        elif act == "revoke":
+            self.revoke_consent(ident, scope)
+        elif act == "withhold":
+            self.withhold_consent(ident, scope)
+        else:
+            return 400, {
+                "code": "BAD_REQUEST",
+                "message": "consent is one of grant, revoke, withhold",
+            }
+        return 200, {"identity": ident.username, "scope": scope, "consent": act}
 
     def _my_groups(self, headers: Mapping[str, str]) -> tuple[int, Any]:
         scheme, _, value = headers.get("Authorization", "").partition(" ")

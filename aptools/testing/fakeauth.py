@@ -28,11 +28,16 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from aptools.testing._fakeclients import MANAGE_PROJECTS, FakeClients, auth_error
-from aptools.testing._fakedirectory import DEFAULT_SCOPE, FakeDirectory, FakeIdentity
+from aptools.testing._fakedirectory import (
+    CONSENT_PATH,
+    DEFAULT_SCOPE,
+    FakeDirectory,
+    FakeIdentity,
+)
 from aptools.testing._fakeserver import FakeServer, handler_for
 from aptools.testing.loading import environment_set
 
-__all__ = ["FakeGlobusAuth", "FakeIdentity"]
+__all__ = ["CONSENT_PATH", "FakeGlobusAuth", "FakeIdentity"]
 
 
 class FakeGlobusAuth(FakeDirectory):
@@ -49,6 +54,19 @@ class FakeGlobusAuth(FakeDirectory):
       scope (the dependent-token grant then answers without a token for it,
       or refuses with ``dependent_consent_required``), :meth:`grant_consent`
       gives the consent.
+    - Kept tokens: ``dependent_token_lifetime`` (seconds) is how long the
+      access tokens of dependent grants and refreshes live;
+      ``rotate_refresh_tokens`` makes each refresh answer a new refresh
+      token and void the old one (RFC 6749 section 6);
+      :meth:`revoke_refresh_tokens` voids refresh tokens and
+      :meth:`revoke_consent` takes a consent back (both then answer
+      ``invalid_grant``); :attr:`refreshed` counts refreshes by scope.
+      ``token(identity, expires_in=2)`` makes a caller's token that expires
+      in seconds.
+    - Consent over HTTP, for a command line: ``POST`` to :data:`CONSENT_PATH`
+      with an identity's own token (``Authorization: Bearer``) and the JSON
+      ``{"scope": ..., "consent": "grant" | "revoke" | "withhold"}`` (``aptools
+      fakeauth consent`` sends it).
     - :attr:`calls` counts requests by endpoint (``"introspect"``,
       ``"dependent_token"``, ``"my_groups"``), :attr:`grants` dependent
       tokens granted by scope, :meth:`introspected` a token's introspections.
@@ -69,6 +87,8 @@ class FakeGlobusAuth(FakeDirectory):
         host: str = "127.0.0.1",
         port: int = 0,
         clock_offset: float = 0.0,
+        dependent_token_lifetime: int = 172800,
+        rotate_refresh_tokens: bool = False,
     ) -> None:
         super().__init__(
             scope=scope,
@@ -76,6 +96,8 @@ class FakeGlobusAuth(FakeDirectory):
             client_secret=client_secret,
             clock_offset=clock_offset,
         )
+        self.dependent_token_lifetime = dependent_token_lifetime
+        self.rotate_refresh_tokens = rotate_refresh_tokens
         self.calls: collections.Counter[str] = collections.Counter()
         self._asked: collections.Counter[str] = collections.Counter()
         #: Seconds every call waits before answering, to mimic a distant service.
@@ -200,6 +222,7 @@ class FakeGlobusAuth(FakeDirectory):
             "/v2/oauth2/token/introspect": "introspect",
             "/v2/oauth2/token": "dependent_token",
             "/v2/groups/my_groups": "my_groups",
+            CONSENT_PATH: "consent",
         }.get(route, "unknown")
         if route.startswith("/v2/api/"):
             # "clients", "scopes", "projects"
@@ -219,6 +242,8 @@ class FakeGlobusAuth(FakeDirectory):
             return self._my_groups(headers)
         if route.startswith("/v2/api/"):
             return self._developer(method, path, headers, body)
+        if name == "consent" and method == "POST":
+            return self._consent_control(headers, body)
         if name == "unknown" or method != "POST":
             return 404, {"code": "NotFound", "message": "unknown endpoint"}
         if not self._client_ok(headers.get("Authorization", "")):

@@ -9,10 +9,15 @@ gunicorn examples.longjob.app:app
 aptools worker examples.longjob.app     # jobs in a process of their own
 
 It keeps its callers' refresh tokens, encrypted with the Fernet key in
-APTOOLS_ENCRYPTION_KEY (make one with ``Fernet.generate_key()``). With a
-``scope`` its caller has not consented to, the action becomes INACTIVE at
-the first step (details say which consent is missing); after the consent,
-resume goes on from the last checkpoint.
+APTOOLS_ENCRYPTION_KEY (make one with ``Fernet.generate_key()``; several,
+comma-separated, newest first, while rotating it). Its ``scope`` input is
+the caller's choice, so not declared: it is granted when the job first asks
+for it, while the caller's token is valid (a job that knows the scopes it
+acts under declares them, ``@provider.job(keep_tokens=True, scopes=[...])``,
+and gets them when the run is accepted). With a ``scope`` its caller has
+not consented to, the action becomes INACTIVE at the first step (details say
+which consent is missing); after the consent, resume goes on from the last
+checkpoint.
 """
 
 import os

@@ -35,7 +35,7 @@ from aptools.protocol.access import (
     cached_caller,
     require,
 )
-from aptools.protocol.effects import Op, ReadBody, Sleep
+from aptools.protocol.effects import Blocking, Op, ReadBody, Sleep
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import RequestKey, Reservation, Stored
 from aptools.times import parse_datetime
@@ -184,8 +184,17 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
                 f"but it answered {action.status}"
             )
         if jobs is not None and action.status not in TERMINAL:
+            tokens = None
+            if jobs.keys is not None:
+                # Granted while the request's token is fresh: any process
+                # acts as the caller later, from the job's first write.
+                if jobs.scopes:
+                    grant = jobs.kept_tokens, action, caller, spec.auth.scope
+                    tokens = yield Blocking(*grant)
+                else:  # PERF: no Globus Auth call: no thread hop (50 us)
+                    tokens = jobs.kept_tokens(action, caller, spec.auth.scope)
             # Enqueued before the action is stored: nothing accepted is lost.
-            yield from spec.store_call(jobs.admit, action, caller, now)
+            yield from spec.store_call(jobs.admit, action, caller, now, tokens)
         else:
             jobs = None
     except GeneratorExit:

@@ -17,7 +17,7 @@ import orjson
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
 from aptools.store.records import Stored
-from aptools.vocabulary import ACTIVE, INACTIVE
+from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
 __all__ = ["MemoryJobQueue"]
 
@@ -205,7 +205,31 @@ class MemoryJobQueue(JobQueue):
             job = self._held(fence)
             if job is None:
                 return False
+            if self._status(fence.action_id, time.time()) not in (ACTIVE, INACTIVE):
+                return False  # ended: its tokens went with the change
             job.tokens = tokens
+            return True
+
+    def drop_tokens(self, action_id: str) -> None:
+        """Forget the job's kept tokens (its action ended or went); the
+        store calls it with the shared lock held, with the change."""
+        job = self._jobs.get(action_id)
+        if job is not None:
+            job.tokens = None
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        """Every job's kept tokens (sealed) by action id."""
+        with self._lock:
+            return {a: j.tokens for a, j in self._jobs.items() if j.tokens}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None or job.tokens is None or job.tokens != old:
+                return False
+            if self._status(action_id, time.time()) in TERMINAL:
+                return False  # ended: its tokens never come back
+            job.tokens = new
             return True
 
     def due(self) -> list[str]:

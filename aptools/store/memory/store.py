@@ -146,14 +146,24 @@ class MemoryStore(Store):
         if status not in TERMINAL and (only_if is None or status == only_if):
             row.expires_at = expires_at
             row.stored = stored.trimmed()
+            if stored.status in TERMINAL:
+                self._drop_tokens(action_id)
         return row.stored
 
     def delete(self, action_id: str) -> None:
         with self._lock:
             self._drop(action_id)
 
+    def _drop_tokens(self, action_id: str) -> None:
+        # An action that ended or went takes its job's kept tokens along,
+        # under the same lock as the change (held by the caller).
+        queue = self._queues.get(self._namespace)
+        if queue is not None:
+            queue.drop_tokens(action_id)
+
     def _drop(self, action_id: str) -> None:
         row = self._rows.pop(action_id, None)
+        self._drop_tokens(action_id)
         if row is not None:
             key = (row.creator_id, row.request_id)
             if self._keys.get(key) == action_id:

@@ -102,7 +102,23 @@ class PostgresJobQueue(JobQueue):
             " WHERE namespace = %s AND action_id = %s"
         ).encode()
         self._checkpoint = f"UPDATE {jobs} SET checkpoint = %s WHERE {_HELD}".encode()
-        self._tokens = f"UPDATE {jobs} SET tokens = %s WHERE {_HELD}".encode()
+        # Fenced, and only while the action is alive: an ended action's
+        # tokens went with its end and never come back.
+        self._tokens = (
+            f"UPDATE {jobs} j SET tokens = %s WHERE {_HELD} AND {alive}"
+        ).encode()
+        self._kept = (
+            f"SELECT action_id, tokens FROM {jobs}"
+            " WHERE namespace = %s AND tokens IS NOT NULL"
+        ).encode()
+        # Unfenced (an operator's re-key), a compare-and-set on the tokens.
+        self._replace = (
+            f"UPDATE {jobs} j SET tokens = %s"
+            " WHERE j.namespace = %s AND j.action_id = %s AND j.tokens = %s"
+            f" AND NOT EXISTS (SELECT 1 FROM {actions} a"
+            " WHERE a.namespace = j.namespace AND a.action_id = j.action_id"
+            f" AND a.status IN {tuple(_TERMINAL)!r})"
+        ).encode()
         self._due = (
             f"SELECT j.action_id FROM {jobs} j WHERE j.namespace = %s"
             f" AND j.deadline <= {_NOW} AND {alive}"
@@ -299,6 +315,12 @@ class PostgresJobQueue(JobQueue):
 
     def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
         return bool(self._count(self._tokens, (tokens, *self._fence(fence))))
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        return {a: bytes(t) for a, t in self._rows(self._kept, (self._ns,))}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        return bool(self._count(self._replace, (new, self._ns, action_id, old)))
 
     def due(self) -> list[str]:
         return [a for (a,) in self._rows(self._due, (self._ns,))]

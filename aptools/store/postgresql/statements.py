@@ -87,8 +87,21 @@ class Statements:
             " WHEN a.pending THEN 'pending' ELSE 'existing' END,"
             f" {_ROW}"
         )
+        jobs = f'"{schema}".aptools_jobs'
+        # An action that ends or goes takes its job's kept tokens along, in
+        # the same statement.
+        # PERF: ids as an array, so that the jobs' primary key finds the rows
+        # (a join with the deleted rows scanned the whole table).
+        drop_tokens = (
+            f"UPDATE {jobs} SET tokens = NULL WHERE namespace = %(namespace)s"
+            " AND action_id = ANY(ARRAY(SELECT action_id FROM gone))"
+            " AND tokens IS NOT NULL"
+        )
         update = (
-            f"UPDATE {actions} AS a SET "
+            f"WITH ended AS (UPDATE {jobs} SET tokens = NULL"
+            " WHERE namespace = %(namespace)s AND action_id = %(action_id)s"
+            " AND tokens IS NOT NULL AND %(status)s = ANY(%(terminal)s))"
+            f" UPDATE {actions} AS a SET "
             + ", ".join(
                 _unless_terminal(column)
                 for column in ("status", "expires_at", "public", "doc")
@@ -128,15 +141,20 @@ class Statements:
             ).encode(),
             update=update.encode(),
             delete=(
-                f"DELETE FROM {actions} WHERE namespace = %(namespace)s"
-                " AND action_id = %(action_id)s"
+                f"WITH gone AS (DELETE FROM {actions} WHERE namespace = %(namespace)s"
+                " AND action_id = %(action_id)s RETURNING action_id)"
+                f" {drop_tokens}"
             ).encode(),
             # A bounded batch; rows another call holds are left for later,
             # so a purge never waits on a request, nor a request long on it.
+            # Answers how many actions went.
             purge=(
-                f"DELETE FROM {actions} WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
-                f" {actions} WHERE namespace = %(namespace)s"
+                f"WITH gone AS (DELETE FROM {actions} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {actions} WHERE namespace = %(namespace)s"
                 " AND expires_at <= %(now)s LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"
+                " RETURNING action_id),"
+                f" dropped AS ({drop_tokens})"
+                " SELECT count(*) FROM gone"
             ).encode(),
             # Keys still held long after any lease: their holder died and no
             # retry came to take them over.

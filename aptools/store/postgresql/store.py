@@ -235,7 +235,8 @@ class PostgreSQLStore(Store):
         }
         gone = 0
         while True:
-            count = self._execute(self._sql.purge, params)
+            row = self._one(self._sql.purge, params)
+            count = 0 if row is None else int(row[0])
             gone += count
             if count < PURGE_BATCH:
                 break

@@ -46,6 +46,10 @@ RETURNING action_id, attempts, checkpoint, caller, tokens, claims
 _ALIVE: Final = (
     f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
 )
+_ENDED: Final = (
+    "SELECT action_id FROM aptools_actions"
+    f" WHERE status IN {tuple(TERMINAL_STATUSES)!r}"
+)
 # A job row still held by a fence: namespace, action_id, owner, claims.
 _HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
 # The holder's write of its action (one statement: progress).
@@ -245,11 +249,34 @@ class SQLiteJobQueue(JobQueue):
         return bool(
             self._db()
             .execute(
-                f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}",
+                f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}"
+                f" AND action_id IN ({_ALIVE})",
                 (tokens, *self._fence(fence)),
             )
             .rowcount
         )
+
+    def kept_tokens(self) -> dict[str, bytes]:
+        rows = self._db().execute(
+            "SELECT action_id, tokens FROM aptools_jobs"
+            " WHERE namespace = ? AND tokens IS NOT NULL",
+            (self._ns,),
+        )
+        return {action_id: bytes(tokens) for action_id, tokens in rows}
+
+    def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
+        # Unfenced (an operator's re-key), but never on an ended action.
+        changed = (
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET tokens = ?"
+                " WHERE namespace = ? AND action_id = ? AND tokens = ?"
+                f" AND action_id NOT IN ({_ENDED})",
+                (new, self._ns, action_id, old),
+            )
+            .rowcount
+        )
+        return bool(changed)
 
     def due(self) -> list[str]:
         rows = (

@@ -10,7 +10,16 @@ from typing import Final
 
 from aptools.vocabulary import TERMINAL
 
-__all__ = ["FIND", "GET", "INSERT", "LIVE", "MINE", "TERMINAL_STATUSES", "UPDATE"]
+__all__ = [
+    "DROP_TOKENS",
+    "FIND",
+    "GET",
+    "INSERT",
+    "LIVE",
+    "MINE",
+    "TERMINAL_STATUSES",
+    "UPDATE",
+]
 
 TERMINAL_STATUSES: Final = tuple(sorted(TERMINAL))
 # Rows of this view's namespace, and rows from before namespaces existed.
@@ -36,4 +45,10 @@ INSERT: Final = (
     "INSERT INTO aptools_actions (action_id, namespace, creator_id, request_id,"
     " fingerprint, reserved_at, pending, status, expires_at, public, doc)"
     " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+)
+# An action that ended or went takes its job's kept tokens along (in the
+# same transaction as that change). Parameters: namespace, action_id.
+DROP_TOKENS: Final = (
+    "UPDATE aptools_jobs SET tokens = NULL"
+    " WHERE namespace = ? AND action_id = ? AND tokens IS NOT NULL"
 )

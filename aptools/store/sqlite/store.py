@@ -39,6 +39,7 @@ from aptools.store.sqlite.introspections import SQLiteIntrospections
 from aptools.store.sqlite.jobs import SQLiteJobQueue
 from aptools.store.sqlite.schema import VERSION
 from aptools.store.sqlite.statements import (
+    DROP_TOKENS,
     FIND,
     GET,
     INSERT,
@@ -46,6 +47,7 @@ from aptools.store.sqlite.statements import (
     TERMINAL_STATUSES,
     UPDATE,
 )
+from aptools.vocabulary import TERMINAL
 
 __all__ = ["SQLiteStore"]
 
@@ -160,23 +162,25 @@ class SQLiteStore(Store):
     def update(
         self, action_id: str, stored: Stored, expires_at: float | None, now: float
     ) -> Stored | None:
-        changed = (
-            self._file.connection()
-            .execute(
-                UPDATE,
-                (
-                    stored.status,
-                    expires_at,
-                    stored.public,
-                    stored.doc,
-                    action_id,
-                    self._namespace,
-                    *TERMINAL_STATUSES,
-                    now,
-                ),
-            )
-            .rowcount
+        values = (
+            stored.status,
+            expires_at,
+            stored.public,
+            stored.doc,
+            action_id,
+            self._namespace,
+            *TERMINAL_STATUSES,
+            now,
         )
+        if stored.status in TERMINAL:
+            # An action that ends takes its job's kept tokens along, in the
+            # same transaction.
+            with self._file.write() as db:
+                changed = db.execute(UPDATE, values).rowcount
+                db.execute(DROP_TOKENS, (self._namespace, action_id))
+        else:
+            # PERF: one statement, no transaction, for every other change.
+            changed = self._file.connection().execute(UPDATE, values).rowcount
         return stored if changed else self.get(action_id, now)
 
     def delete(self, action_id: str) -> None:
@@ -192,6 +196,7 @@ class SQLiteStore(Store):
             db.execute(
                 "DELETE FROM aptools_principals WHERE action_id = ?", (action_id,)
             )
+        db.execute(DROP_TOKENS, (self._namespace, action_id))
 
     def list(
         self,
