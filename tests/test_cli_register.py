@@ -4,7 +4,9 @@ reused after, a dry run changes nothing, every refusal is one line."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,17 +32,23 @@ class Admin:
         self.projects = [auth.project(self.who) for _ in range(projects)]
 
     def register(
-        self, *args: str, token: str | None = None, url: str = URL, **env: str
+        self,
+        *args: str,
+        token: str | None = None,
+        url: str = URL,
+        target: str = TARGET,
+        path: str = "",
+        **env: str,
     ) -> subprocess.CompletedProcess[str]:
         base = {
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p),
             "GLOBUS_SDK_SERVICE_URL_AUTH": self.auth.url,
             "GLOBUS_AUTH_TOKEN": self.who.token if token is None else token,
         }
         return aptools_cli(
             "register",
-            TARGET,
+            target,
             *(("--url", url) if url else ()),
             *args,
             cwd=ROOT,
@@ -175,6 +183,36 @@ def test_dependent_scopes_are_set_and_kept(auth: FakeGlobusAuth) -> None:
     assert dropped.returncode == 0, dropped.stderr
     assert "set to none" in dropped.stderr
     assert admin.scopes(client["id"])[0]["dependent_scopes"] == []
+
+
+def test_the_scopes_a_provider_declares_are_its_dependent_scopes(
+    auth: FakeGlobusAuth, tmp_path: Path
+) -> None:
+    (tmp_path / "declares.py").write_text(
+        "from aptools import Provider\n"
+        "provider = Provider(title='Declares', admin_contact='a@example.org',\n"
+        "    scope='https://auth.globus.org/scopes/x/action_all',\n"
+        "    input_schema={'type': 'object'}, prefix='/declares',\n"
+        f"    dependent_scopes=[{TRANSFER!r}])\n"
+        "@provider.run\n"
+        "def run(request, caller):\n"
+        "    return {}\n"
+    )
+    admin = Admin(auth)
+    dry = admin.register("--dry-run", target="declares", path=str(tmp_path))
+    assert dry.returncode == 0, dry.stderr
+    assert TRANSFER in dry.stderr + dry.stdout
+    assert admin.clients() == []  # a dry run makes nothing
+    made = admin.register(target="declares", path=str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    [client] = admin.clients()
+    [scope] = admin.scopes(client["id"])
+    transfer = next(
+        s["id"]
+        for s in auth.registrations.scopes.values()
+        if s["scope_string"] == TRANSFER
+    )
+    assert [d["scope"] for d in scope["dependent_scopes"]] == [transfer]
 
 
 def test_refusals_are_one_line(auth: FakeGlobusAuth) -> None:

@@ -93,8 +93,9 @@ def add_parser(commands: Any) -> None:
 def dependent_scopes(provider: Provider) -> tuple[str, ...]:
     """The scopes ``provider`` acts under for its callers (dependent-token
     grants), which its own scope must list as dependent scopes so that one
-    consent covers them. None are declared on a provider yet: ``()``."""
-    return ()
+    consent covers them: what it declares (:attr:`Provider.dependent_scopes`,
+    from ``dependent_scopes=`` and its job's ``scopes``)."""
+    return provider.dependent_scopes
 
 
 @dataclass
