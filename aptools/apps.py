@@ -134,6 +134,7 @@ class AppBuilder:
             ),
             visible=core.Access.of(self._about["visible_to"], PUBLIC),
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
+            administrators=core.Access.of(self._about["administered_by"], PUBLIC),
             auth=auth,
             store=store,
             store_call=calls,

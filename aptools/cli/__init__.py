@@ -6,6 +6,7 @@
 - ``openapi``: print its OpenAPI document (:mod:`.openapi`);
 - ``serve``: serve it with gunicorn or uvicorn (:mod:`.serve`);
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
+- ``jobs``: its job console: list, show, cancel, fail, requeue (:mod:`.jobs`);
 - ``call``: a small client for any provider (:mod:`.call`);
 - ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`);
 - ``register``: its client and scope in Globus Auth (:mod:`.register`).
@@ -24,6 +25,7 @@ from aptools.cli import (
     dev,
     fakeauth,
     flowtest,
+    jobs,
     openapi,
     register,
     serve,
@@ -36,7 +38,18 @@ from aptools.provider import ProviderConfigError
 __all__ = ["asgi_app", "load_provider", "main", "tcp_listener", "wsgi_app"]
 
 #: In the order ``aptools --help`` lists them.
-COMMANDS = (dev, fakeauth, check, openapi, serve, worker, call, flowtest, register)
+COMMANDS = (
+    dev,
+    fakeauth,
+    check,
+    openapi,
+    serve,
+    worker,
+    jobs,
+    call,
+    flowtest,
+    register,
+)
 
 
 def parser() -> argparse.ArgumentParser:

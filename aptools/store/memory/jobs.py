@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE
 
@@ -230,3 +230,32 @@ class MemoryJobQueue(JobQueue):
             for action_id in gone:
                 self._jobs.pop(action_id, None)
         return len(gone)
+
+    def rows(self) -> list[JobRow]:
+        with self._lock:
+            return [
+                JobRow(
+                    action_id,
+                    job.enqueued_at,
+                    job.deadline,
+                    dict(job.caller),
+                    job.owner,
+                    job.lease_until,
+                    job.attempts,
+                    job.claims,
+                    job.cancel,
+                )
+                for action_id, job in sorted(
+                    self._jobs.items(), key=lambda item: item[1].enqueued_at
+                )
+            ]
+
+    def release(self, action_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None:
+                return False
+            job.owner, job.lease_until = None, 0.0
+            job.attempts = max(job.attempts - 1, 0)
+            job.claims += 1
+            return True

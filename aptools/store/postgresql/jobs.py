@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from psycopg.types.json import Jsonb
 
-from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -137,6 +137,16 @@ class PostgresJobQueue(JobQueue):
         ).encode()
         self._conclude_keep = conclude.format(
             f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
+        ).encode()
+        self._rows_all = (
+            "SELECT action_id, enqueued_at, deadline, caller, owner, lease_until,"
+            f" attempts, claims, cancel_requested FROM {jobs}"
+            " WHERE namespace = %s ORDER BY enqueued_at"
+        ).encode()
+        self._release = (
+            f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
+            " attempts = greatest(attempts - 1, 0), claims = claims + 1"
+            " WHERE namespace = %s AND action_id = %s"
         ).encode()
         self._resume_row = (
             f"SELECT deadline IS NOT NULL AND deadline <= {_NOW} FROM {jobs}"
@@ -305,3 +315,14 @@ class PostgresJobQueue(JobQueue):
 
     def sweep(self, grace: float) -> int:
         return self._count(self._sweep, (self._ns, grace))
+
+    def rows(self) -> list[JobRow]:
+        return [
+            JobRow(a, e, d, c, o, lu, at, cl, bool(cr))
+            for a, e, d, c, o, lu, at, cl, cr in self._rows(
+                self._rows_all, (self._ns,)
+            )
+        ]
+
+    def release(self, action_id: str) -> bool:
+        return bool(self._count(self._release, (self._ns, action_id)))

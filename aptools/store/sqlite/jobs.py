@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
 from aptools.vocabulary import ACTIVE, INACTIVE
@@ -273,6 +273,34 @@ class SQLiteJobQueue(JobQueue):
                 " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
                 f" AND action_id NOT IN ({_ALIVE})",
                 (self._ns, now, now - grace),
+            )
+            .rowcount
+        )
+
+    def rows(self) -> list[JobRow]:
+        found = (
+            self._db()
+            .execute(
+                "SELECT action_id, enqueued_at, deadline, caller, owner,"
+                " lease_until, attempts, claims, cancel_requested"
+                " FROM aptools_jobs WHERE namespace = ? ORDER BY enqueued_at",
+                (self._ns,),
+            )
+            .fetchall()
+        )
+        return [
+            JobRow(a, e, d, orjson.loads(c), o, lu, at, cl, bool(cr))
+            for a, e, d, c, o, lu, at, cl, cr in found
+        ]
+
+    def release(self, action_id: str) -> bool:
+        return bool(
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0,"
+                " attempts = max(attempts - 1, 0), claims = claims + 1"
+                " WHERE namespace = ? AND action_id = ?",
+                (self._ns, action_id),
             )
             .rowcount
         )
