@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aptools import Action, Caller, ConsentRequired, Job, JobLost, Provider, Store
+from aptools import Action, Caller, ConsentRequired, Job, JobLost, Provider
 from aptools.jobs import console
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 from aptools.testing.waiting import wait_for
@@ -74,7 +74,10 @@ def _views(provider: Provider, **kw: Any) -> dict[str, console.JobView]:
 
 
 def _four_states(
-    build: Build, alice: FakeIdentity, bob: FakeIdentity, **kw: Any
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+    bob: FakeIdentity,
+    **kw: Any,
 ) -> tuple[Provider, Client, Hold, dict[str, str]]:
     """A provider with one job in each state: waiting, running, stuck, queued."""
     hold = Hold()
@@ -98,9 +101,11 @@ def _four_states(
 
 
 def test_the_listing_has_each_state_with_its_holder_lease_and_attempts(
-    build: Build, alice: FakeIdentity, bob: FakeIdentity
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+    bob: FakeIdentity,
 ) -> None:
-    provider, client, hold, ids = _four_states(build, alice, bob)
+    provider, _client, hold, ids = _four_states(build, alice, bob)
     try:
         views = wait_for(
             lambda: v if len(v := _views(provider)) == 4 else None,
@@ -136,9 +141,11 @@ def test_the_listing_has_each_state_with_its_holder_lease_and_attempts(
 
 
 def test_the_administrators_route_lists_jobs_and_anyone_else_gets_404(
-    build: Build, alice: FakeIdentity, bob: FakeIdentity
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+    bob: FakeIdentity,
 ) -> None:
-    provider, client, hold, ids = _four_states(build, alice, bob)
+    _provider, client, hold, ids = _four_states(build, alice, bob)
     try:
         listed = wait_for(
             lambda: (
@@ -167,7 +174,9 @@ def test_the_administrators_route_lists_jobs_and_anyone_else_gets_404(
 
 
 def test_requeue_fences_out_the_holder_and_is_in_the_actions_log(
-    build: Build, alice: FakeIdentity, bob: FakeIdentity
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+    bob: FakeIdentity,
 ) -> None:
     hold = Hold()
     provider, client = build(hold.work, lease=30.0)
@@ -192,7 +201,8 @@ def test_requeue_fences_out_the_holder_and_is_in_the_actions_log(
 
 
 def test_cancel_and_fail_end_the_action_and_are_in_its_log(
-    build: Build, alice: FakeIdentity
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
 ) -> None:
     hold = Hold()
     provider, client = build(hold.work, max_jobs=4, lease=1.5)
@@ -248,7 +258,7 @@ def work(action, caller, job):
 
 
 @pytest.fixture
-def durable(store_kind: str) -> str:
+def durable(store_kind: str) -> str:  # noqa: F811 - the fixture imported above
     if store_kind == "memory":
         pytest.skip("another process cannot read a memory store")
     return store_kind
@@ -278,9 +288,12 @@ def cli(
 
 
 def test_aptools_jobs_lists_shows_and_acts_from_another_process(
-    build: Build, alice: FakeIdentity, bob: FakeIdentity, cli: Callable[..., Any]
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+    bob: FakeIdentity,
+    cli: Callable[..., Any],
 ) -> None:
-    provider, client, hold, ids = _four_states(build, alice, bob, resumable=True)
+    _provider, client, hold, ids = _four_states(build, alice, bob, resumable=True)
     try:
         listed = wait_for(
             lambda: (
