@@ -119,6 +119,8 @@ class AppBuilder:
         calls = store_call(store)
         if telemetry is not None:
             auth.observe = telemetry.auth_call
+            if jobs is not None:
+                jobs.observe(telemetry)
             calls = telemetry.store_call(calls)
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.

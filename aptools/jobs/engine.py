@@ -13,6 +13,7 @@ from aptools.auth import Caller
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
 from aptools.jobs.handle import LOG_KEY
+from aptools.jobs.observing import kept_trace
 from aptools.jobs.runner import Runner
 from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
 from aptools.models import Action, LogPage, LogQuery, timestamp_of
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from aptools.auth import Authenticator
     from aptools.store import Store
     from aptools.store.jobqueue import JobQueue
+    from aptools.telemetry import Telemetry
 
 __all__ = [
     "J",
@@ -37,6 +39,11 @@ __all__ = [
 
 class JobEngine:
     """One provider's job in one process: enqueue, cancel, and its runner."""
+
+    #: What records the job's spans and metrics (set by :meth:`observe`).
+    telemetry: Telemetry | None = None
+    #: The job metrics (:meth:`Telemetry.job_metrics`), with telemetry.
+    job_metrics: Any = None
 
     def __init__(
         self,
@@ -69,6 +76,13 @@ class JobEngine:
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
         self.queue.enqueue(action.action_id, deadline, _record(caller))
+        if self.telemetry is not None:
+            kept_trace(self, action.action_id)
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Record the job's spans and metrics with ``telemetry``."""
+        self.telemetry = telemetry
+        self.job_metrics = telemetry.job_metrics(self.queue)
 
     def resume(self, action: Action, caller: Caller) -> Stored | None:
         """Resume ``action``'s waiting job, as one compare-and-set

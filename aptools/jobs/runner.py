@@ -37,6 +37,7 @@ from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavaila
 from aptools.failures import Failures
 from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.observing import lease_expired, observed
 from aptools.models import Action, ActionStatus
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
@@ -217,6 +218,7 @@ class Runner:
                         "stopping it",
                         action_id,
                     )
+                    lease_expired(self.engine)
                 job.lose()
 
     def _deadline(self, action_id: str, now: float) -> None:
@@ -300,20 +302,22 @@ class Runner:
         )
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
-        try:
-            result = self.engine.fn(action, caller, job)
-        except BaseException as exc:
-            self._conclude(job, None, exc)
-        else:
-            self._conclude(job, result, None)
+        with observed(self.engine, job):
+            try:
+                result = self.engine.fn(action, caller, job)
+            except BaseException as exc:
+                self._conclude(job, None, exc)
+            else:
+                self._conclude(job, result, None)
 
     async def _run_async(self, job: Job, action: Action, caller: Any) -> None:
-        try:
-            result = await self.engine.fn(action, caller, job)
-        except BaseException as exc:
-            self._conclude(job, None, exc)
-        else:
-            self._conclude(job, result, None)
+        with observed(self.engine, job):
+            try:
+                result = await self.engine.fn(action, caller, job)
+            except BaseException as exc:
+                self._conclude(job, None, exc)
+            else:
+                self._conclude(job, result, None)
 
     def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action_id = job.action_id

@@ -247,6 +247,23 @@ class JobQueue(abc.ABC):
         queue without it."""
         raise NotImplementedError(f"{type(self).__name__} cannot release a job")
 
+    def keep_trace(self, action_id: str, traceparent: str) -> None:  # noqa: B027
+        """Keep ``traceparent`` (the W3C trace context of the run request
+        that queued the job) with ``action_id``'s job, for the process that
+        runs it (:meth:`origin`). The default keeps nothing."""
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        """The kept ``traceparent`` (or ``None``) of ``action_id``'s job and
+        when it was enqueued (on the queue's clock); ``None`` when there is
+        no such job or the queue keeps neither (the default)."""
+        return None
+
+    def counts(self) -> dict[str, int]:
+        """How many unfinished jobs are ``queued``, ``running`` (held by a
+        live lease) and ``waiting`` (their action INACTIVE), by the queue's
+        clock: the job metrics' gauges. The default knows none (empty)."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the queue holds; the default holds nothing."""
 

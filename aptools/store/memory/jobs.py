@@ -34,6 +34,7 @@ class _Job:
     claims: int = 0
     cancel: bool = False
     checkpoint: bytes | None = None
+    traceparent: str | None = None
 
 
 class Actions(Protocol):
@@ -259,3 +260,27 @@ class MemoryJobQueue(JobQueue):
             job.attempts = max(job.attempts - 1, 0)
             job.claims += 1
             return True
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is not None:
+                job.traceparent = traceparent
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            return None if job is None else (job.traceparent, job.enqueued_at)
+
+    def counts(self) -> dict[str, int]:
+        now = time.time()
+        found = {"queued": 0, "running": 0, "waiting": 0}
+        with self._lock:
+            for action_id, job in self._jobs.items():
+                status = self._status(action_id, now)
+                if status == INACTIVE:
+                    found["waiting"] += 1
+                elif status == ACTIVE:
+                    held = job.owner is not None and job.lease_until >= now
+                    found["running" if held else "queued"] += 1
+        return found

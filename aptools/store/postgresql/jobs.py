@@ -74,18 +74,20 @@ class PostgresJobQueue(JobQueue):
             " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
         ).encode()
         # PERF: the inner SELECT walks the claimable index in its order and
-        # stops at LIMIT, as the SQLite queue's does.
+        # stops at LIMIT, as the SQLite queue's does. It is an ARRAY(...):
+        # evaluated once; as ``IN (...)`` the planner may run it again per
+        # row (a nested loop), each run taking up to LIMIT more jobs.
         self._claim = (
             f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
             " attempts = attempts + 1, claims = claims + 1"
-            " WHERE namespace = %s AND action_id IN ("
+            " WHERE namespace = %s AND action_id = ANY(ARRAY("
             f"  SELECT j.action_id FROM {jobs} j"
             f"  JOIN {actions} a ON a.namespace = j.namespace"
             "   AND a.action_id = j.action_id"
             f"  WHERE j.namespace = %s AND j.lease_until < {_NOW}"
             "   AND NOT j.cancel_requested AND a.status = %s"
             "  ORDER BY j.lease_until, j.enqueued_at LIMIT %s"
-            "  FOR UPDATE OF j SKIP LOCKED)"
+            "  FOR UPDATE OF j SKIP LOCKED))"
             " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
         ).encode()
         self._heartbeat = (
@@ -147,6 +149,22 @@ class PostgresJobQueue(JobQueue):
             f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
             " attempts = greatest(attempts - 1, 0), claims = claims + 1"
             " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._keep_trace = (
+            f"UPDATE {jobs} SET traceparent = %s"
+            " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._origin = (
+            f"SELECT traceparent, enqueued_at FROM {jobs}"
+            " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        self._counts = (
+            f"SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'"
+            f" WHEN j.owner IS NOT NULL AND j.lease_until >= {_NOW} THEN 'running'"
+            " ELSE 'queued' END AS state, count(*)"
+            f" FROM {jobs} j JOIN {actions} a ON a.namespace = j.namespace"
+            " AND a.action_id = j.action_id WHERE j.namespace = %s"
+            f" AND a.status IN ('{ACTIVE}', '{INACTIVE}') GROUP BY state"
         ).encode()
         self._resume_row = (
             f"SELECT deadline IS NOT NULL AND deadline <= {_NOW} FROM {jobs}"
@@ -326,3 +344,14 @@ class PostgresJobQueue(JobQueue):
 
     def release(self, action_id: str) -> bool:
         return bool(self._count(self._release, (self._ns, action_id)))
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:
+        self._count(self._keep_trace, (traceparent, self._ns, action_id))
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        rows = self._rows(self._origin, (self._ns, action_id))
+        return None if not rows else (rows[0][0], float(rows[0][1]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._rows(self._counts, (self._ns,))
+        return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}

@@ -46,6 +46,15 @@ RETURNING action_id, attempts, checkpoint, caller, tokens, claims
 _ALIVE: Final = (
     f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
 )
+# Unfinished jobs by state (the job metrics' gauges).
+_COUNTS: Final = f"""
+SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'
+    WHEN j.owner IS NOT NULL AND j.lease_until >= ? THEN 'running'
+    ELSE 'queued' END AS state, count(*)
+FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
+WHERE j.namespace = ? AND a.status IN ('{ACTIVE}', '{INACTIVE}')
+GROUP BY state
+"""
 # A job row still held by a fence: namespace, action_id, owner, claims.
 _HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
 # The holder's write of its action (one statement: progress).
@@ -304,3 +313,26 @@ class SQLiteJobQueue(JobQueue):
             )
             .rowcount
         )
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:
+        self._db().execute(
+            "UPDATE aptools_jobs SET traceparent = ?"
+            " WHERE namespace = ? AND action_id = ?",
+            (traceparent, self._ns, action_id),
+        )
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT traceparent, enqueued_at FROM aptools_jobs"
+                " WHERE namespace = ? AND action_id = ?",
+                (self._ns, action_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else (row[0], float(row[1]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db().execute(_COUNTS, (time.time(), self._ns)).fetchall()
+        return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
