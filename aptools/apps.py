@@ -65,6 +65,7 @@ class AppBuilder:
     _hooks: list[Callable[[RequestInfo], None]]
     _telemetry: tuple[Any, Any]
     _jobs: JobDeclaration
+    _per_caller: int | None
     _spec: core.Spec | None
     _validator: Any
 
@@ -113,6 +114,8 @@ class AppBuilder:
         )
         max_deadline = parse_duration(self._about["maximum_deadline"])
         jobs = self._jobs.engine(store, auth, max_deadline)
+        if jobs is not None:
+            jobs.per_caller = self._per_caller
         description = self.description
         # Decided once: when nothing records, the app is built as without it.
         telemetry = build_telemetry(*self._telemetry)

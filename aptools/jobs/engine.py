@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aptools.auth import Caller
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
+from aptools.jobs.fairshare import queued_behind
 from aptools.jobs.handle import LOG_KEY
 from aptools.jobs.observing import kept_trace
 from aptools.jobs.runner import Runner
@@ -44,6 +45,8 @@ class JobEngine:
     telemetry: Telemetry | None = None
     #: The job metrics (:meth:`Telemetry.job_metrics`), with telemetry.
     job_metrics: Any = None
+    #: Jobs of one caller running at once, across processes (``None``: any).
+    per_caller: int | None = None
 
     def __init__(
         self,
@@ -75,6 +78,9 @@ class JobEngine:
         """Enqueue ``action``'s job (before its first state is stored)."""
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
+        if self.per_caller is not None:
+            ahead = self.queue.ahead(caller.identity_id)
+            queued_behind(action, ahead, self.per_caller)
         self.queue.enqueue(action.action_id, deadline, _record(caller))
         if self.telemetry is not None:
             kept_trace(self, action.action_id)

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aptools.errors import StoreUnavailable
+from aptools.jobs import fairshare
 from aptools.logjson import log_context
 
 if TYPE_CHECKING:
@@ -55,8 +56,10 @@ def observed(engine: Any, job: Job) -> Iterator[None]:
     log records carry its ``action_id``; with telemetry, it is a span
     (``aptools job``) in its run request's trace, and its start latency
     (first attempt), take-over (later attempts) and duration by outcome are
-    recorded."""
+    recorded. A job that waited its caller's turn says it started
+    (:func:`aptools.jobs.fairshare.started`)."""
     with log_context(action_id=job.action_id):
+        fairshare.started(engine, job)
         telemetry = getattr(engine, "telemetry", None)
         if telemetry is None:
             yield

@@ -189,8 +189,16 @@ class Runner:
         free = settings.max_jobs - len(self._running)
         if free > 0 and not self._stopping:
             sent = time.monotonic()
-            for claimed in queue.claim(self.owner, settings.lease, free):
+            for claimed in self._claim(free):
                 self._launch(claimed, sent)
+
+    def _claim(self, free: int) -> list[Claimed]:
+        """Claim up to ``free`` jobs; with a cap per caller, fairly."""
+        queue, lease = self.engine.queue, self._settings.lease
+        per_caller = getattr(self.engine, "per_caller", None)
+        if per_caller is None:
+            return queue.claim(self.owner, lease, free)
+        return queue.claim_fair(self.owner, lease, free, per_caller)
 
     def _heartbeat(self, now: float) -> None:
         with self._lock:

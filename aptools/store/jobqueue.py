@@ -247,6 +247,23 @@ class JobQueue(abc.ABC):
         queue without it."""
         raise NotImplementedError(f"{type(self).__name__} cannot release a job")
 
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        """:meth:`claim`, taking no job of a caller (the ``identity_id`` of
+        its caller record) who already has ``per_caller`` jobs held by live
+        leases, in any process on any host: one atomic step, so claimers at
+        once never take a caller past the cap. A caller's jobs beyond it
+        stay queued, in order, and other callers' jobs are claimed past
+        them. Raises :class:`NotImplementedError` on a queue without it."""
+        raise NotImplementedError(f"{type(self).__name__} has no fair share")
+
+    def ahead(self, identity_id: str) -> int:
+        """How many of ``identity_id``'s jobs are unfinished and not waiting
+        (queued or running, their action ACTIVE): the jobs ahead of one it
+        enqueues now. 0 on a queue that cannot tell (the default)."""
+        return 0
+
     def keep_trace(self, action_id: str, traceparent: str) -> None:  # noqa: B027
         """Keep ``traceparent`` (the W3C trace context of the run request
         that queued the job) with ``action_id``'s job, for the process that

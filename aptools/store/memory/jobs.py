@@ -284,3 +284,57 @@ class MemoryJobQueue(JobQueue):
                     held = job.owner is not None and job.lease_until >= now
                     found["running" if held else "queued"] += 1
         return found
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        taken: list[Claimed] = []
+        now = time.time()
+        with self._lock:
+            held: dict[Any, int] = {}
+            for job in self._jobs.values():
+                if job.owner is not None and job.lease_until >= now:
+                    who = job.caller.get("identity_id")
+                    held[who] = held.get(who, 0) + 1
+            for action_id, job in sorted(
+                self._jobs.items(), key=lambda i: (i[1].lease_until, i[1].enqueued_at)
+            ):
+                if len(taken) >= limit:
+                    break
+                who = job.caller.get("identity_id")
+                if (
+                    job.lease_until >= now
+                    or job.cancel
+                    or held.get(who, 0) >= per_caller
+                ):
+                    continue
+                if self._status(action_id, now) != ACTIVE:
+                    continue
+                held[who] = held.get(who, 0) + 1
+                job.owner, job.lease_until = owner, now + lease
+                job.attempts += 1
+                job.claims += 1
+                checkpoint = (
+                    None if job.checkpoint is None else orjson.loads(job.checkpoint)
+                )
+                taken.append(
+                    Claimed(
+                        action_id,
+                        job.attempts,
+                        checkpoint,
+                        job.caller,
+                        job.tokens,
+                        Fence(action_id, owner, job.claims),
+                    )
+                )
+        return taken
+
+    def ahead(self, identity_id: str) -> int:
+        now = time.time()
+        with self._lock:
+            mine = [
+                a
+                for a, j in self._jobs.items()
+                if j.caller.get("identity_id") == identity_id
+            ]
+            return sum(1 for a in mine if self._status(a, now) == ACTIVE)

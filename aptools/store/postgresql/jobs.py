@@ -30,6 +30,7 @@ import orjson
 from psycopg.types.json import Jsonb
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
+from aptools.store.postgresql.schema import lock_key
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -149,6 +150,36 @@ class PostgresJobQueue(JobQueue):
             f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
             " attempts = greatest(attempts - 1, 0), claims = claims + 1"
             " WHERE namespace = %s AND action_id = %s"
+        ).encode()
+        # Fair share: claims of a namespace take turns (an advisory lock for
+        # the transaction), so the count of a caller's held jobs cannot
+        # change under one; each claimable job is ranked among its caller's.
+        self._fair_lock = b"SELECT pg_advisory_xact_lock(%s)"
+        self._fair_key = lock_key("fair-claim", db.settings.schema, namespace)
+        who = "({}.caller->>'identity_id')"
+        self._claim_fair = (
+            f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
+            " attempts = attempts + 1, claims = claims + 1"
+            " WHERE namespace = %s AND action_id = ANY(ARRAY("
+            "  SELECT c.action_id FROM ("
+            f"   SELECT j.action_id, j.lease_until, j.enqueued_at, {who.format('j')}"
+            f"    AS who, row_number() OVER (PARTITION BY {who.format('j')}"
+            "    ORDER BY j.lease_until, j.enqueued_at) AS rank"
+            f"   FROM {jobs} j JOIN {actions} a ON a.namespace = j.namespace"
+            "    AND a.action_id = j.action_id"
+            f"   WHERE j.namespace = %s AND j.lease_until < {_NOW}"
+            "    AND NOT j.cancel_requested AND a.status = %s) c"
+            f"  WHERE c.rank + (SELECT count(*) FROM {jobs} h"
+            "   WHERE h.namespace = %s AND h.owner IS NOT NULL"
+            f"   AND h.lease_until >= {_NOW} AND {who.format('h')} = c.who) <= %s"
+            "  ORDER BY c.lease_until, c.enqueued_at LIMIT %s))"
+            " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
+        ).encode()
+        self._ahead = (
+            f"SELECT count(*) FROM {jobs} j JOIN {actions} a"
+            " ON a.namespace = j.namespace AND a.action_id = j.action_id"
+            f" WHERE j.namespace = %s AND a.status = '{ACTIVE}'"
+            f" AND {who.format('j')} = %s"
         ).encode()
         self._keep_trace = (
             f"UPDATE {jobs} SET traceparent = %s"
@@ -337,9 +368,7 @@ class PostgresJobQueue(JobQueue):
     def rows(self) -> list[JobRow]:
         return [
             JobRow(a, e, d, c, o, lu, at, cl, bool(cr))
-            for a, e, d, c, o, lu, at, cl, cr in self._rows(
-                self._rows_all, (self._ns,)
-            )
+            for a, e, d, c, o, lu, at, cl, cr in self._rows(self._rows_all, (self._ns,))
         ]
 
     def release(self, action_id: str) -> bool:
@@ -355,3 +384,30 @@ class PostgresJobQueue(JobQueue):
     def counts(self) -> dict[str, int]:
         rows = self._rows(self._counts, (self._ns,))
         return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        params = (owner, lease, self._ns, self._ns, ACTIVE, self._ns, per_caller, limit)
+
+        def take(conn: Conn) -> list[tuple[Any, ...]]:
+            with conn.transaction():
+                conn.execute(self._fair_lock, (self._fair_key,))
+                return conn.execute(self._claim_fair, params).fetchall()
+
+        return [
+            Claimed(
+                action_id,
+                attempts,
+                None if checkpoint is None else orjson.loads(checkpoint),
+                caller,
+                None if tokens is None else bytes(tokens),
+                Fence(action_id, owner, claims),
+            )
+            for action_id, attempts, checkpoint, caller, tokens, claims in self._db.run(
+                take
+            )
+        ]
+
+    def ahead(self, identity_id: str) -> int:
+        return int(self._rows(self._ahead, (self._ns, identity_id))[0][0])

@@ -46,6 +46,31 @@ RETURNING action_id, attempts, checkpoint, caller, tokens, claims
 _ALIVE: Final = (
     f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
 )
+# The caller of a job row (its record is JSON text in a BLOB).
+_WHO: Final = "json_extract(CAST({}.caller AS TEXT), '$.identity_id')"
+# A claim as _CLAIM, taking no caller past a cap on jobs held at once: each
+# claimable job ranked among its caller's, plus the caller's held jobs.
+_CLAIM_FAIR: Final = f"""
+UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
+    claims = claims + 1
+WHERE namespace = ? AND action_id IN (
+    SELECT c.action_id FROM (
+        SELECT j.action_id, j.lease_until, j.enqueued_at, {_WHO.format("j")} AS who,
+            row_number() OVER (PARTITION BY {_WHO.format("j")}
+                ORDER BY j.lease_until, j.enqueued_at) AS rank
+        FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
+        WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
+          AND a.status = ?) c
+    WHERE c.rank + (SELECT count(*) FROM aptools_jobs h
+        WHERE h.namespace = ? AND h.owner IS NOT NULL AND h.lease_until >= ?
+          AND {_WHO.format("h")} = c.who) <= ?
+    ORDER BY c.lease_until, c.enqueued_at LIMIT ?)
+RETURNING action_id, attempts, checkpoint, caller, tokens, claims
+"""
+_AHEAD: Final = f"""
+SELECT count(*) FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
+WHERE j.namespace = ? AND a.status = '{ACTIVE}' AND {_WHO.format("j")} = ?
+"""
 # Unfinished jobs by state (the job metrics' gauges).
 _COUNTS: Final = f"""
 SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'
@@ -336,3 +361,31 @@ class SQLiteJobQueue(JobQueue):
     def counts(self) -> dict[str, int]:
         rows = self._db().execute(_COUNTS, (time.time(), self._ns)).fetchall()
         return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        # One statement: SQLite runs one writer at a time, so the count of a
+        # caller's held jobs cannot change under it.
+        now = time.time()
+        params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
+        rows = (
+            self._db()
+            .execute(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
+            .fetchall()
+        )
+        return [
+            Claimed(
+                action_id,
+                attempts,
+                None if checkpoint is None else orjson.loads(checkpoint),
+                orjson.loads(caller),
+                tokens,
+                Fence(action_id, owner, claims),
+            )
+            for action_id, attempts, checkpoint, caller, tokens, claims in rows
+        ]
+
+    def ahead(self, identity_id: str) -> int:
+        row = self._db().execute(_AHEAD, (self._ns, identity_id)).fetchone()
+        return int(row[0])
