@@ -30,7 +30,7 @@ import orjson
 from psycopg.types.json import Jsonb
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
-from aptools.store.postgresql.schema import lock_key
+from aptools.store.postgresql.operating import operating_statements
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -141,62 +141,8 @@ class PostgresJobQueue(JobQueue):
         self._conclude_keep = conclude.format(
             f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
         ).encode()
-        self._rows_all = (
-            "SELECT action_id, enqueued_at, deadline, caller, owner, lease_until,"
-            f" attempts, claims, cancel_requested FROM {jobs}"
-            " WHERE namespace = %s ORDER BY enqueued_at"
-        ).encode()
-        self._release = (
-            f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
-            " attempts = greatest(attempts - 1, 0), claims = claims + 1"
-            " WHERE namespace = %s AND action_id = %s"
-        ).encode()
-        # Fair share: claims of a namespace take turns (an advisory lock for
-        # the transaction), so the count of a caller's held jobs cannot
-        # change under one; each claimable job is ranked among its caller's.
-        self._fair_lock = b"SELECT pg_advisory_xact_lock(%s)"
-        self._fair_key = lock_key("fair-claim", db.settings.schema, namespace)
-        who = "({}.caller->>'identity_id')"
-        self._claim_fair = (
-            f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
-            " attempts = attempts + 1, claims = claims + 1"
-            " WHERE namespace = %s AND action_id = ANY(ARRAY("
-            "  SELECT c.action_id FROM ("
-            f"   SELECT j.action_id, j.lease_until, j.enqueued_at, {who.format('j')}"
-            f"    AS who, row_number() OVER (PARTITION BY {who.format('j')}"
-            "    ORDER BY j.lease_until, j.enqueued_at) AS rank"
-            f"   FROM {jobs} j JOIN {actions} a ON a.namespace = j.namespace"
-            "    AND a.action_id = j.action_id"
-            f"   WHERE j.namespace = %s AND j.lease_until < {_NOW}"
-            "    AND NOT j.cancel_requested AND a.status = %s) c"
-            f"  WHERE c.rank + (SELECT count(*) FROM {jobs} h"
-            "   WHERE h.namespace = %s AND h.owner IS NOT NULL"
-            f"   AND h.lease_until >= {_NOW} AND {who.format('h')} = c.who) <= %s"
-            "  ORDER BY c.lease_until, c.enqueued_at LIMIT %s))"
-            " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
-        ).encode()
-        self._ahead = (
-            f"SELECT count(*) FROM {jobs} j JOIN {actions} a"
-            " ON a.namespace = j.namespace AND a.action_id = j.action_id"
-            f" WHERE j.namespace = %s AND a.status = '{ACTIVE}'"
-            f" AND {who.format('j')} = %s"
-        ).encode()
-        self._keep_trace = (
-            f"UPDATE {jobs} SET traceparent = %s"
-            " WHERE namespace = %s AND action_id = %s"
-        ).encode()
-        self._origin = (
-            f"SELECT traceparent, enqueued_at FROM {jobs}"
-            " WHERE namespace = %s AND action_id = %s"
-        ).encode()
-        self._counts = (
-            f"SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'"
-            f" WHEN j.owner IS NOT NULL AND j.lease_until >= {_NOW} THEN 'running'"
-            " ELSE 'queued' END AS state, count(*)"
-            f" FROM {jobs} j JOIN {actions} a ON a.namespace = j.namespace"
-            " AND a.action_id = j.action_id WHERE j.namespace = %s"
-            f" AND a.status IN ('{ACTIVE}', '{INACTIVE}') GROUP BY state"
-        ).encode()
+        # The operator's statements (console, fair share, traces).
+        self._ops = operating_statements(jobs, actions, db.settings.schema, namespace)
         self._resume_row = (
             f"SELECT deadline IS NOT NULL AND deadline <= {_NOW} FROM {jobs}"
             " WHERE namespace = %s AND action_id = %s FOR UPDATE"
@@ -368,21 +314,23 @@ class PostgresJobQueue(JobQueue):
     def rows(self) -> list[JobRow]:
         return [
             JobRow(a, e, d, c, o, lu, at, cl, bool(cr))
-            for a, e, d, c, o, lu, at, cl, cr in self._rows(self._rows_all, (self._ns,))
+            for a, e, d, c, o, lu, at, cl, cr in self._rows(
+                self._ops.rows_all, (self._ns,)
+            )
         ]
 
     def release(self, action_id: str) -> bool:
-        return bool(self._count(self._release, (self._ns, action_id)))
+        return bool(self._count(self._ops.release, (self._ns, action_id)))
 
     def keep_trace(self, action_id: str, traceparent: str) -> None:
-        self._count(self._keep_trace, (traceparent, self._ns, action_id))
+        self._count(self._ops.keep_trace, (traceparent, self._ns, action_id))
 
     def origin(self, action_id: str) -> tuple[str | None, float] | None:
-        rows = self._rows(self._origin, (self._ns, action_id))
+        rows = self._rows(self._ops.origin, (self._ns, action_id))
         return None if not rows else (rows[0][0], float(rows[0][1]))
 
     def counts(self) -> dict[str, int]:
-        rows = self._rows(self._counts, (self._ns,))
+        rows = self._rows(self._ops.counts, (self._ns,))
         return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
 
     def claim_fair(
@@ -392,8 +340,8 @@ class PostgresJobQueue(JobQueue):
 
         def take(conn: Conn) -> list[tuple[Any, ...]]:
             with conn.transaction():
-                conn.execute(self._fair_lock, (self._fair_key,))
-                return conn.execute(self._claim_fair, params).fetchall()
+                conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
+                return conn.execute(self._ops.claim_fair, params).fetchall()
 
         return [
             Claimed(
@@ -410,4 +358,4 @@ class PostgresJobQueue(JobQueue):
         ]
 
     def ahead(self, identity_id: str) -> int:
-        return int(self._rows(self._ahead, (self._ns, identity_id))[0][0])
+        return int(self._rows(self._ops.ahead, (self._ns, identity_id))[0][0])
