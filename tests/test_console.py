@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aptools import Action, Caller, ConsentRequired, Job, JobLost, Provider
+from aptools import Action, Caller, ConsentRequired, Job, JobLost, Provider, Store
 from aptools.jobs import console
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 from aptools.testing.waiting import wait_for
@@ -329,3 +329,44 @@ def test_aptools_jobs_lists_shows_and_acts_from_another_process(
         assert missing.returncode == 1 and "no job" in missing.stderr
     finally:
         hold.release.set()
+
+
+def test_two_processes_on_one_database_are_listed_with_their_own_holders(
+    build: Build,  # noqa: F811 - the fixture imported above
+    alice: FakeIdentity,
+) -> None:
+    hold = Hold()
+    first, one = build(hold.work, max_jobs=1, lease=2.0, administered_by=[alice.urn])
+    second, two = build(hold.work, max_jobs=1, lease=2.0, administered_by=[alice.urn])
+    try:
+        ids = [_run(one, alice, HANG), _run(two, alice, HANG)]
+        wait_for(lambda: len(hold.started) == 2, "each process runs one")
+        for provider, client in ((first, one), (second, two)):
+            views = _views(provider)
+            assert {views[a].state for a in ids} == {"running"}
+            owners = {views[a].held_by["owner"] for a in ids}  # type: ignore[index]
+            assert len(owners) == 2
+            listed = client.call("GET", "/jobs?state=running", alice).json
+            assert {j["held_by"]["owner"] for j in listed} == owners
+    finally:
+        hold.release.set()
+
+
+def test_a_job_taken_over_near_the_limit_is_stuck(
+    new_store: Callable[[], Store],  # noqa: F811 - the fixture imported above
+) -> None:
+    from aptools.testing.queue_contract import LONG, SHORT, JobQueueContract
+
+    store = new_store().for_provider("near")
+    queue = store.jobs()
+    assert queue is not None
+    queue.enqueue("j", None, {"identity_id": "a", "identities": ["a"]})
+    JobQueueContract.put(store, "j")
+    for k in range(console.NEAR_LIMIT):
+        # Each holder dies (its short lease runs out); the last one lives.
+        lease = LONG if k == console.NEAR_LIMIT - 1 else SHORT
+        wait_for(lambda: queue.claim(f"p{k}", lease, 1), "a lease ran out")  # noqa: B023
+    (view,) = console.list_jobs(store, queue, resumable=True)
+    assert (view.state, view.attempts, view.takeovers) == ("stuck", 8, 7)
+    (plain,) = console.list_jobs(store, queue, resumable=False)
+    assert plain.state == "running"
