@@ -48,6 +48,7 @@ __all__ = [
     "list_jobs",
     "requeue_job",
     "show_job",
+    "table",
 ]
 
 #: The states a job is listed in, in the listing's order.

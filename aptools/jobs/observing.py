@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aptools.errors import StoreUnavailable
@@ -50,6 +50,23 @@ def _outcome(job: Job) -> str:
     return job.action.status
 
 
+def _opened(engine: Any, job: Job) -> tuple[Any, AbstractContextManager[Any]]:
+    """The job metrics and the job's span, or ``None`` and no span."""
+    telemetry = getattr(engine, "telemetry", None)
+    if telemetry is None:
+        return None, contextlib.nullcontext()
+    metrics = engine.job_metrics
+    origin = None
+    with contextlib.suppress(StoreUnavailable):
+        origin = engine.queue.origin(job.action_id)
+        if origin is not None and job.attempt == 1:
+            metrics.start_latency.record(max(engine.queue.now() - origin[1], 0.0))
+    if job.attempt > 1:
+        metrics.takeovers.add(1)
+    carrier = None if origin is None else origin[0]
+    return metrics, telemetry.job_span(carrier, job.action_id)
+
+
 @contextmanager
 def observed(engine: Any, job: Job) -> Iterator[None]:
     """Run a job's work (and the storing of its outcome) in this block: its
@@ -57,27 +74,23 @@ def observed(engine: Any, job: Job) -> Iterator[None]:
     (``aptools job``) in its run request's trace, and its start latency
     (first attempt), take-over (later attempts) and duration by outcome are
     recorded. A job that waited its caller's turn says it started
-    (:func:`aptools.jobs.fairshare.started`)."""
+    (:func:`aptools.jobs.fairshare.started`). Nothing recorded here can
+    keep the job from running: a failure to record is logged."""
     with log_context(action_id=job.action_id):
-        fairshare.started(engine, job)
-        telemetry = getattr(engine, "telemetry", None)
-        if telemetry is None:
-            yield
-            return
-        metrics = engine.job_metrics
-        origin = None
-        with contextlib.suppress(StoreUnavailable):
-            origin = engine.queue.origin(job.action_id)
-            if origin is not None and job.attempt == 1:
-                waited = max(engine.queue.now() - origin[1], 0.0)
-                metrics.start_latency.record(waited)
-        if job.attempt > 1:
-            metrics.takeovers.add(1)
+        metrics: Any = None
+        span: AbstractContextManager[Any] = contextlib.nullcontext()
+        try:
+            fairshare.started(engine, job)
+            metrics, span = _opened(engine, job)
+        except Exception:
+            log.exception("job %s: its start could not be recorded", job.action_id)
         started = time.monotonic()
-        with telemetry.job_span(None if origin is None else origin[0], job.action_id):
+        with span:
             try:
                 yield
             finally:
-                metrics.duration.record(
-                    time.monotonic() - started, {"aptools.job.outcome": _outcome(job)}
-                )
+                if metrics is not None:
+                    metrics.duration.record(
+                        time.monotonic() - started,
+                        {"aptools.job.outcome": _outcome(job)},
+                    )
