@@ -370,3 +370,23 @@ def test_a_job_taken_over_near_the_limit_is_stuck(
     assert (view.state, view.attempts, view.takeovers) == ("stuck", 8, 7)
     (plain,) = console.list_jobs(store, queue, resumable=False)
     assert plain.state == "running"
+
+
+def test_aptools_jobs_refuses_a_memory_store_and_needs_no_secrets(
+    tmp_path: Path, auth: FakeGlobusAuth
+) -> None:
+    (tmp_path / "console_app.py").write_text(_MODULE)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{tmp_path}:{ROOT}",
+        "CONSOLE_SCOPE": auth.scope,
+    }
+    memory = aptools_cli(
+        "jobs", "console_app", cwd=tmp_path, env={**env, "CONSOLE_STORE": "memory:"}
+    )
+    assert memory.returncode == 1 and "memory:" in memory.stderr
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    empty = aptools_cli(
+        "jobs", "console_app", "--json", cwd=tmp_path, env={**env, "CONSOLE_STORE": url}
+    )
+    assert (empty.returncode, json.loads(empty.stdout)) == (0, []), empty.stderr

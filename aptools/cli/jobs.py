@@ -91,6 +91,13 @@ def _open(target: str) -> tuple[Any, Any, bool]:
         os.environ.update(saved)
     if spec.jobs is None:
         raise CommandError(f"{target} declares no background job")
+    from aptools.store.memory import MemoryStore
+
+    if isinstance(spec.store, MemoryStore):
+        raise CommandError(
+            "the memory: store lives in the serving process only; the console "
+            "reads a SQLite or PostgreSQL store"
+        )
     return spec.store, spec.jobs.queue, spec.jobs.settings.resumable
 
 
