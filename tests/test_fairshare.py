@@ -115,7 +115,7 @@ def test_a_callers_jobs_past_the_cap_wait_their_turn_and_others_start_at_once(
     bob: FakeIdentity,
 ) -> None:
     gates = Gates()
-    _, client = build(gates.work, max_jobs=4, max_jobs_per_caller=1, lease=2.0)
+    provider, client = build(gates.work, max_jobs=4, max_jobs_per_caller=1, lease=2.0)
     try:
         mine = [_run(client, alice) for _ in range(3)]
         theirs = _run(client, bob)
@@ -140,6 +140,7 @@ def test_a_callers_jobs_past_the_cap_wait_their_turn_and_others_start_at_once(
         gates.release(mine[1])
         wait_for(lambda: mine[2] in gates.started, "then the last")
     finally:
+        provider.compile().execution.stop()  # no new job while the store goes
         gates.release_all()
 
 
@@ -149,8 +150,8 @@ def test_the_cap_holds_across_two_processes_on_one_database(
     bob: FakeIdentity,
 ) -> None:
     gates = Gates()
-    _, first = build(gates.work, max_jobs=4, max_jobs_per_caller=2, lease=2.0)
-    _, second = build(gates.work, max_jobs=4, max_jobs_per_caller=2, lease=2.0)
+    one, first = build(gates.work, max_jobs=4, max_jobs_per_caller=2, lease=2.0)
+    two, second = build(gates.work, max_jobs=4, max_jobs_per_caller=2, lease=2.0)
     try:
         mine = [_run(c, alice) for c in (first, second, first, second, first)]
         theirs = [_run(c, bob) for c in (second, first)]
@@ -164,6 +165,8 @@ def test_the_cap_holds_across_two_processes_on_one_database(
             lambda: len([a for a in gates.started if a in mine]) == 4, "two more start"
         )
     finally:
+        for provider in (one, two):  # no new job while the store goes
+            provider.compile().execution.stop()
         gates.release_all()
 
 
