@@ -65,6 +65,7 @@ class AppBuilder:
     _hooks: list[Callable[[RequestInfo], None]]
     _telemetry: tuple[Any, Any]
     _jobs: JobDeclaration
+    _per_caller: int | None
     _spec: core.Spec | None
     _validator: Any
 
@@ -113,12 +114,16 @@ class AppBuilder:
         )
         max_deadline = parse_duration(self._about["maximum_deadline"])
         jobs = self._jobs.engine(store, auth, max_deadline)
+        if jobs is not None:
+            jobs.per_caller = self._per_caller
         description = self.description
         # Decided once: when nothing records, the app is built as without it.
         telemetry = build_telemetry(*self._telemetry)
         calls = store_call(store)
         if telemetry is not None:
             auth.observe = telemetry.auth_call
+            if jobs is not None:
+                jobs.observe(telemetry)
             calls = telemetry.store_call(calls)
         self._spec = core.Spec(
             # PERF: the description never changes; serialize it once.
@@ -134,6 +139,7 @@ class AppBuilder:
             ),
             visible=core.Access.of(self._about["visible_to"], PUBLIC),
             runnable=core.Access.of(self._about["runnable_by"], ALL_AUTHENTICATED),
+            administrators=core.Access.of(self._about["administered_by"], PUBLIC),
             auth=auth,
             store=store,
             store_call=calls,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 
 from aptools.apps import AppBuilder
 from aptools.faces.observe import RequestInfo
+from aptools.jobs.fairshare import check_per_caller
 from aptools.jobs.settings import J
 from aptools.jobs.setup import JobDeclaration
 from aptools.protocol import spec as core
@@ -77,7 +78,9 @@ class Provider(AppBuilder):
       description and the OpenAPI document. Default ``("public",)``.
     - ``runnable_by``: principal URNs, or ``"all_authenticated_users"``, who
       may run. Default ``("all_authenticated_users",)``.
-    - ``administered_by``: principal URNs listed as administrators.
+    - ``administered_by``: principal URNs listed as administrators; they
+      (identities and groups) may read the job console at ``GET
+      {prefix}/jobs`` (:mod:`aptools.jobs.console`); anyone else gets 404.
     - ``synchronous``: ``True`` if run always finishes the action before it
       answers (a run handler that does not is an error). Default ``False``.
     - ``maximum_deadline``: duration; the latest ``deadline`` a run may ask
@@ -178,6 +181,7 @@ class Provider(AppBuilder):
         handler_threads: int | None = None,
         public_url: str | None = None,
         max_jobs: int = 4,
+        max_jobs_per_caller: int | None = None,
         job_poll_interval: float = 1.0,
         encryption_key: str | None = None,
         dependent_scopes: Sequence[str] = (),
@@ -204,6 +208,7 @@ class Provider(AppBuilder):
         self._jobs = JobDeclaration(
             max_jobs, job_poll_interval, encryption_key, dependent_scopes
         )
+        self._per_caller = check_per_caller(max_jobs_per_caller)
         schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title
@@ -328,7 +333,11 @@ class Provider(AppBuilder):
         (dependent refresh tokens, encrypted with ``encryption_key`` or
         ``APTOOLS_ENCRYPTION_KEY``, Fernet keys newest first). ``scopes``
         (with ``keep_tokens``): the scopes it acts under, granted when the
-        run is accepted (see :attr:`dependent_scopes`)::
+        run is accepted (see :attr:`dependent_scopes`).
+        The provider's ``max_jobs_per_caller`` (a positive whole number,
+        default ``None``: no cap) caps one caller identity's jobs running at
+        once across every process and host; their further actions are
+        accepted and wait their turn (:mod:`aptools.jobs.fairshare`)::
 
             @provider.job(resumable=True, lease=10.0)
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:

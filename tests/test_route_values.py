@@ -67,6 +67,7 @@ GOOD_ONCE = {
     "marker": "1",
     "pagination_token": "1",
     "reverse_order": "true",
+    "caller": "alice@example.org",
 }
 PATH_CASES = [
     pytest.param(route, id=f"{route.method} {route.path}")
@@ -89,6 +90,8 @@ def test_the_cases_cover_the_routes_that_take_values() -> None:
         assert (method, "/{action_id}/log", "pagination_token") in named
         assert (method, "/actions", "status") in named
         assert (method, "/actions", "roles") in named
+        assert (method, "/jobs", "state") in named
+        assert (method, "/jobs", "caller") in named
     assert len(PATH_CASES) >= 10
 
 

@@ -8,6 +8,7 @@
 - ``worker``: run its background jobs, serving nothing (:mod:`.worker`);
 - ``rekey``: re-encrypt the tokens its jobs keep with the newest key
   (:mod:`.rekey`);
+- ``jobs``: its job console: list, show, cancel, fail, requeue (:mod:`.jobs`);
 - ``call``: a small client for any provider (:mod:`.call`);
 - ``flowtest``: drive a provider as Globus Flows does (:mod:`.flowtest`);
 - ``register``: its client and scope in Globus Auth (:mod:`.register`).
@@ -26,6 +27,7 @@ from aptools.cli import (
     dev,
     fakeauth,
     flowtest,
+    jobs,
     openapi,
     register,
     rekey,
@@ -47,6 +49,7 @@ COMMANDS = (
     serve,
     worker,
     rekey,
+    jobs,
     call,
     flowtest,
     register,

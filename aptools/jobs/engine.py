@@ -15,7 +15,9 @@ from aptools.auth import Caller
 from aptools.errors import ActionFailed, ConsentRequired
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
+from aptools.jobs.fairshare import queued_behind
 from aptools.jobs.handle import LOG_KEY
+from aptools.jobs.observing import kept_trace
 from aptools.jobs.runner import Runner
 from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
 from aptools.models import Action, LogPage, LogQuery, timestamp_of
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from aptools.auth import Authenticator
     from aptools.store import Store
     from aptools.store.jobqueue import JobQueue
+    from aptools.telemetry import Telemetry
 
 log = logging.getLogger("aptools.jobs")
 
@@ -43,6 +46,13 @@ __all__ = [
 
 class JobEngine:
     """One provider's job in one process: enqueue, cancel, and its runner."""
+
+    #: What records the job's spans and metrics (set by :meth:`observe`).
+    telemetry: Telemetry | None = None
+    #: The job metrics (:meth:`Telemetry.job_metrics`), with telemetry.
+    job_metrics: Any = None
+    #: Jobs of one caller running at once, across processes (``None``: any).
+    per_caller: int | None = None
 
     def __init__(
         self,
@@ -118,7 +128,17 @@ class JobEngine:
         its ``tokens`` (from :meth:`kept_tokens`) from this first write."""
         self._keep(action.action_id, caller)
         deadline = self._deadline(action, now)
+        if self.per_caller is not None:
+            ahead = self.queue.ahead(caller.identity_id)
+            queued_behind(action, ahead, self.per_caller)
         self.queue.enqueue(action.action_id, deadline, _record(caller), tokens)
+        if self.telemetry is not None:
+            kept_trace(self, action.action_id)
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Record the job's spans and metrics with ``telemetry``."""
+        self.telemetry = telemetry
+        self.job_metrics = telemetry.job_metrics(self.queue)
 
     def resume(
         self, action: Action, caller: Caller, tokens: bytes | None = None

@@ -37,6 +37,7 @@ from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavaila
 from aptools.failures import Failures
 from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.observing import lease_expired, observed
 from aptools.models import Action, ActionStatus
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
@@ -188,8 +189,16 @@ class Runner:
         free = settings.max_jobs - len(self._running)
         if free > 0 and not self._stopping:
             sent = time.monotonic()
-            for claimed in queue.claim(self.owner, settings.lease, free):
+            for claimed in self._claim(free):
                 self._launch(claimed, sent)
+
+    def _claim(self, free: int) -> list[Claimed]:
+        """Claim up to ``free`` jobs; with a cap per caller, fairly."""
+        queue, lease = self.engine.queue, self._settings.lease
+        per_caller = getattr(self.engine, "per_caller", None)
+        if per_caller is None:
+            return queue.claim(self.owner, lease, free)
+        return queue.claim_fair(self.owner, lease, free, per_caller)
 
     def _heartbeat(self, now: float) -> None:
         with self._lock:
@@ -219,6 +228,7 @@ class Runner:
                         "stopping it",
                         action_id,
                     )
+                    lease_expired(self.engine)
                 job.lose()
 
     def _deadline(self, action_id: str, now: float) -> None:
@@ -306,20 +316,22 @@ class Runner:
         )
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
-        try:
-            result = self.engine.fn(action, caller, job)
-        except BaseException as exc:
-            self._conclude(job, None, exc)
-        else:
-            self._conclude(job, result, None)
+        with observed(self.engine, job):
+            try:
+                result = self.engine.fn(action, caller, job)
+            except BaseException as exc:
+                self._conclude(job, None, exc)
+            else:
+                self._conclude(job, result, None)
 
     async def _run_async(self, job: Job, action: Action, caller: Any) -> None:
-        try:
-            result = await self.engine.fn(action, caller, job)
-        except BaseException as exc:
-            self._conclude(job, None, exc)
-        else:
-            self._conclude(job, result, None)
+        with observed(self.engine, job):
+            try:
+                result = await self.engine.fn(action, caller, job)
+            except BaseException as exc:
+                self._conclude(job, None, exc)
+            else:
+                self._conclude(job, result, None)
 
     def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action_id = job.action_id

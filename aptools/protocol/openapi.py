@@ -116,6 +116,49 @@ def _schemas(input_schema: Mapping[str, Any]) -> dict[str, Any]:
                 "description": {"type": "string"},
             },
         },
+        "JobList": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "action_id",
+                    "state",
+                    "attempts",
+                    "held_by",
+                    "lease_expires",
+                ],
+                "properties": {
+                    "action_id": {"type": "string"},
+                    "state": {
+                        "type": "string",
+                        "enum": ["running", "queued", "waiting", "stuck"],
+                    },
+                    "status": {"type": ["string", "null"]},
+                    "display_status": {"type": ["string", "null"]},
+                    "caller": {"type": ["string", "null"]},
+                    "username": {"type": ["string", "null"]},
+                    "held_by": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "host": {"type": ["string", "null"]},
+                            "pid": {"type": ["integer", "null"]},
+                            "owner": {"type": "string"},
+                        },
+                    },
+                    "lease_expires": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                    },
+                    "lease_left": {"type": ["number", "null"]},
+                    "attempts": {"type": "integer"},
+                    "takeovers": {"type": "integer"},
+                    "deadline": {"type": ["string", "null"], "format": "date-time"},
+                    "enqueued_at": {"type": "string", "format": "date-time"},
+                    "age": {"type": "number"},
+                    "cancel_requested": {"type": "boolean"},
+                },
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["code", "description"],

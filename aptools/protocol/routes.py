@@ -146,6 +146,18 @@ _LOG_PARAMETERS: Final = (
 )
 
 
+_JOBS_PARAMETERS: Final = (
+    query.word_list(
+        "state",
+        ("running", "queued", "waiting", "stuck"),
+        "",
+        "Comma-separated states from running, queued, waiting, stuck, in any "
+        "letter case (blank or absent: all).",
+    ),
+    query.token("caller", "Only this caller's jobs: an identity id or username."),
+)
+
+
 def _verb(
     name: str, method: str, op: Operation, summary: str, errors: tuple[str, ...]
 ) -> list[Route]:
@@ -298,6 +310,17 @@ ROUTES: Final[tuple[Route, ...]] = (
     ),
     *_verb("log", "GET", ops.action_log, "An action's log", ("400", *_PLAIN)),
     *_verb("resume", "POST", ops.resume, "Resume an inactive action", (*_PLAIN, "409")),
+    Route(
+        "/jobs",
+        "GET",
+        ops.jobs_listing,
+        "jobs",
+        "The provider's unfinished jobs (its administrators only)",
+        {"200": ("The unfinished jobs, oldest first.", "JobList")},
+        ("400", *_PLAIN),
+        _UNCACHED,
+        parameters=_JOBS_PARAMETERS,
+    ),
 )
 
 

@@ -108,6 +108,10 @@ class Spec:
     telemetry: Telemetry | None = None
     #: The readiness route's kept answer.
     readiness: Verdict = field(default_factory=Verdict)
+    #: Who may read the job console over HTTP (``administered_by``).
+    administrators: Access = field(
+        default_factory=lambda: Access(False, frozenset(), frozenset())
+    )
 
 
 def to_json(doc: Any) -> bytes:

@@ -51,7 +51,7 @@ from aptools.errors import JobLost
 if TYPE_CHECKING:
     from aptools.store.records import Stored
 
-__all__ = ["Beat", "Claimed", "Fence", "JobLost", "JobQueue", "lost"]
+__all__ = ["Beat", "Claimed", "Fence", "JobLost", "JobQueue", "JobRow", "lost"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,6 +94,30 @@ class Beat:
 
     action_id: str
     stop: bool
+
+
+@dataclass(slots=True, frozen=True)
+class JobRow:
+    """One job row as it is stored, for the job console
+    (:mod:`aptools.jobs.console`).
+
+    Times are POSIX seconds on the queue's clock: ``enqueued_at``,
+    ``deadline`` (or ``None``) and ``lease_until`` (0 when no process holds
+    it). ``owner`` is the claiming process (``host:pid:start``) of the last
+    claim, or ``None``; ``caller`` the identity record kept with the job
+    (no tokens); ``attempts`` and ``claims`` as :class:`Claimed` and
+    :class:`Fence` count them.
+    """
+
+    action_id: str
+    enqueued_at: float
+    deadline: float | None
+    caller: Mapping[str, Any]
+    owner: str | None
+    lease_until: float
+    attempts: int
+    claims: int
+    cancel_requested: bool
 
 
 class JobQueue(abc.ABC):
@@ -222,6 +246,54 @@ class JobQueue(abc.ABC):
         """Delete rows not held by a live lease whose action ended or was never
         stored (enqueued more than ``grace`` seconds before :meth:`now`);
         return how many."""
+
+    def rows(self) -> list[JobRow]:
+        """Every job row of this provider, oldest first (the job console's
+        listing). Raises :class:`NotImplementedError` on a queue without it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its jobs")
+
+    def release(self, action_id: str) -> bool:
+        """Take ``action_id``'s job from whichever process holds it (the
+        operator's requeue): no owner, claimable at once, its claim counted
+        up so that the old holder's every write is refused from then on
+        (fencing), and this claim not counted as an attempt. False when
+        there is no such job. Raises :class:`NotImplementedError` on a
+        queue without it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot release a job")
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        """:meth:`claim`, taking no job of a caller (the ``identity_id`` of
+        its caller record) who already has ``per_caller`` jobs held by live
+        leases, in any process on any host: one atomic step, so claimers at
+        once never take a caller past the cap. A caller's jobs beyond it
+        stay queued, in order, and other callers' jobs are claimed past
+        them. Raises :class:`NotImplementedError` on a queue without it."""
+        raise NotImplementedError(f"{type(self).__name__} has no fair share")
+
+    def ahead(self, identity_id: str) -> int:
+        """How many of ``identity_id``'s jobs are unfinished and not waiting
+        (queued or running, their action ACTIVE): the jobs ahead of one it
+        enqueues now. 0 on a queue that cannot tell (the default)."""
+        return 0
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:  # noqa: B027
+        """Keep ``traceparent`` (the W3C trace context of the run request
+        that queued the job) with ``action_id``'s job, for the process that
+        runs it (:meth:`origin`). The default keeps nothing."""
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        """The kept ``traceparent`` (or ``None``) of ``action_id``'s job and
+        when it was enqueued (on the queue's clock); ``None`` when there is
+        no such job or the queue keeps neither (the default)."""
+        return None
+
+    def counts(self) -> dict[str, int]:
+        """How many unfinished jobs are ``queued``, ``running`` (held by a
+        live lease) and ``waiting`` (their action INACTIVE), by the queue's
+        clock: the job metrics' gauges. The default knows none (empty)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the queue holds; the default holds nothing."""

@@ -39,6 +39,7 @@ from aptools.auth.globus_client import unobserved
 
 if TYPE_CHECKING:
     from aptools.protocol.effects import StoreCall
+    from aptools.store.jobqueue import JobQueue
 
 __all__ = ["Telemetry", "build", "traceparent", "unobserved"]
 
@@ -65,6 +66,14 @@ class Telemetry(Protocol):
         """A block running a job's work as a span (``aptools job``) in the
         trace of ``carrier``, the W3C ``traceparent`` kept with the job
         (:func:`traceparent`); a new trace when it is ``None``."""
+
+    def job_metrics(self, queue: JobQueue) -> Any:
+        """The job metrics of ``queue``'s provider (made once per provider
+        and process): ``aptools.job.start_latency`` and
+        ``aptools.job.duration`` (seconds; durations by
+        ``aptools.job.outcome``), ``aptools.job.takeovers``,
+        ``aptools.job.lease_expiries`` and the gauge ``aptools.jobs`` (by
+        ``aptools.job.state``: queued, running, waiting)."""
 
 
 def build(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry | None:

@@ -75,7 +75,7 @@ class Instruments:
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         version = _version()
         self.tracer = trace.get_tracer(_SCOPE, version, tracer_provider)
-        meter = metrics.get_meter(_SCOPE, version, meter_provider)
+        meter = self.meter = metrics.get_meter(_SCOPE, version, meter_provider)
         self.request_duration = meter.create_histogram(
             "http.server.request.duration",
             unit="s",
@@ -167,6 +167,11 @@ class Instruments:
                 self.auth_duration.record(time.perf_counter() - started, attributes)
 
     # -- jobs ------------------------------------------------------------------
+
+    def job_metrics(self, queue: Any) -> Any:
+        from aptools.telemetry._jobs import JobInstruments
+
+        return JobInstruments(self.meter, queue)
 
     @contextmanager
     def job_span(

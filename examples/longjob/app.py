@@ -18,6 +18,11 @@ and gets them when the run is accepted). With a ``scope`` its caller has
 not consented to, the action becomes INACTIVE at the first step (details say
 which consent is missing); after the consent, resume goes on from the last
 checkpoint.
+
+LONGJOB_MAX_JOBS caps the jobs running at once per process (default 4);
+LONGJOB_MAX_JOBS_PER_CALLER caps one caller's jobs running at once across
+every process and host (unset: no cap), their further actions waiting their
+turn.
 """
 
 import os
@@ -76,6 +81,12 @@ provider = Provider(
         "additionalProperties": False,
     },
     max_jobs=int(os.environ.get("LONGJOB_MAX_JOBS", "4")),
+    # Unset: no cap on one caller's jobs running at once.
+    max_jobs_per_caller=(
+        int(os.environ["LONGJOB_MAX_JOBS_PER_CALLER"])
+        if os.environ.get("LONGJOB_MAX_JOBS_PER_CALLER")
+        else None
+    ),
     job_poll_interval=float(os.environ.get("LONGJOB_POLL_INTERVAL", "1.0")),
 )
 

@@ -2,6 +2,7 @@
 
 from aptools.protocol.operations.describe import introspect, openapi, options_root
 from aptools.protocol.operations.enumerate import enumerate_actions
+from aptools.protocol.operations.jobs import jobs_listing
 from aptools.protocol.operations.log import action_log
 from aptools.protocol.operations.manage import cancel, release, resume
 from aptools.protocol.operations.ready import ready
@@ -13,6 +14,7 @@ __all__ = [
     "cancel",
     "enumerate_actions",
     "introspect",
+    "jobs_listing",
     "openapi",
     "options_root",
     "ready",

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -34,6 +34,7 @@ class _Job:
     claims: int = 0
     cancel: bool = False
     checkpoint: bytes | None = None
+    traceparent: str | None = None
 
 
 class Actions(Protocol):
@@ -254,3 +255,110 @@ class MemoryJobQueue(JobQueue):
             for action_id in gone:
                 self._jobs.pop(action_id, None)
         return len(gone)
+
+    def rows(self) -> list[JobRow]:
+        with self._lock:
+            return [
+                JobRow(
+                    action_id,
+                    job.enqueued_at,
+                    job.deadline,
+                    dict(job.caller),
+                    job.owner,
+                    job.lease_until,
+                    job.attempts,
+                    job.claims,
+                    job.cancel,
+                )
+                for action_id, job in sorted(
+                    self._jobs.items(), key=lambda item: item[1].enqueued_at
+                )
+            ]
+
+    def release(self, action_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None:
+                return False
+            job.owner, job.lease_until = None, 0.0
+            job.attempts = max(job.attempts - 1, 0)
+            job.claims += 1
+            return True
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is not None:
+                job.traceparent = traceparent
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            return None if job is None else (job.traceparent, job.enqueued_at)
+
+    def counts(self) -> dict[str, int]:
+        now = time.time()
+        found = {"queued": 0, "running": 0, "waiting": 0}
+        with self._lock:
+            for action_id, job in self._jobs.items():
+                status = self._status(action_id, now)
+                if status == INACTIVE:
+                    found["waiting"] += 1
+                elif status == ACTIVE:
+                    held = job.owner is not None and job.lease_until >= now
+                    found["running" if held else "queued"] += 1
+        return found
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        taken: list[Claimed] = []
+        now = time.time()
+        with self._lock:
+            held: dict[Any, int] = {}
+            for job in self._jobs.values():
+                if job.owner is not None and job.lease_until >= now:
+                    who = job.caller.get("identity_id")
+                    held[who] = held.get(who, 0) + 1
+            for action_id, job in sorted(
+                self._jobs.items(), key=lambda i: (i[1].lease_until, i[1].enqueued_at)
+            ):
+                if len(taken) >= limit:
+                    break
+                who = job.caller.get("identity_id")
+                if (
+                    job.lease_until >= now
+                    or job.cancel
+                    or held.get(who, 0) >= per_caller
+                ):
+                    continue
+                if self._status(action_id, now) != ACTIVE:
+                    continue
+                held[who] = held.get(who, 0) + 1
+                job.owner, job.lease_until = owner, now + lease
+                job.attempts += 1
+                job.claims += 1
+                checkpoint = (
+                    None if job.checkpoint is None else orjson.loads(job.checkpoint)
+                )
+                taken.append(
+                    Claimed(
+                        action_id,
+                        job.attempts,
+                        checkpoint,
+                        job.caller,
+                        job.tokens,
+                        Fence(action_id, owner, job.claims),
+                    )
+                )
+        return taken
+
+    def ahead(self, identity_id: str) -> int:
+        now = time.time()
+        with self._lock:
+            mine = [
+                a
+                for a, j in self._jobs.items()
+                if j.caller.get("identity_id") == identity_id
+            ]
+            return sum(1 for a in mine if self._status(a, now) == ACTIVE)

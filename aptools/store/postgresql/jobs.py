@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from psycopg.types.json import Jsonb
 
-from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
+from aptools.store.postgresql.operating import operating_statements
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -74,18 +75,20 @@ class PostgresJobQueue(JobQueue):
             " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
         ).encode()
         # PERF: the inner SELECT walks the claimable index in its order and
-        # stops at LIMIT, as the SQLite queue's does.
+        # stops at LIMIT, as the SQLite queue's does. It is an ARRAY(...):
+        # evaluated once; as ``IN (...)`` the planner may run it again per
+        # row (a nested loop), each run taking up to LIMIT more jobs.
         self._claim = (
             f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
             " attempts = attempts + 1, claims = claims + 1"
-            " WHERE namespace = %s AND action_id IN ("
+            " WHERE namespace = %s AND action_id = ANY(ARRAY("
             f"  SELECT j.action_id FROM {jobs} j"
             f"  JOIN {actions} a ON a.namespace = j.namespace"
             "   AND a.action_id = j.action_id"
             f"  WHERE j.namespace = %s AND j.lease_until < {_NOW}"
             "   AND NOT j.cancel_requested AND a.status = %s"
             "  ORDER BY j.lease_until, j.enqueued_at LIMIT %s"
-            "  FOR UPDATE OF j SKIP LOCKED)"
+            "  FOR UPDATE OF j SKIP LOCKED))"
             " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
         ).encode()
         self._heartbeat = (
@@ -154,6 +157,8 @@ class PostgresJobQueue(JobQueue):
         self._conclude_keep = conclude.format(
             f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
         ).encode()
+        # The operator's statements (console, fair share, traces).
+        self._ops = operating_statements(jobs, actions, db.settings.schema, namespace)
         self._resume_row = (
             f"SELECT deadline IS NOT NULL AND deadline <= {_NOW} FROM {jobs}"
             " WHERE namespace = %s AND action_id = %s FOR UPDATE"
@@ -327,3 +332,52 @@ class PostgresJobQueue(JobQueue):
 
     def sweep(self, grace: float) -> int:
         return self._count(self._sweep, (self._ns, grace))
+
+    def rows(self) -> list[JobRow]:
+        return [
+            JobRow(a, e, d, c, o, lu, at, cl, bool(cr))
+            for a, e, d, c, o, lu, at, cl, cr in self._rows(
+                self._ops.rows_all, (self._ns,)
+            )
+        ]
+
+    def release(self, action_id: str) -> bool:
+        return bool(self._count(self._ops.release, (self._ns, action_id)))
+
+    def keep_trace(self, action_id: str, traceparent: str) -> None:
+        self._count(self._ops.keep_trace, (traceparent, self._ns, action_id))
+
+    def origin(self, action_id: str) -> tuple[str | None, float] | None:
+        rows = self._rows(self._ops.origin, (self._ns, action_id))
+        return None if not rows else (rows[0][0], float(rows[0][1]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._rows(self._ops.counts, (self._ns,))
+        return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
+
+    def claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
+        params = (owner, lease, self._ns, self._ns, ACTIVE, self._ns, per_caller, limit)
+
+        def take(conn: Conn) -> list[tuple[Any, ...]]:
+            with conn.transaction():
+                conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
+                return conn.execute(self._ops.claim_fair, params).fetchall()
+
+        return [
+            Claimed(
+                action_id,
+                attempts,
+                None if checkpoint is None else orjson.loads(checkpoint),
+                caller,
+                None if tokens is None else bytes(tokens),
+                Fence(action_id, owner, claims),
+            )
+            for action_id, attempts, checkpoint, caller, tokens, claims in self._db.run(
+                take
+            )
+        ]
+
+    def ahead(self, identity_id: str) -> int:
+        return int(self._rows(self._ops.ahead, (self._ns, identity_id))[0][0])

@@ -95,6 +95,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """ALTER TABLE {s}.aptools_jobs
             ADD COLUMN claims integer NOT NULL DEFAULT 0""",
     ),
+    (
+        # Job rows keep the W3C traceparent of the run request that queued
+        # them, so that the job's span joins its trace on any host.
+        """ALTER TABLE {s}.aptools_jobs ADD COLUMN traceparent text""",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

@@ -11,8 +11,10 @@ The schema's version is the file's ``PRAGMA user_version``:
 - 1: namespaces. Its job table, when there is one, was made by the job
   queue itself when first opened.
 - 2: the job table ``aptools_jobs`` is part of the schema.
-- 3: this version: job rows count their claims (``claims``, the fencing
-  number of :class:`aptools.store.jobqueue.Fence`).
+- 3: job rows count their claims (``claims``, the fencing number of
+  :class:`aptools.store.jobqueue.Fence`).
+- 4: this version: job rows keep the W3C ``traceparent`` of the run request
+  that queued them (``NULL`` when none was recorded).
 
 The upgrade runs once, in one ``IMMEDIATE`` transaction; processes opening
 the file meanwhile wait for it. A file whose version is current is opened
@@ -28,7 +30,7 @@ from aptools.store.sqlite.claims import patiently
 
 __all__ = ["VERSION", "busy", "prepare"]
 
-VERSION: Final = 3
+VERSION: Final = 4
 
 _ACTIONS: Final = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -77,6 +79,7 @@ _REST: Final = (
         checkpoint       BLOB,
         caller           BLOB NOT NULL,
         tokens           BLOB,
+        traceparent      TEXT,
         PRIMARY KEY (namespace, action_id)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS aptools_jobs_claimable"
@@ -152,6 +155,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
                     "ALTER TABLE aptools_jobs"
                     " ADD COLUMN claims INTEGER NOT NULL DEFAULT 0"
                 )
+            if "traceparent" not in columns:  # a job table of version 1 to 3
+                db.execute("ALTER TABLE aptools_jobs ADD COLUMN traceparent TEXT")
             db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
