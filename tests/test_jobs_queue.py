@@ -121,6 +121,21 @@ def test_a_handed_back_job_is_claimable_at_once_and_not_counted(
     assert again.attempts == 1
 
 
+def test_an_interrupted_job_is_claimable_at_once_and_counted(
+    store: Backend, queue: JobQueue
+) -> None:
+    stored_action(store, "a1")
+    queue.enqueue("a1", NOW, None, WHO)
+    queue.claim("p1", NOW, 60, 5)
+    assert queue.checkpoint("p1", "a1", b'{"step": 1}')
+    queue.interrupt("p2", ["a1"])  # not p2's: nothing happens
+    assert queue.claim("p2", NOW + 1, 60, 5) == []
+    queue.interrupt("p1", ["a1"])
+    [again] = queue.claim("p2", NOW + 1, 60, 5)
+    assert (again.attempts, again.checkpoint) == (2, {"step": 1})
+    assert queue.heartbeat("p1", ["a1"], NOW + 2, 60) == []  # p1 lost it
+
+
 def test_a_waiting_job_resumes_with_a_new_caller_and_its_checkpoint(
     store: Backend, queue: JobQueue
 ) -> None:

@@ -88,6 +88,13 @@ class JobQueue(abc.ABC):
         the claim does not count as an attempt."""
 
     @abc.abstractmethod
+    def interrupt(self, owner: str, action_ids: Collection[str]) -> None:
+        """Hand back jobs whose holder is stopping while they run (SIGTERM):
+        claimable again at once, and, unlike :meth:`hand_back`, the claim
+        counts as an attempt, as a take-over after a crash does — so a job
+        that ends every process running it stays bounded."""
+
+    @abc.abstractmethod
     def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:

@@ -101,6 +101,13 @@ class MemoryJobQueue(JobQueue):
                     job.owner, job.lease_until = None, 0.0
                     job.attempts -= 1
 
+    def interrupt(self, owner: str, action_ids: Collection[str]) -> None:
+        with self._lock:
+            for action_id in action_ids:
+                job = self._jobs.get(action_id)
+                if job is not None and job.owner == owner:
+                    job.owner, job.lease_until = None, 0.0
+
     def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:

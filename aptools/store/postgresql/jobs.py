@@ -76,6 +76,10 @@ class PostgresJobQueue(JobQueue):
             " attempts = attempts - 1"
             " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
         ).encode()
+        self._interrupt = (
+            f"UPDATE {jobs} SET owner = NULL, lease_until = 0"
+            " WHERE namespace = %s AND owner = %s AND action_id = ANY(%s)"
+        ).encode()
         self._delete = (
             f"DELETE FROM {jobs} WHERE namespace = %s AND action_id = %s"
         ).encode()
@@ -161,6 +165,10 @@ class PostgresJobQueue(JobQueue):
     def hand_back(self, owner: str, action_ids: Collection[str]) -> None:
         if action_ids:
             self._count(self._release, (self._ns, owner, list(action_ids)))
+
+    def interrupt(self, owner: str, action_ids: Collection[str]) -> None:
+        if action_ids:
+            self._count(self._interrupt, (self._ns, owner, list(action_ids)))
 
     def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None

@@ -115,6 +115,16 @@ class SQLiteJobQueue(JobQueue):
             (self._ns, owner, *action_ids),
         )
 
+    def interrupt(self, owner: str, action_ids: Collection[str]) -> None:
+        if not action_ids:
+            return
+        marks = ",".join("?" * len(action_ids))
+        self._db().execute(
+            "UPDATE aptools_jobs SET owner = NULL, lease_until = 0"  # noqa: S608
+            f" WHERE namespace = ? AND owner = ? AND action_id IN ({marks})",
+            (self._ns, owner, *action_ids),
+        )
+
     def requeue_for(
         self, action_id: str, caller: Mapping[str, Any], tokens: bytes | None
     ) -> bool:
