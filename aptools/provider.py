@@ -281,6 +281,8 @@ class Provider(AppBuilder):
         resumable: bool = False,
         lease: float = 30.0,
         keep_tokens: bool = False,
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
     ) -> Callable[[J], J]: ...
     def job(
         self,
@@ -290,6 +292,8 @@ class Provider(AppBuilder):
         resumable: bool = False,
         lease: float = 30.0,
         keep_tokens: bool = False,
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
     ) -> Any:
         """Register the background job: ``fn(action, caller, job)``, ``def`` or
         ``async def`` (see :mod:`aptools.jobs`).
@@ -303,6 +307,11 @@ class Provider(AppBuilder):
         ``lease`` (seconds): a job whose process died is taken over after at
         most this long. ``resumable``: the take-over starts it again with its
         last checkpoint; otherwise the action ends FAILED ("Interrupted").
+        ``max_attempts``: a job whose process ended while running it (a
+        take-over, a hand-back at SIGTERM) this many times ends FAILED.
+        ``stop_timeout`` (seconds): at SIGTERM a job that is not resumable
+        may go on this long, then ends FAILED ("Interrupted"); a resumable
+        one is handed back at once.
         ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
         whole job, after the caller's token expired and after a take-over
         (dependent refresh tokens, encrypted with ``encryption_key`` or
@@ -312,7 +321,9 @@ class Provider(AppBuilder):
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
                 ...
         """
-        settings = self._jobs.settings(resumable, lease, keep_tokens)
+        settings = self._jobs.settings(
+            resumable, lease, keep_tokens, max_attempts, stop_timeout
+        )
 
         def register(fn: F) -> F:
             self._register("job", fn)

@@ -61,6 +61,7 @@ class Job:
         owner: str,
         checkpoint: Any,
         attempt: int,
+        retry: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
         self._action = action
         self._store = store
@@ -71,6 +72,11 @@ class Job:
         self._stop = threading.Event()
         self._lost = False
         self._on_cancel: Callable[[], None] | None = None
+        # How a write rides out a store outage (the runner's: while the lease
+        # holds, see aptools.jobs.outage); by default, once.
+        self._retry: Callable[[Callable[[], Any]], Any] = retry or _once
+        #: When (time.monotonic) the job was told to stop, or None.
+        self.stopped_at: float | None = None
         #: How many times this job was started (1 the first time; more after
         #: a take-over from a process that died).
         self.attempt = attempt
@@ -134,8 +140,10 @@ class Job:
                 entries = list(action.state.get(LOG_KEY, ()))
                 entries.append(_entry(log))
                 action.state[LOG_KEY] = entries[-LOG_LIMIT:]
-            stored = self._store.update(
-                action.action_id, Stored.of(action), None, time.time()
+            stored = self._retry(
+                lambda: self._store.update(
+                    action.action_id, Stored.of(action), None, time.time()
+                )
             )
         if stored is None or stored.status in TERMINAL:
             self.stop()
@@ -154,7 +162,9 @@ class Job:
         with self._lock:
             if self._lost:
                 return
-            if self._queue.checkpoint(self._owner, self.action_id, data):
+            if self._retry(
+                lambda: self._queue.checkpoint(self._owner, self.action_id, data)
+            ):
                 self._checkpoint = orjson.loads(data)
                 return
         self.lose()
@@ -163,6 +173,8 @@ class Job:
 
     def stop(self) -> None:
         """Tell the job to stop (cancel, deadline)."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self._stop.set()
         hook = self._on_cancel
         if hook is not None:
@@ -178,6 +190,10 @@ class Job:
     @property
     def lost(self) -> bool:
         return self._lost
+
+
+def _once(call: Callable[[], Any]) -> Any:
+    return call()
 
 
 def _entry(log: LogEntry | Mapping[str, Any]) -> dict[str, Any]:

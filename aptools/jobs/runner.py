@@ -3,18 +3,20 @@
 A daemon thread claims jobs whose lease ran out (at most ``max_jobs`` running
 at once), renews the leases of its running jobs every third of a lease,
 enforces deadlines and deletes the rows of ended actions. ``def`` jobs run in
-threads of their own, ``async def`` jobs on one event loop thread. At exit
-(SIGTERM under gunicorn or uvicorn, or :meth:`Runner.stop`) running jobs are
-handed back at once, for another process to take over without waiting for
-their leases.
+threads of their own, ``async def`` jobs on one event loop thread.
+
+At SIGTERM (:meth:`Runner.terminate`, through :mod:`aptools.signals`) the
+runner claims no more; a resumable job is handed back at once (the claim
+counts as an attempt), for another process to take over from its checkpoint
+without waiting for its lease; a job that is not resumable goes on, its lease
+renewed, for at most ``stop_timeout`` seconds. At exit (:meth:`Runner.stop`)
+one still running then ends FAILED ("Interrupted"): never started twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import signal
 import threading
 import time
 import weakref
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from aptools import signals
 from aptools.actions import (
     apply,
     consent_needed,
@@ -29,10 +32,10 @@ from aptools.actions import (
     fail,
     finish_fields,
 )
-from aptools.errors import ActionFailed, ConsentRequired
+from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
 from aptools.failures import Failures
-from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.outage import ride_out
 from aptools.models import Action, ActionStatus
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
@@ -55,8 +58,11 @@ _GENERIC: Final = {
     "description": "The job failed with an unexpected error.",
 }
 _SWEEP_EVERY: Final = 60.0
-#: Take-overs of a resumable job before it ends FAILED ("Interrupted").
+#: The default of ``max_attempts``: processes that may end while running a
+#: resumable job before its action ends FAILED.
 MOST_ATTEMPTS: Final = 10
+#: How often (seconds) a job told to stop that has not returned is logged.
+STUCK_EVERY: Final = 60.0
 
 
 class Engine(Protocol):
@@ -93,6 +99,14 @@ class Runner:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
+        # SIGTERM came: claim nothing more; jobs not resumable may run on
+        # until _drain_until (time.monotonic).
+        self._draining = False
+        self._drain_until = 0.0
+        self._idle = threading.Condition(self._lock)
+        # When each running job's lease was last renewed (time.monotonic).
+        self._renewed: dict[str, float] = {}
+        self._stuck_said: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_beat = 0.0
@@ -112,7 +126,9 @@ class Runner:
         )
         self._thread.start()
         _live.add(self)
-        _hand_back_at_exit()
+        signals.on_terminate(_terminate_all)
+        signals.on_exit(_stop_all)
+        signals.install()
 
     def wake(self) -> None:
         self._wake.set()
@@ -126,27 +142,79 @@ class Runner:
         if job is not None:
             job.stop()
 
+    def terminate(self) -> None:
+        """What SIGTERM does (never blocks): claim no more jobs; hand the
+        running jobs back at once when they are resumable (the claim counts
+        as an attempt); let the others go on for ``stop_timeout`` seconds."""
+        with self._lock:
+            if self._draining:
+                return
+            self._draining = True
+            self._drain_until = time.monotonic() + self._settings.stop_timeout
+            held = list(self._running.values()) if self._settings.resumable else []
+        self._interrupt(held)
+
     def stop(self) -> None:
-        """Hand every running job back (lease cleared) and stop claiming."""
+        """Stop this runner: :meth:`terminate`, then wait for the jobs that
+        are not resumable until ``stop_timeout`` seconds after it; those still
+        running end FAILED ("Interrupted"). Blocks at most that long."""
         if self._stopping:
             return
+        self.terminate()
+        with self._lock:
+            while self._running and not self._settings.resumable:
+                left = self._drain_until - time.monotonic()
+                if left <= 0 or not self._idle.wait(left):
+                    break
+            held = list(self._running.values())
         self._stopping = True
         self._wake.set()
-        with self._lock:
-            held = list(self._running.values())
-        for job in held:
-            job.lose()
-        if held:
-            try:
-                self.engine.queue.hand_back(self.owner, [j.action_id for j in held])
-            except Exception:
-                log.exception("could not hand back %d jobs", len(held))
-            else:
-                log.info("handed back %d running jobs", len(held))
+        if self._settings.resumable:
+            self._interrupt(held)  # claimed meanwhile, if any
+        else:
+            for job in held:
+                self._end_interrupted(job)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _interrupt(self, held: list[Job]) -> None:
+        for job in held:
+            job.lose()
+        if held:
+            try:
+                self.engine.queue.interrupt(self.owner, [j.action_id for j in held])
+            except Exception:
+                log.exception("could not hand back %d jobs", len(held))
+            else:
+                log.info("handed back %d running jobs", len(held))
+
+    def _end_interrupted(self, job: Job) -> None:
+        """A job that is not resumable did not end in time: its action ends
+        FAILED ("Interrupted"), and nobody runs it again."""
+        job.lose()
+        log.warning(
+            "job %s did not end within %g s of the stop: FAILED (Interrupted)",
+            job.action_id,
+            self._settings.stop_timeout,
+        )
+        action = job.action
+        action.status, action.display_status = FAILED, INTERRUPTED
+        action.details = {
+            "code": "Interrupted",
+            "description": "The process running the job stopped before the job"
+            " ended; the job is not resumable, so it is not started again.",
+        }
+        finish_fields(action)
+        try:
+            self.engine.store.update(
+                action.action_id, Stored.of(action), expiry(action), time.time()
+            )
+            self.engine.queue.delete(action.action_id)
+        except Exception:
+            # Its lease runs out, and the take-over ends it so.
+            log.exception("job %s: could not end its action", job.action_id)
 
     # -- the main loop ------------------------------------------------------------
 
@@ -172,8 +240,10 @@ class Runner:
         queue = self.engine.queue
         settings = self._settings
         if now >= self._next_beat:
-            self._next_beat = now + settings.lease / 3
+            # Due again a third of a lease after it succeeded; while the
+            # store is away, at every tick (riding out the outage).
             self._heartbeat(now)
+            self._next_beat = now + settings.lease / 3
         if now >= self._next_due:
             # PERF: at most once per poll interval, not at every wake-up (a
             # job ending wakes the runner): the look-up scans the queue.
@@ -183,22 +253,54 @@ class Runner:
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY
             queue.sweep(now, grace=max(settings.lease, 300.0))
-        free = settings.max_jobs - len(self._running)
-        if free > 0 and not self._stopping:
+        free = settings.max_jobs - self._busy()
+        if free > 0 and not self._draining:
+            sent = time.monotonic()
             for claimed in queue.claim(self.owner, now, settings.lease, free):
-                self._launch(claimed)
+                self._launch(claimed, sent)
+
+    def _busy(self) -> int:
+        """The running jobs that count against ``max_jobs``: not those told to
+        stop (their action ended, or another process holds them now), which
+        only have to return; one that has not, long after, is logged (at most
+        every :data:`STUCK_EVERY` seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            jobs = list(self._running.values())
+        busy = 0
+        for job in jobs:
+            since = job.stopped_at
+            if since is None:
+                busy += 1
+            elif now - since >= min(self._settings.lease, STUCK_EVERY) and (
+                now >= self._stuck_said.get(job.action_id, 0.0)
+            ):
+                self._stuck_said[job.action_id] = now + STUCK_EVERY
+                log.warning(
+                    "job %s was told to stop %.0f s ago and has not returned;"
+                    " it no longer counts against max_jobs",
+                    job.action_id,
+                    now - since,
+                )
+        return busy
+
+    def _held_until(self, action_id: str) -> float:
+        """Until when (time.monotonic) the job's lease surely holds."""
+        return self._renewed.get(action_id, 0.0) + self._settings.lease
 
     def _heartbeat(self, now: float) -> None:
         with self._lock:
             held = dict(self._running)
         if not held:
             return
+        sent = time.monotonic()
         beats = self.engine.queue.heartbeat(
             self.owner, list(held), now, self._settings.lease
         )
         alive = set()
         for beat in beats:
             alive.add(beat.action_id)
+            self._renewed[beat.action_id] = sent
             if beat.stop:
                 held[beat.action_id].stop()
         for action_id, job in held.items():
@@ -219,9 +321,11 @@ class Runner:
 
     # -- one job ------------------------------------------------------------------
 
-    def _launch(self, claimed: Claimed) -> None:
+    def _launch(self, claimed: Claimed, sent: float) -> None:
+        self._renewed[claimed.action_id] = sent
         job = self._prepare(claimed)
         if job is None:
+            self._renewed.pop(claimed.action_id, None)
             return
         # The function gets a copy of its own; the handle keeps what it saved.
         mine = Stored.of(job.action).action()
@@ -262,7 +366,8 @@ class Runner:
             engine.queue.hand_back(self.owner, [claimed.action_id])
             return None
         action = stored.action()
-        if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
+        most = self._settings.max_attempts if self._settings.resumable else 1
+        if claimed.attempts > most:
             # Not resumable, or a job whose every run ends its process (say,
             # out of memory): ending it beats taking workers down forever.
             log.warning(
@@ -271,6 +376,7 @@ class Runner:
                 claimed.attempts - 1,
             )
             action.status, action.display_status = FAILED, INTERRUPTED
+            action.details = _interrupted(claimed.attempts - 1, most)
             finish_fields(action)
             engine.store.update(
                 action.action_id, Stored.of(action), expiry(action), now
@@ -284,6 +390,9 @@ class Runner:
             owner=self.owner,
             checkpoint=claimed.checkpoint,
             attempt=claimed.attempts,
+            retry=lambda call: ride_out(
+                call, lambda: self._held_until(claimed.action_id)
+            ),
         )
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
@@ -304,20 +413,39 @@ class Runner:
 
     def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
         action_id = job.action_id
+        until = self._held_until
         try:
             if job.lost:
                 return  # handed back or taken over: another process decides
             if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
                 # The action ended already (cancel, deadline).
-                self.engine.queue.delete(action_id)
+                ride_out(
+                    lambda: self.engine.queue.delete(action_id),
+                    until=lambda: until(action_id),
+                )
                 return
-            self._save_outcome(job, result, exc)
+            if isinstance(exc, StoreUnavailable):
+                # Away longer than the lease allowed: whoever claims the job
+                # after its lease goes on (from its checkpoint). A store's
+                # fault never ends the action FAILED.
+                log.warning(
+                    "job %s: the store was away too long; handed over", action_id
+                )
+                job.lose()
+                return
+            ride_out(
+                lambda: self._save_outcome(job, result, exc),
+                until=lambda: until(action_id),
+            )
         except Exception:
             log.exception("job %s: its outcome could not be stored", action_id)
         finally:
             with self._lock:
                 self._running.pop(action_id, None)
                 self._tasks.pop(action_id, None)
+                self._renewed.pop(action_id, None)
+                self._stuck_said.pop(action_id, None)
+                self._idle.notify_all()
             self.engine.forget(action_id)
             self._wake.set()
 
@@ -331,9 +459,13 @@ class Runner:
                 apply(action, {} if checked is None else checked)
                 fresh = Stored.of(action)
             except TypeError as bad:  # also what orjson cannot serialize
-                exc = bad
+                exc = _unstorable(action.action_id, bad)
         if isinstance(exc, ActionFailed):
             fail(action, exc)
+            try:
+                fresh = Stored.of(action)
+            except TypeError as bad:  # details JSON cannot hold
+                fail(action, _unstorable(action.action_id, bad))
         elif isinstance(exc, ConsentRequired):
             # INACTIVE until resumed; the job keeps its row and checkpoint.
             consent_needed(action, exc, engine.auth.scope, "job")
@@ -357,6 +489,32 @@ class Runner:
             engine.queue.delete(action.action_id)
 
 
+def _unstorable(action_id: str, bad: TypeError) -> ActionFailed:
+    """What a job's outcome that cannot be stored ends its action with."""
+    log.error("job %s: its outcome cannot be stored: %s", action_id, bad)
+    return ActionFailed(
+        {
+            "code": "UnstorableOutcome",
+            "description": "The job's outcome could not be stored: " + str(bad)[:200],
+        },
+        display_status="Failed",
+    )
+
+
+def _interrupted(ended: int, most: int) -> dict[str, str]:
+    if most <= 1:
+        text = (
+            "The process running the job ended before the job did; the job is"
+            " not resumable, so it was not started again."
+        )
+    else:
+        text = (
+            f"The job's process ended {ended} times before the job did"
+            f" (at most {most} are allowed: max_attempts)."
+        )
+    return {"code": "Interrupted", "description": text}
+
+
 def _checked(result: Any) -> Any:
     if isinstance(result, ActionStatus) and result.status == ACTIVE:
         raise TypeError("a job must end its action; it returned an ACTIVE status")
@@ -376,32 +534,13 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
 
 
 _live: weakref.WeakSet[Runner] = weakref.WeakSet()
-_installed = [-1]  # the fork generation that installed the exit hooks
+
+
+def _terminate_all() -> None:
+    for runner in list(_live):
+        runner.terminate()
 
 
 def _stop_all() -> None:
     for runner in list(_live):
         runner.stop()
-
-
-def _hand_back_at_exit() -> None:
-    """Hand running jobs back when this process exits: at a normal exit
-    (gunicorn's workers) and at SIGTERM, before the handler in place runs
-    (uvicorn re-raises SIGTERM after its shut-down, which skips exit hooks)."""
-    if _installed[0] == generation():
-        return
-    _installed[0] = generation()
-    atexit.register(_stop_all)
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers; the exit hook remains
-    before = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        _stop_all()
-        if callable(before):
-            before(signum, frame)
-        elif before != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)

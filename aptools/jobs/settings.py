@@ -43,6 +43,13 @@ class JobSettings:
     (seconds): how often a process looks for jobs others enqueued.
     ``keep_tokens``: keep the caller's dependent refresh tokens, encrypted,
     so that ``caller.authorizer(scope)`` works for the whole job.
+    ``max_attempts``: how many processes may end while running the job (a
+    take-over after a crash or SIGKILL, a hand-back at SIGTERM) before its
+    action ends FAILED; a job that is not resumable is never started twice.
+    ``stop_timeout`` (seconds): at SIGTERM, how long a job that is not
+    resumable may go on to its end before its action ends FAILED
+    ("Interrupted"); keep it below the server's own graceful timeout
+    (gunicorn's ``--graceful-timeout``, 30 s by default).
     """
 
     resumable: bool = False
@@ -50,3 +57,5 @@ class JobSettings:
     max_jobs: int = 4
     poll_interval: float = 1.0
     keep_tokens: bool = False
+    max_attempts: int = 10
+    stop_timeout: float = 25.0
