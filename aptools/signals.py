@@ -14,7 +14,11 @@ the process that installed them:
 - :func:`install` sets the SIGTERM handler in the main thread, chained to the
   handler that was there before (gunicorn's, uvicorn's, the application's),
   which runs after ours; with the default handler in place the process then
-  runs its exit hooks and ends as SIGTERM would end it.
+  runs its exit hooks and ends as SIGTERM would end it. In a forked child
+  that inherited it, the handler ends the child as the default one would,
+  and runs neither aptools' hooks nor the handler it chained to (both are the
+  parent's: a ``multiprocessing`` worker signalled by ``Pool.terminate()``
+  ends, as it must for the pool to close).
 - An application that owns its signals sets ``APTOOLS_SIGNALS=off``: aptools
   sets no handler, and the application calls :func:`terminate` from its own
   (or stops the provider with ``provider.jobs.shutdown()``). The exit hook
@@ -168,16 +172,21 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    if _state["handler"] == os.getpid():
-        terminate()
+    if _state["handler"] != os.getpid():
+        # A forked child (a multiprocessing worker, say): the handler and the
+        # one it chains to are its parent's, for its parent's server or jobs.
+        # It ends as SIGTERM ends a process, as its parent would expect.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+        return
+    terminate()
     before = _state["before"]
     if callable(before):
         before(signum, frame)
     elif before == signal.SIG_IGN:
         return
     elif before is None or before == signal.SIG_DFL:
-        if _state["handler"] == os.getpid():
-            _at_exit()  # the default handler ends the process at once
+        _at_exit()  # the default handler ends the process at once
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
 
