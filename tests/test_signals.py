@@ -42,10 +42,13 @@ CHAINED = """
     signals.on_terminate(lambda: note("hook"))
     signals.on_exit(lambda: note("exit"))
     print(signals.install(), signals.installed())
+    ready, said = os.pipe()
     child = os.fork()
     if child == 0:
+        os.write(said, b"up")
         time.sleep(30)  # ended by SIGTERM, as the default handler ends it
         os._exit(0)
+    os.read(ready, 2)  # (a signal before the child's start would be lost)
     os.kill(child, signal.SIGTERM)
     _, status = os.waitpid(child, 0)
     print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, child)
