@@ -667,3 +667,92 @@ def test_a_job_that_keeps_ending_its_process_ends_failed(build: Build) -> None:
     assert seen == []
     assert doc["status"] == "FAILED"
     assert "interrupted" in doc["display_status"].lower()
+
+
+def _absolute(n: int) -> int:
+    return abs(n)
+
+
+def test_a_job_using_a_process_pool_runs_once(
+    build: Build, alice: FakeIdentity
+) -> None:
+    import multiprocessing
+
+    runs: list[str] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        runs.append(action.action_id)
+        # Closing the pool sends SIGTERM to its forked workers, which
+        # inherited this process's handler: they must not hand our jobs back.
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            total = sum(pool.map(_absolute, range(-5, 5)))
+        job.wait(0.5)
+        return {"total": total, "attempt": job.attempt}
+
+    _, client = build(work, resumable=True, lease=1.0)
+    ids = [
+        client.run(alice, {"n": k}, request_id=f"p{k}").json["action_id"]
+        for k in range(2)
+    ]
+    for action_id in ids:
+        done = ended(client, alice, action_id)
+        assert done["status"] == "SUCCEEDED"
+        assert done["details"] == {"total": 25, "attempt": 1}
+    assert sorted(runs) == sorted(ids)
+
+
+def test_a_canceled_job_that_never_returns_frees_its_slot_and_is_logged(
+    build: Build, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        if action.body["n"] == 1:
+            stuck.set()
+            release.wait(60)  # never looks at the job
+        return {"n": action.body["n"]}
+
+    _, client = build(work, lease=0.6, max_jobs=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aptools.jobs"):
+            first = client.run(alice, {"n": 1}, request_id="a").json["action_id"]
+            wait_for(stuck.is_set, "the first job started")
+            canceled = client.call("POST", f"/{first}/cancel", alice).json
+            assert canceled["status"] == "FAILED"
+            # The only slot is free again although the first job never returned.
+            second = client.run(alice, {"n": 2}, request_id="b").json["action_id"]
+            assert ended(client, alice, second)["status"] == "SUCCEEDED"
+            wait_for(
+                lambda: any(first in r.getMessage() for r in caplog.records),
+                "the stuck job logged",
+            )
+        said = [r for r in caplog.records if first in r.getMessage()]
+        assert said[0].levelno == logging.WARNING
+        assert re.search(r"told to stop \d+ s ago", said[0].getMessage())
+        assert len(said) == 1  # at most once a minute
+    finally:
+        release.set()
+
+
+def test_every_ended_process_counts_toward_max_attempts(
+    build: Build, alice: FakeIdentity
+) -> None:
+    starts: list[int] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        starts.append(job.attempt)
+        job.wait(60)  # until handed back
+        return {}
+
+    provider, client = build(work, resumable=True, lease=3600.0, max_attempts=2)
+    execution = provider.compile().execution
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    for attempt in (1, 2):
+        wait_for(lambda: len(starts) == attempt, f"attempt {attempt}")
+        provider.jobs.shutdown()  # type: ignore[union-attr]  # as at SIGTERM
+        execution.start()
+    done = ended(client, alice, action_id)
+    assert starts == [1, 2]
+    assert (done["status"], done["details"]["code"]) == ("FAILED", "Interrupted")
+    assert "max_attempts" in done["details"]["description"]
