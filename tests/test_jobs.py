@@ -749,7 +749,11 @@ def test_every_ended_process_counts_toward_max_attempts(
     execution = provider.compile().execution
     action_id = client.run(alice, {"n": 1}).json["action_id"]
     for attempt in (1, 2):
-        wait_for(lambda n=attempt: len(starts) == n, f"attempt {attempt}")
+
+        def started(n: int = attempt) -> bool:
+            return len(starts) == n
+
+        wait_for(started, f"attempt {attempt}")
         provider.jobs.shutdown()  # type: ignore[union-attr]  # as at SIGTERM
         execution.start()
     done = ended(client, alice, action_id)

@@ -72,7 +72,8 @@ def outcome(client: Client, alice: FakeIdentity, action_id: str) -> dict[str, An
         got = client.call("GET", f"/{action_id}/status", alice)
         return got.status_code == 200 and got.json["status"] != "ACTIVE" and got.json
 
-    return wait_for(ended, "the action ended", timeout=90)  # type: ignore[no-any-return]
+    done: dict[str, Any] = wait_for(ended, "the action ended", timeout=90)
+    return done
 
 
 @pytest.mark.parametrize(("lease", "outage"), [(10.0, 3.0), (2.0, 5.0)])
