@@ -94,9 +94,13 @@ class Provider(AppBuilder):
       in ``./aptools-actions.db``.
     - ``max_body_size``: bytes; the largest run request body (larger is
       413). Default 1 MiB.
+    - ``run_lease``: seconds a request key outlives its holder's process
+      (renewed while its run handler runs); ``pending_wait``: seconds a run
+      of the same request waits for it before 409. Defaults 10 and 30.
     - ``echo_input``: ``True`` to quote the caller's offending input in
       validation errors (by default it is never repeated back or logged).
-    - ``access_log``: ``False`` turns the per-request log line off for good.
+    - ``access_log``: ``False`` turns the per-request log line (INFO on
+      ``aptools.access``, see :class:`RequestInfo`) off for good.
     - ``offload_sync_handlers``, ``handler_threads``: how ``def`` handlers
       run under ASGI (below).
 
@@ -118,10 +122,6 @@ class Provider(AppBuilder):
     (``min(32, CPUs + 4)`` of them, shared with anything else the process
     offloads) unless ``handler_threads`` gives the handlers a pool of their own
     of that size: as many handler calls as that can block at once per process.
-
-    Each request is logged on ``aptools.access`` at INFO (see
-    :class:`RequestInfo`) when that logger is enabled as the app is built;
-    ``access_log=False`` turns it off for good.
 
     The client id and secret of the provider's Globus Auth client come from
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
@@ -164,6 +164,8 @@ class Provider(AppBuilder):
         store: Store | str | None = None,
         store_namespace: str | None = None,
         max_body_size: int = DEFAULT_MAX_BODY,
+        run_lease: float = 10.0,
+        pending_wait: float = 30.0,
         echo_input: bool = False,
         token_cache_ttl: float = 60.0,
         token_cache_size: int = 10_000,
@@ -192,6 +194,8 @@ class Provider(AppBuilder):
             max_body_size=max_body_size,
             handler_threads=handler_threads,
             store_namespace=store_namespace,
+            run_lease=run_lease,
+            pending_wait=pending_wait,
         )
         self._jobs = JobDeclaration(max_jobs, job_poll_interval, encryption_key)
         schema = load_input_schema(input_schema, stacklevel=3)
@@ -223,6 +227,7 @@ class Provider(AppBuilder):
         self._store = store
         self._namespace = store_namespace or f"{scope} {self.prefix}"
         self._max_body = max_body_size
+        self._run_lease, self._pending_wait = float(run_lease), float(pending_wait)
         self._echo_input = echo_input
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
         self._handlers: dict[str, Callable[..., Any]] = {}
