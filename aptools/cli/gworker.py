@@ -36,9 +36,9 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
 
     def init_signals(self) -> None:
         super().init_signals()
-        from aptools import signals
+        from aptools.signals import install
 
-        signals.install()
+        install()
 
     def accept(self, listener: Any) -> None:
         if not hasattr(self, "pending_conns"):  # a gunicorn without it

@@ -19,12 +19,10 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final
 
-from aptools import signals
 from aptools.actions import (
     apply,
     consent_needed,
@@ -36,23 +34,27 @@ from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
 from aptools.failures import Failures
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.outage import ride_out
+from aptools.jobs.settings import Engine
+from aptools.jobs.stopping import (
+    INTERRUPTED,
+    Stopping,
+    interrupted,
+    live,
+    stop_all,
+    terminate_all,
+    unstorable,
+)
 from aptools.models import Action, ActionStatus
+from aptools.signals import install, on_exit, on_terminate
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
-if TYPE_CHECKING:
-    from aptools.auth import Authenticator, Caller
-    from aptools.jobs.settings import JobSettings
-    from aptools.store import Store
-    from aptools.store.jobqueue import JobQueue
-
-__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
+__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Engine", "Runner"]
 
 log = logging.getLogger("aptools.jobs")
 
 DEADLINE_PASSED: Final = "Deadline passed"
-INTERRUPTED: Final = "Interrupted: the process running it ended"
 _GENERIC: Final = {
     "code": "JobFailed",
     "description": "The job failed with an unexpected error.",
@@ -61,33 +63,9 @@ _SWEEP_EVERY: Final = 60.0
 #: The default of ``max_attempts``: processes that may end while running a
 #: resumable job before its action ends FAILED.
 MOST_ATTEMPTS: Final = 10
-#: How often (seconds) a job told to stop that has not returned is logged.
-STUCK_EVERY: Final = 60.0
 
 
-class Engine(Protocol):
-    """What a runner reads of its provider's job (a
-    :class:`~aptools.jobs.engine.JobEngine`)."""
-
-    fn: Callable[..., Any]
-    settings: JobSettings
-    store: Store
-    queue: JobQueue
-    auth: Authenticator
-    is_async: bool
-
-    def caller_for(
-        self,
-        action_id: str,
-        record: Mapping[str, Any],
-        sealed: bytes | None,
-        save: Callable[[bytes], Any],
-    ) -> Caller: ...
-
-    def forget(self, action_id: str) -> None: ...
-
-
-class Runner:
+class Runner(Stopping):
     """Claims and runs one provider's jobs in this process."""
 
     def __init__(self, engine: Engine, owner: str) -> None:
@@ -125,10 +103,10 @@ class Runner:
             target=self._main, name="aptools-jobs", daemon=True
         )
         self._thread.start()
-        _live.add(self)
-        signals.on_terminate(_terminate_all)
-        signals.on_exit(_stop_all)
-        signals.install()
+        live.add(self)
+        on_terminate(terminate_all)
+        on_exit(stop_all)
+        install()
 
     def wake(self) -> None:
         self._wake.set()
@@ -141,80 +119,6 @@ class Runner:
         job = self._running.get(action_id)
         if job is not None:
             job.stop()
-
-    def terminate(self) -> None:
-        """What SIGTERM does (never blocks): claim no more jobs; hand the
-        running jobs back at once when they are resumable (the claim counts
-        as an attempt); let the others go on for ``stop_timeout`` seconds."""
-        with self._lock:
-            if self._draining:
-                return
-            self._draining = True
-            self._drain_until = time.monotonic() + self._settings.stop_timeout
-            held = list(self._running.values()) if self._settings.resumable else []
-        self._interrupt(held)
-
-    def stop(self) -> None:
-        """Stop this runner: :meth:`terminate`, then wait for the jobs that
-        are not resumable until ``stop_timeout`` seconds after it; those still
-        running end FAILED ("Interrupted"). Blocks at most that long."""
-        if self._stopping:
-            return
-        self.terminate()
-        with self._lock:
-            while self._running and not self._settings.resumable:
-                left = self._drain_until - time.monotonic()
-                if left <= 0 or not self._idle.wait(left):
-                    break
-            held = list(self._running.values())
-        self._stopping = True
-        self._wake.set()
-        if self._settings.resumable:
-            self._interrupt(held)  # claimed meanwhile, if any
-        else:
-            for job in held:
-                self._end_interrupted(job)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def _interrupt(self, held: list[Job]) -> None:
-        for job in held:
-            job.lose()
-        if held:
-            try:
-                self.engine.queue.interrupt(self.owner, [j.action_id for j in held])
-            except Exception:
-                log.exception("could not hand back %d jobs", len(held))
-            else:
-                log.info("handed back %d running jobs", len(held))
-
-    def _end_interrupted(self, job: Job) -> None:
-        """A job that is not resumable did not end in time: its action ends
-        FAILED ("Interrupted"), and nobody runs it again."""
-        job.lose()
-        log.warning(
-            "job %s did not end within %g s of the stop: FAILED (Interrupted)",
-            job.action_id,
-            self._settings.stop_timeout,
-        )
-        action = job.action
-        action.status, action.display_status = FAILED, INTERRUPTED
-        action.details = {
-            "code": "Interrupted",
-            "description": "The process running the job stopped before the job"
-            " ended; the job is not resumable, so it is not started again.",
-        }
-        finish_fields(action)
-        try:
-            self.engine.store.update(
-                action.action_id, Stored.of(action), expiry(action), time.time()
-            )
-            self.engine.queue.delete(action.action_id)
-        except Exception:
-            # Its lease runs out, and the take-over ends it so.
-            log.exception("job %s: could not end its action", job.action_id)
 
     # -- the main loop ------------------------------------------------------------
 
@@ -258,31 +162,6 @@ class Runner:
             sent = time.monotonic()
             for claimed in queue.claim(self.owner, now, settings.lease, free):
                 self._launch(claimed, sent)
-
-    def _busy(self) -> int:
-        """The running jobs that count against ``max_jobs``: not those told to
-        stop (their action ended, or another process holds them now), which
-        only have to return; one that has not, long after, is logged (at most
-        every :data:`STUCK_EVERY` seconds)."""
-        now = time.monotonic()
-        with self._lock:
-            jobs = list(self._running.values())
-        busy = 0
-        for job in jobs:
-            since = job.stopped_at
-            if since is None:
-                busy += 1
-            elif now - since >= min(self._settings.lease, STUCK_EVERY) and (
-                now >= self._stuck_said.get(job.action_id, 0.0)
-            ):
-                self._stuck_said[job.action_id] = now + STUCK_EVERY
-                log.warning(
-                    "job %s was told to stop %.0f s ago and has not returned;"
-                    " it no longer counts against max_jobs",
-                    job.action_id,
-                    now - since,
-                )
-        return busy
 
     def _held_until(self, action_id: str) -> float:
         """Until when (time.monotonic) the job's lease surely holds."""
@@ -376,7 +255,7 @@ class Runner:
                 claimed.attempts - 1,
             )
             action.status, action.display_status = FAILED, INTERRUPTED
-            action.details = _interrupted(claimed.attempts - 1, most)
+            action.details = interrupted(claimed.attempts - 1, most)
             finish_fields(action)
             engine.store.update(
                 action.action_id, Stored.of(action), expiry(action), now
@@ -459,13 +338,13 @@ class Runner:
                 apply(action, {} if checked is None else checked)
                 fresh = Stored.of(action)
             except TypeError as bad:  # also what orjson cannot serialize
-                exc = _unstorable(action.action_id, bad)
+                exc = unstorable(action.action_id, bad)
         if isinstance(exc, ActionFailed):
             fail(action, exc)
             try:
                 fresh = Stored.of(action)
             except TypeError as bad:  # details JSON cannot hold
-                fail(action, _unstorable(action.action_id, bad))
+                fail(action, unstorable(action.action_id, bad))
         elif isinstance(exc, ConsentRequired):
             # INACTIVE until resumed; the job keeps its row and checkpoint.
             consent_needed(action, exc, engine.auth.scope, "job")
@@ -489,32 +368,6 @@ class Runner:
             engine.queue.delete(action.action_id)
 
 
-def _unstorable(action_id: str, bad: TypeError) -> ActionFailed:
-    """What a job's outcome that cannot be stored ends its action with."""
-    log.error("job %s: its outcome cannot be stored: %s", action_id, bad)
-    return ActionFailed(
-        {
-            "code": "UnstorableOutcome",
-            "description": "The job's outcome could not be stored: " + str(bad)[:200],
-        },
-        display_status="Failed",
-    )
-
-
-def _interrupted(ended: int, most: int) -> dict[str, str]:
-    if most <= 1:
-        text = (
-            "The process running the job ended before the job did; the job is"
-            " not resumable, so it was not started again."
-        )
-    else:
-        text = (
-            f"The job's process ended {ended} times before the job did"
-            f" (at most {most} are allowed: max_attempts)."
-        )
-    return {"code": "Interrupted", "description": text}
-
-
 def _checked(result: Any) -> Any:
     if isinstance(result, ActionStatus) and result.status == ACTIVE:
         raise TypeError("a job must end its action; it returned an ACTIVE status")
@@ -531,16 +384,3 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         loop.close()
-
-
-_live: weakref.WeakSet[Runner] = weakref.WeakSet()
-
-
-def _terminate_all() -> None:
-    for runner in list(_live):
-        runner.terminate()
-
-
-def _stop_all() -> None:
-    for runner in list(_live):
-        runner.stop()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aptools import signals
 from aptools.execution import Execution
+from aptools.signals import terminated
 
 
 class JobStarter:
@@ -34,5 +34,5 @@ class JobStarter:
         # The ASGI server stops after SIGTERM (uvicorn re-raises it after
         # this, which skips exit hooks): jobs that are not resumable get
         # their stop_timeout to end here.
-        if signals.terminated():
+        if terminated():
             await asyncio.to_thread(self._execution.stop)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from aptools.auth import Caller
 from aptools.jobs.handle import Job
 from aptools.models import Action, ActionStatus
 
-__all__ = ["J", "JobFunction", "JobResult", "JobSettings"]
+if TYPE_CHECKING:
+    from aptools.auth import Authenticator
+    from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
+
+__all__ = ["Engine", "J", "JobFunction", "JobResult", "JobSettings"]
 
 #: What a job function returns: the details of a SUCCEEDED action, or a
 #: terminal (or INACTIVE) :class:`ActionStatus`.
@@ -59,3 +64,25 @@ class JobSettings:
     keep_tokens: bool = False
     max_attempts: int = 10
     stop_timeout: float = 25.0
+
+
+class Engine(Protocol):
+    """What a runner reads of its provider's job (a
+    :class:`~aptools.jobs.engine.JobEngine`)."""
+
+    fn: Callable[..., Any]
+    settings: JobSettings
+    store: Store
+    queue: JobQueue
+    auth: Authenticator
+    is_async: bool
+
+    def caller_for(
+        self,
+        action_id: str,
+        record: Mapping[str, Any],
+        sealed: bytes | None,
+        save: Callable[[bytes], Any],
+    ) -> Caller: ...
+
+    def forget(self, action_id: str) -> None: ...
