@@ -1,15 +1,15 @@
 """End to end: what SIGTERM does to each kind of job, under real gunicorn
 (2 workers, the aptools worker class) and uvicorn, with ``aptools worker``
-beside them, on SQLite: a job that is not resumable is never started twice (it
-ends where it began, or FAILED "Interrupted" past ``stop_timeout``); a
-resumable one is handed back at once, not after the requests in flight."""
+beside them, on SQLite and PostgreSQL: a job that is not resumable is never
+started twice (it ends where it began, or FAILED "Interrupted" past
+``stop_timeout``); a resumable one is handed back at once, not after the
+requests in flight."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,11 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
 
+from aptools.store.registry import open_store
 from aptools.testing import FakeGlobusAuth, FakeIdentity, waiting
 
+from .pg import pg_url_fixture, schema_fixture  # noqa: F401 - fixtures
 from .servers import ROOT, Server
 
 pytestmark = pytest.mark.e2e
@@ -94,13 +97,22 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'actions.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 class Scene:
-    def __init__(self, kind: str, auth: FakeGlobusAuth, tmp: Path, job: str) -> None:
+    def __init__(
+        self, kind: str, auth: FakeGlobusAuth, tmp: Path, job: str, url: str
+    ) -> None:
         (tmp / "sigmod.py").write_text(MODULE)
         self.trace = tmp / "trace.txt"
         self.trace.touch()
-        self.db = tmp / "actions.db"
-        self.server = SigServer(kind, "sigmod", "/sig", auth, f"sqlite:///{self.db}")
+        self.store = open_store(url).for_provider(f"{auth.scope} /sig")
+        self.server = SigServer(kind, "sigmod", "/sig", auth, url)
         self.server.env.update(
             PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",
             SIG_SCOPE=auth.scope,
@@ -133,20 +145,17 @@ class Scene:
         return [(int(pid), what) for pid, what in (x.split(" ", 1) for x in lines)]
 
     def public(self, action_id: str) -> dict[str, Any]:
-        import json
-
-        with sqlite3.connect(self.db) as conn:
-            [(doc,)] = conn.execute(
-                "SELECT public FROM aptools_actions WHERE action_id = ?",
-                (action_id,),
-            ).fetchall()
-        return json.loads(doc)  # type: ignore[no-any-return]
+        """The action as stored (read from the store, the servers stopped)."""
+        stored = self.store.get(action_id, time.time())
+        assert stored is not None
+        return orjson.loads(stored.public)  # type: ignore[no-any-return]
 
     def sigterm(self) -> None:
         assert self.server.proc is not None
         self.server.proc.send_signal(signal.SIGTERM)
 
     def close(self) -> None:
+        self.store.close()
         self.server.stop()
         if self.worker is not None:
             self.worker.send_signal(signal.SIGTERM)
@@ -158,11 +167,13 @@ class Scene:
 
 
 @pytest.fixture
-def scene(kind: str, auth: FakeGlobusAuth, tmp_path: Path) -> Iterator[Any]:
+def scene(
+    kind: str, auth: FakeGlobusAuth, tmp_path: Path, store_url: str
+) -> Iterator[Any]:
     made: list[Scene] = []
 
     def make(job: str) -> Scene:
-        made.append(Scene(kind, auth, tmp_path, job))
+        made.append(Scene(kind, auth, tmp_path, job, store_url))
         return made[-1]
 
     yield make
