@@ -186,6 +186,9 @@ class Execution:
             stopping.wait(interval)
 
     def _renew(self, holds: set[str]) -> None:
+        from aptools.protocol.effects import store_call
+
+        call = store_call(self.store)
         failures = Failures("renewing request keys", log)
         while not self.store.closed and holds is self._holds:
             time.sleep(self.run_lease / 3)
@@ -193,7 +196,7 @@ class Execution:
             if not held:
                 continue
             try:
-                self.store.renew(held, time.time())
+                call.now(self.store.renew, held, time.time())
             except Exception as exc:
                 failures.failed(exc)
             else:

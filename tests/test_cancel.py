@@ -38,7 +38,7 @@ class _AsyncStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         inner = MemoryStore()
-        for name in ("reserve", "finish", "abandon", "get", "update", "delete"):
+        for name in ("reserve", "create", "abandon", "get", "update", "delete"):
             setattr(self, name, _awaitable(getattr(inner, name)))
         self.purge = _awaitable(inner.purge)  # type: ignore[method-assign]
 
