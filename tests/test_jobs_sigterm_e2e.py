@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 MODULE = textwrap.dedent(
     """
-    import os, time
+    import multiprocessing, os, time
     from aptools import Provider
 
     provider = Provider(title="Sig", scope=os.environ["SIG_SCOPE"],
@@ -58,6 +58,12 @@ MODULE = textwrap.dedent(
         if action.body.get("slow"):
             return {"slow": True}
         note(f"start {job.attempt}")
+        if os.environ["SIG_KIND"] == "pool":
+            # Closing the pool sends SIGTERM to its forked workers.
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                total = sum(pool.map(abs, range(-5, 5)))
+            job.wait(1.0)
+            return {"total": total}
         if os.environ["SIG_KIND"] == "resumable":
             for step in range(job.checkpoint or 0, 40):
                 if job.wait(0.1):
@@ -277,3 +283,31 @@ def test_sigterm_hands_a_resumable_job_back_at_once_despite_requests_in_flight(
     assert events[1] == (at.worker.pid, "start 2")  # the hand-back counted
     assert end["status"] == "SUCCEEDED", end
     assert end["details"] == {"pid": at.worker.pid}
+
+
+def test_a_job_using_a_process_pool_runs_once_beside_a_worker(
+    scene: Any, alice: FakeIdentity
+) -> None:
+    at = scene("pool")
+    at.start()
+    at.start_worker()
+    ids = [
+        at.server.call(
+            "POST", "/actions", alice.token, json={"request_id": f"p{n}", "body": {}}
+        ).json()["action_id"]
+        for n in range(3)
+    ]
+
+    def ended() -> bool:
+        return all(
+            at.server.call("GET", f"/actions/{a}", alice.token).json()["status"]
+            != "ACTIVE"
+            for a in ids
+        )
+
+    wait_for(ended, "the three actions ended")
+    for action_id in ids:
+        doc = at.server.call("GET", f"/actions/{action_id}", alice.token).json()
+        assert (doc["status"], doc["details"]) == ("SUCCEEDED", {"total": 25})
+    # Each started once: no pool worker handed its parent's job back.
+    assert [what for _, what in at.events()] == ["start 1"] * 3
