@@ -126,7 +126,9 @@ class Job:
         one write. The log keeps the last :data:`LOG_LIMIT` entries.
 
         After the action ended (canceled, deadline) nothing changes and
-        :attr:`canceled` turns True.
+        :attr:`canceled` turns True. A store outage is ridden out while the
+        lease holds; past it, raises :class:`~aptools.StoreUnavailable` (let
+        it propagate: the job is taken over from its last checkpoint).
         """
         with self._lock:
             if self._lost:
@@ -157,7 +159,8 @@ class Job:
     def save_checkpoint(self, state: Any) -> None:
         """Save ``state`` (anything JSON can hold) for a take-over: a
         resumable job started again after a crash finds it in
-        :attr:`checkpoint`. One write."""
+        :attr:`checkpoint`. One write; a store outage as for
+        :meth:`progress`."""
         data = orjson.dumps(state)
         with self._lock:
             if self._lost:
