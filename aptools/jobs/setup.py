@@ -43,15 +43,42 @@ class JobDeclaration:
         self.encryption_key = encryption_key
         self.declared: tuple[Callable[..., Any], JobSettings] | None = None
 
-    def settings(self, resumable: bool, lease: float, keep_tokens: bool) -> JobSettings:
-        """The settings of a job declared with these options (``lease`` in
-        seconds, positive, else :class:`ProviderConfigError`)."""
+    def settings(
+        self,
+        resumable: bool,
+        lease: float,
+        keep_tokens: bool,
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
+    ) -> JobSettings:
+        """The settings of a job declared with these options (``lease`` and
+        ``stop_timeout`` in seconds, positive and not negative;
+        ``max_attempts`` a positive whole number; else
+        :class:`ProviderConfigError`)."""
         if not lease > 0:
             raise ProviderConfigError(
                 "a job's lease must be a positive number of seconds"
             )
+        if (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or max_attempts < 1
+        ):
+            raise ProviderConfigError(
+                f"max_attempts must be a positive whole number: {max_attempts!r}"
+            )
+        if not stop_timeout >= 0:
+            raise ProviderConfigError(
+                "a job's stop_timeout must be a number of seconds, 0 or more"
+            )
         return JobSettings(
-            resumable, float(lease), self.max_jobs, self.poll_interval, keep_tokens
+            resumable,
+            float(lease),
+            self.max_jobs,
+            self.poll_interval,
+            keep_tokens,
+            max_attempts,
+            float(stop_timeout),
         )
 
     def declare(self, fn: Callable[..., Any], settings: JobSettings) -> None:

@@ -23,7 +23,9 @@ together), leases and take-overs on the queue's own clock, fencing (every
 write of a holder whose job was taken over is refused, and changes
 nothing), the outcome and the row's end as one, single-flight resume (of
 resumes at once exactly one wins), deadlines (due, and no resume past
-one), hand-back, cancellation, the sweep and two namespaces on one store.
+one), hand-back, interrupt and the attempt count every ended process adds
+to (:mod:`aptools.testing.queue_attempts`, what ``max_attempts`` rests on),
+cancellation, the sweep and two namespaces on one store.
 Leases in these tests are short (a fraction of a second) and every wait is
 a bounded poll, so a loaded machine slows the suite but does not fail it.
 """
@@ -42,6 +44,7 @@ from aptools.errors import JobLost
 from aptools.models import Action, isoformat
 from aptools.store import RequestKey, Store, Stored
 from aptools.store.jobqueue import Claimed, JobQueue
+from aptools.testing.queue_attempts import AttemptsContract
 from aptools.testing.waiting import wait_for
 
 __all__ = ["JobQueueContract"]
@@ -68,7 +71,7 @@ def _action(action_id: str, status: str = "ACTIVE", **fields: Any) -> Action:
     return Action(**made)
 
 
-class JobQueueContract:
+class JobQueueContract(AttemptsContract):
     """Tests any job queue must pass; override the ``make_store`` fixture."""
 
     @pytest.fixture
