@@ -56,6 +56,8 @@ class AppBuilder:
     _store: Store | str | None
     _namespace: str
     _max_body: int
+    _run_lease: float
+    _pending_wait: float
     _cache: tuple[float, int, float]
     _handlers: dict[str, Callable[..., Any]]
     _access_log: bool
@@ -143,7 +145,7 @@ class AppBuilder:
             auth=auth,
             store=store,
             store_call=calls,
-            execution=Execution(store, jobs=jobs),
+            execution=Execution(store, jobs=jobs, run_lease=self._run_lease),
             validate=self._validator,
             handlers=handlers,
             synchronous=self.synchronous,
@@ -151,6 +153,8 @@ class AppBuilder:
             release_after=self._release_after,
             max_deadline=max_deadline,
             access_log=self._access_log,
+            run_lease=self._run_lease,
+            pending_wait=self._pending_wait,
             hooks=tuple(self._hooks),
             jobs=jobs,
             telemetry=telemetry,

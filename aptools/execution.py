@@ -17,6 +17,11 @@ process besides the server's own:
   the store may claim a job: serving processes and ``aptools worker``.
 - The housekeeping thread: purges expired actions every ``purge_interval``
   seconds, off the request path.
+- The renewal thread: while run handlers run (:meth:`Execution.hold`), it
+  renews their request keys every third of ``run_lease``
+  (:meth:`Store.renew`), so that a live holder keeps its keys however long
+  its handler runs, and a dead process's are free ``run_lease`` seconds
+  after its last renewal.
 
 :meth:`Execution.start` starts both (the runner only with a job), lazily: at
 the first run, and under a server at the first request or the ASGI start-up
@@ -71,10 +76,14 @@ class Execution:
         store: Store,
         purge_interval: float | None = 60.0,
         jobs: JobEngine | None = None,
+        run_lease: float = 10.0,
     ) -> None:
         self.store = store
         self.purge_interval = purge_interval
         self.jobs = jobs
+        self.run_lease = run_lease
+        self._holds: set[str] = set()
+        self._renewer: threading.Thread | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -87,6 +96,26 @@ class Execution:
         if self._thread is None and not self._stopped:
             self.start()
         return handler(*args)
+
+    def hold(self, action_id: str) -> None:
+        """``action_id``'s run handler runs: renew its request key until
+        :meth:`let_go` (every third of ``run_lease``, in this process)."""
+        # PERF: a set insertion and an attribute test per run.
+        self._holds.add(action_id)
+        if self._renewer is None:
+            with self._lock:
+                if self._renewer is None:
+                    self._renewer = threading.Thread(
+                        target=self._renew,
+                        args=(self._holds,),
+                        name="aptools-request-keys",
+                        daemon=True,
+                    )
+                    self._renewer.start()
+
+    def let_go(self, action_id: str) -> None:
+        """``action_id``'s action was stored or abandoned: renew it no more."""
+        self._holds.discard(action_id)
 
     def serving(self) -> None:
         """A request arrived (or the ASGI server started): make sure this
@@ -156,11 +185,30 @@ class Execution:
                 failures.succeeded()
             stopping.wait(interval)
 
+    def _renew(self, holds: set[str]) -> None:
+        from aptools.protocol.effects import store_call
+
+        call = store_call(self.store)
+        failures = Failures("renewing request keys", log)
+        while not self.store.closed and holds is self._holds:
+            time.sleep(self.run_lease / 3)
+            held = list(holds)
+            if not held:
+                continue
+            try:
+                call.now(self.store.renew, held, time.time())
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
+
     def _forked(self) -> None:
         # The child has no thread of its parent's: start afresh on first use.
         self._lock = threading.Lock()
         self._thread = None
         self._stopping = threading.Event()
+        self._holds = set()  # its parent's runs are not the child's
+        self._renewer = None
 
 
 def _after_fork() -> None:

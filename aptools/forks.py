@@ -33,8 +33,14 @@ def generation() -> int:
     return _GENERATION[0]
 
 
+# Guards the making of each PerProcess's lock in a process: a child gets a new
+# one, since a fork while another thread held it would leave it held forever.
+_MAKING: Final = [threading.Lock()]
+
+
 def _forked() -> None:
     _GENERATION[0] += 1
+    _MAKING[0] = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -50,20 +56,31 @@ class PerProcess(Generic[T]):
     """A value made on first use in each process (``make()``), never one
     inherited across a fork."""
 
-    __slots__ = ("_generation", "_lock", "_make", "_value")
+    __slots__ = ("_generation", "_lock", "_lock_generation", "_make", "_value")
 
     def __init__(self, make: Callable[[], T]) -> None:
         self._make = make
         self._value: T | None = None
         self._generation = -1
         self._lock = threading.Lock()
+        self._lock_generation = _GENERATION[0]
+
+    def _mine(self) -> threading.Lock:
+        """This process's lock: a forked child makes its own, for another
+        thread of the parent may have held the parent's at the fork."""
+        if self._lock_generation != _GENERATION[0]:
+            with _MAKING[0]:
+                if self._lock_generation != _GENERATION[0]:
+                    self._lock = threading.Lock()
+                    self._lock_generation = _GENERATION[0]
+        return self._lock
 
     def get(self) -> T:
         """This process's value, made now if it has none yet."""
         value = self._value
         if value is not None and self._generation == _GENERATION[0]:
             return value
-        with self._lock:
+        with self._mine():
             if self._value is None or self._generation != _GENERATION[0]:
                 self._value = self._make()
                 self._generation = _GENERATION[0]
@@ -72,7 +89,7 @@ class PerProcess(Generic[T]):
     def discard(self) -> T | None:
         """Forget this process's value (the next :meth:`get` makes another)
         and hand it back, or ``None`` if it made none."""
-        with self._lock:
+        with self._mine():
             value = self.current()
             self._value = None
             return value

@@ -97,9 +97,13 @@ class Provider(AppBuilder):
       in ``./aptools-actions.db``.
     - ``max_body_size``: bytes; the largest run request body (larger is
       413). Default 1 MiB.
+    - ``run_lease``: seconds a request key outlives its holder's process
+      (renewed while its run handler runs); ``pending_wait``: seconds a run
+      of the same request waits for it before 409. Defaults 10 and 30.
     - ``echo_input``: ``True`` to quote the caller's offending input in
       validation errors (by default it is never repeated back or logged).
-    - ``access_log``: ``False`` turns the per-request log line off for good.
+    - ``access_log``: ``False`` turns the per-request log line (INFO on
+      ``aptools.access``, see :class:`RequestInfo`) off for good.
     - ``offload_sync_handlers``, ``handler_threads``: how ``def`` handlers
       run under ASGI (below).
     - ``tracer_provider``, ``meter_provider``: OpenTelemetry's, to record
@@ -124,10 +128,6 @@ class Provider(AppBuilder):
     (``min(32, CPUs + 4)`` of them, shared with anything else the process
     offloads) unless ``handler_threads`` gives the handlers a pool of their own
     of that size: as many handler calls as that can block at once per process.
-
-    Each request is logged on ``aptools.access`` at INFO (see
-    :class:`RequestInfo`) when that logger is enabled as the app is built;
-    ``access_log=False`` turns it off for good.
 
     The client id and secret of the provider's Globus Auth client come from
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /
@@ -172,6 +172,8 @@ class Provider(AppBuilder):
         store: Store | str | None = None,
         store_namespace: str | None = None,
         max_body_size: int = DEFAULT_MAX_BODY,
+        run_lease: float = 10.0,
+        pending_wait: float = 30.0,
         echo_input: bool = False,
         token_cache_ttl: float = 60.0,
         token_cache_size: int = 10_000,
@@ -204,6 +206,8 @@ class Provider(AppBuilder):
             max_body_size=max_body_size,
             handler_threads=handler_threads,
             store_namespace=store_namespace,
+            run_lease=run_lease,
+            pending_wait=pending_wait,
         )
         self._jobs = JobDeclaration(
             max_jobs, job_poll_interval, encryption_key, dependent_scopes
@@ -238,6 +242,7 @@ class Provider(AppBuilder):
         self._store = store
         self._namespace = store_namespace or f"{scope} {self.prefix}"
         self._max_body = max_body_size
+        self._run_lease, self._pending_wait = float(run_lease), float(pending_wait)
         self._echo_input = echo_input
         self._cache = (token_cache_ttl, token_cache_size, auth_timeout)
         self._handlers: dict[str, Callable[..., Any]] = {}
@@ -298,6 +303,8 @@ class Provider(AppBuilder):
         lease: float = 30.0,
         keep_tokens: bool = False,
         scopes: Sequence[str] = (),
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
     ) -> Callable[[J], J]: ...
     def job(
         self,
@@ -308,6 +315,8 @@ class Provider(AppBuilder):
         lease: float = 30.0,
         keep_tokens: bool = False,
         scopes: Sequence[str] = (),
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
     ) -> Any:
         """Register the background job: ``fn(action, caller, job)``, ``def`` or
         ``async def`` (see :mod:`aptools.jobs`).
@@ -321,13 +330,18 @@ class Provider(AppBuilder):
         ``lease`` (seconds, default 30): how long a claim holds without a
         heartbeat; the process holding the job renews it every ``lease / 3``
         seconds. A job whose process died (or could not renew, say during a
-        store outage) is free once its lease ran out, at most ``lease``
-        seconds after the last renewal, and taken over by the next look for
-        jobs of a running process: up to ``job_poll_interval`` seconds later.
-        ``resumable``: the take-over starts it again with its last checkpoint
-        (``job.attempt`` counts the claims), at most 10 claims in all
-        (:data:`aptools.jobs.runner.MOST_ATTEMPTS`); otherwise, and after
-        those, the action ends FAILED ("Interrupted").
+        store outage longer than the lease) is free once its lease ran out,
+        at most ``lease`` seconds after the last renewal, and taken over by
+        the next look for jobs of a running process: up to
+        ``job_poll_interval`` seconds later. ``resumable``: the take-over
+        starts it again with its last checkpoint (``job.attempt`` counts the
+        claims); otherwise the action ends FAILED ("Interrupted").
+        ``max_attempts`` (default 10): a job whose process ended while
+        running it (a take-over after a crash, a hand-back at SIGTERM) this
+        many times ends FAILED ("Interrupted"). ``stop_timeout`` (seconds,
+        default 25): at SIGTERM a job that is not resumable may go on this
+        long, then ends FAILED ("Interrupted"); a resumable one is handed
+        back at once.
         ``keep_tokens``: ``caller.authorizer(scope)`` keeps working for the
         whole job, after the caller's token expired and after a take-over
         (dependent refresh tokens, encrypted with ``encryption_key`` or
@@ -343,7 +357,9 @@ class Provider(AppBuilder):
             def work(action: Action, caller: Caller, job: Job) -> dict[str, int]:
                 ...
         """
-        settings = self._jobs.settings(resumable, lease, keep_tokens, scopes)
+        settings = self._jobs.settings(
+            resumable, lease, keep_tokens, scopes, max_attempts, stop_timeout
+        )
 
         def register(fn: F) -> F:
             self._register("job", fn)

@@ -41,6 +41,8 @@ def check_settings(
     max_body_size: int,
     handler_threads: int | None,
     store_namespace: str | None,
+    run_lease: float = 10.0,
+    pending_wait: float = 30.0,
 ) -> None:
     """Raise :class:`ProviderConfigError` for the first setting out of bounds
     (the bounds of :class:`~aptools.Provider`'s documentation)."""
@@ -70,6 +72,10 @@ def check_settings(
         _check_text("store_namespace", store_namespace, 1024)
     if max_body_size < 1:
         raise ProviderConfigError("max_body_size must be positive")
+    if not run_lease >= 1:
+        raise ProviderConfigError("run_lease must be a number of seconds, 1 or more")
+    if not pending_wait >= 0:
+        raise ProviderConfigError("pending_wait must be a number of seconds, 0 or more")
     if handler_threads is not None and (
         isinstance(handler_threads, bool)
         or not isinstance(handler_threads, int)

@@ -29,6 +29,7 @@ from aptools import (
     Store,
     Stored,
 )
+from aptools.actions import INTERRUPTED
 from aptools.testing import FakeGlobusAuth, FakeIdentity, load_provider
 from aptools.testing.waiting import wait_for
 from tests.conftest import Client
@@ -86,6 +87,8 @@ def build(
         resumable: bool = False,
         lease: float = 0.6,
         keep_tokens: bool = False,
+        max_attempts: int = 10,
+        stop_timeout: float = 2.0,
         **kw: Any,
     ) -> tuple[Provider, Client]:
         settings: dict[str, Any] = {
@@ -99,7 +102,13 @@ def build(
         }
         settings.update(kw)
         provider = Provider(**settings)
-        provider.job(resumable=resumable, lease=lease, keep_tokens=keep_tokens)(work)
+        provider.job(
+            resumable=resumable,
+            lease=lease,
+            keep_tokens=keep_tokens,
+            max_attempts=max_attempts,
+            stop_timeout=stop_timeout,
+        )(work)
         providers.append(provider)
         app = provider.wsgi() if flavour == "wsgi" else provider.asgi()
         return provider, Client(app, provider.prefix)
@@ -275,20 +284,24 @@ def test_action_failed_and_unexpected_errors(
 
 
 @pytest.mark.parametrize("resumable", [True, False])
+@pytest.mark.parametrize("how", ["returned", "raised"])
 def test_a_result_that_cannot_be_stored_fails_the_action_once(
-    build: Build, alice: FakeIdentity, resumable: bool
+    build: Build, alice: FakeIdentity, resumable: bool, how: str
 ) -> None:
     runs: list[int] = []
 
     def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
         runs.append(1)
+        if how == "raised":
+            raise ActionFailed({"error": ValueError("x")})  # no JSON for it
         return {"s": {1, 2}}  # a set: no JSON for it
 
     _, client = build(work, resumable=resumable, lease=0.3)
     action_id = client.run(alice, {"n": 1}).json["action_id"]
     done = ended(client, alice, action_id)
     assert done["status"] == "FAILED"
-    assert done["details"]["code"] == "JobFailed"
+    assert done["details"]["code"] == "UnstorableOutcome"
+    assert "could not be stored" in done["details"]["description"]
     time.sleep(1.0)  # several leases: a stored outcome is never run again
     assert len(runs) == 1
 
@@ -346,7 +359,7 @@ def test_a_run_handler_gives_the_first_state(
         provider.jobs.shutdown()  # type: ignore[union-attr]
 
 
-def test_a_shutdown_hands_running_jobs_back_at_once(
+def test_a_shutdown_hands_resumable_jobs_back_at_once_as_an_attempt(
     build: Build, alice: FakeIdentity
 ) -> None:
     gate = Gate()
@@ -357,7 +370,7 @@ def test_a_shutdown_hands_running_jobs_back_at_once(
         gate.step(job)
         return {}
 
-    provider, client = build(work, lease=3600.0)
+    provider, client = build(work, lease=3600.0, resumable=True)
     action_id = client.run(alice, {"n": 1}).json["action_id"]
     wait_for(running.is_set, "the job started")
     queue = provider.store.jobs()
@@ -365,10 +378,65 @@ def test_a_shutdown_hands_running_jobs_back_at_once(
     # Held for an hour: nobody else may take it...
     assert queue.claim("elsewhere", 60, 10) == []
     provider.jobs.shutdown()  # type: ignore[union-attr]
-    # ...until it is handed back, which frees it at once, as a first attempt.
+    # ...until it is handed back, which frees it at once; the ended process
+    # counts toward max_attempts.
     [taken] = queue.claim("elsewhere", 60, 10)
-    assert (taken.action_id, taken.attempts) == (action_id, 1)
+    assert (taken.action_id, taken.attempts) == (action_id, 2)
     assert status(client, alice, action_id)["status"] == "ACTIVE"
+
+
+def test_a_shutdown_lets_a_job_that_is_not_resumable_end(
+    build: Build, alice: FakeIdentity
+) -> None:
+    gate = Gate()
+    running = threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        running.set()
+        gate.step(job)
+        return {"ended": True}
+
+    provider, client = build(work, lease=3600.0, stop_timeout=60.0)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    wait_for(running.is_set, "the job started")
+    stopping = threading.Thread(target=provider.jobs.shutdown)  # type: ignore[union-attr]
+    stopping.start()
+    queue = provider.store.jobs()
+    assert queue is not None
+    # Never handed back: nobody else may start it a second time...
+    assert queue.claim("elsewhere", 60, 10) == []
+    assert stopping.is_alive()
+    gate.go.release()  # ...and it ends where it began.
+    stopping.join(30)
+    assert not stopping.is_alive()
+    assert status(client, alice, action_id)["status"] == "SUCCEEDED"
+    assert queue.claim("elsewhere", 60, 10) == []
+
+
+def test_a_job_that_is_not_resumable_and_outlives_the_stop_ends_interrupted(
+    build: Build, alice: FakeIdentity
+) -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        running.set()
+        release.wait(30)  # a blocking call that never looks at the job
+        return {"ended": True}
+
+    provider, client = build(work, lease=3600.0, stop_timeout=0.5)
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    wait_for(running.is_set, "the job started")
+    began = time.monotonic()
+    provider.jobs.shutdown()  # type: ignore[union-attr]
+    assert 0.4 <= time.monotonic() - began < 20
+    doc = status(client, alice, action_id)
+    assert (doc["status"], doc["display_status"]) == ("FAILED", INTERRUPTED)
+    assert doc["details"]["code"] == "Interrupted"
+    queue = provider.store.jobs()
+    assert queue is not None
+    assert queue.claim("elsewhere", 60, 10) == []  # never again
+    release.set()
 
 
 def test_a_thousand_jobs_run_exactly_once_at_most_four_at_a_time(
@@ -604,3 +672,96 @@ def test_a_job_that_keeps_ending_its_process_ends_failed(build: Build) -> None:
     assert seen == []
     assert doc["status"] == "FAILED"
     assert "interrupted" in doc["display_status"].lower()
+
+
+def _absolute(n: int) -> int:
+    return abs(n)
+
+
+def test_a_job_using_a_process_pool_runs_once(
+    build: Build, alice: FakeIdentity
+) -> None:
+    import multiprocessing
+
+    runs: list[str] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        runs.append(action.action_id)
+        # Closing the pool sends SIGTERM to its forked workers, which
+        # inherited this process's handler: they must not hand our jobs back.
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            total = sum(pool.map(_absolute, range(-5, 5)))
+        job.wait(0.5)
+        return {"total": total, "attempt": job.attempt}
+
+    _, client = build(work, resumable=True, lease=1.0)
+    ids = [
+        client.run(alice, {"n": k}, request_id=f"p{k}").json["action_id"]
+        for k in range(2)
+    ]
+    for action_id in ids:
+        done = ended(client, alice, action_id)
+        assert done["status"] == "SUCCEEDED"
+        assert done["details"] == {"total": 25, "attempt": 1}
+    assert sorted(runs) == sorted(ids)
+
+
+def test_a_canceled_job_that_never_returns_frees_its_slot_and_is_logged(
+    build: Build, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        if action.body["n"] == 1:
+            stuck.set()
+            release.wait(60)  # never looks at the job
+        return {"n": action.body["n"]}
+
+    _, client = build(work, lease=0.6, max_jobs=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aptools.jobs"):
+            first = client.run(alice, {"n": 1}, request_id="a").json["action_id"]
+            wait_for(stuck.is_set, "the first job started")
+            canceled = client.call("POST", f"/{first}/cancel", alice).json
+            assert canceled["status"] == "FAILED"
+            # The only slot is free again although the first job never returned.
+            second = client.run(alice, {"n": 2}, request_id="b").json["action_id"]
+            assert ended(client, alice, second)["status"] == "SUCCEEDED"
+            wait_for(
+                lambda: any(first in r.getMessage() for r in caplog.records),
+                "the stuck job logged",
+            )
+        said = [r for r in caplog.records if first in r.getMessage()]
+        assert said[0].levelno == logging.WARNING
+        assert re.search(r"told to stop \d+ s ago", said[0].getMessage())
+        assert len(said) == 1  # at most once a minute
+    finally:
+        release.set()
+
+
+def test_every_ended_process_counts_toward_max_attempts(
+    build: Build, alice: FakeIdentity
+) -> None:
+    starts: list[int] = []
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        starts.append(job.attempt)
+        job.wait(60)  # until handed back
+        return {}
+
+    provider, client = build(work, resumable=True, lease=3600.0, max_attempts=2)
+    execution = provider.compile().execution
+    action_id = client.run(alice, {"n": 1}).json["action_id"]
+    for attempt in (1, 2):
+
+        def started(n: int = attempt) -> bool:
+            return len(starts) == n
+
+        wait_for(started, f"attempt {attempt}")
+        provider.jobs.shutdown()  # type: ignore[union-attr]  # as at SIGTERM
+        execution.start()
+    done = ended(client, alice, action_id)
+    assert starts == [1, 2]
+    assert (done["status"], done["details"]["code"]) == ("FAILED", "Interrupted")
+    assert "max_attempts" in done["details"]["description"]

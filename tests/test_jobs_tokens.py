@@ -85,7 +85,7 @@ def test_the_caller_is_acted_for_after_its_token_expired_and_a_take_over(
         return {"tokens": len(got)}
 
     caplog.set_level(logging.DEBUG)
-    first, client = build(work, keep_tokens=True, lease=3600.0)
+    first, client = build(work, keep_tokens=True, lease=3600.0, resumable=True)
     action_id = client.run(caller_token, {"n": 1}).json["action_id"]
     wait_for(lambda: len(got) == 1, "a token for the scope, as the caller")
     first.jobs.shutdown()  # type: ignore[union-attr]  # handed back, tokens kept
@@ -95,7 +95,7 @@ def test_the_caller_is_acted_for_after_its_token_expired_and_a_take_over(
     [held] = queue.claim("inspector", 60, 1)
     assert held.tokens is not None and b"fake-refresh-" not in held.tokens
     queue.hand_back([held.fence])
-    second, other = build(work, keep_tokens=True, lease=3600.0)
+    second, other = build(work, keep_tokens=True, lease=3600.0, resumable=True)
     second.jobs.runner()  # type: ignore[union-attr]
     doc = ended(other, alice, action_id)
     assert doc["status"] == "SUCCEEDED", doc

@@ -33,7 +33,15 @@ _BUSY = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
 
 
 class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
-    """gthread, with new connections waiting for data in the poller."""
+    """gthread, with new connections waiting for data in the poller, and
+    aptools' SIGTERM handler before gunicorn's: running jobs are handed back
+    at SIGTERM, not once the requests in flight are answered."""
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        from aptools.signals import install
+
+        install()
 
     def accept(self, listener: Any) -> None:
         if not hasattr(self, "pending_conns"):  # a gunicorn without it

@@ -7,7 +7,9 @@ provider's store (SQLite on one host, PostgreSQL across hosts)::
     aptools worker examples.longjob.app           # the module's one Provider
     aptools worker mypackage.app:provider         # or name it
 
-SIGTERM or SIGINT (Ctrl-C) hands the running jobs back at once and exits 0.
+SIGTERM or SIGINT (Ctrl-C) hands the running resumable jobs back at once, lets
+the others end (at most the job's ``stop_timeout``, then FAILED "Interrupted")
+and exits 0.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def add_parser(commands: Any) -> None:
         description=(
             "Run the background jobs (@provider.job) of a provider in this "
             "process, beside or instead of the serving processes, on the "
-            "provider's store. SIGTERM or Ctrl-C hands running jobs back."
+            "provider's store. SIGTERM or Ctrl-C hands running resumable jobs "
+            "back, and lets the others end (at most stop_timeout)."
         ),
     )
     parser.add_argument("target", help="MODULE or MODULE:ATTR naming the Provider")

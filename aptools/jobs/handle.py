@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import orjson
 
@@ -18,7 +18,19 @@ from aptools.vocabulary import TERMINAL
 if TYPE_CHECKING:
     from aptools.store.jobqueue import Fence, JobQueue
 
-__all__ = ["LOG_KEY", "LOG_LIMIT", "Job", "JobCanceled", "JobLost"]
+__all__ = ["LOG_KEY", "LOG_LIMIT", "Job", "JobCanceled", "JobLost", "Retry"]
+
+T = TypeVar("T")
+
+
+class Retry(Protocol):
+    """How a job's write is tried: ``retry(call, until)`` calls ``call()``,
+    perhaps again while the store is unavailable and ``until()`` (a
+    :func:`time.monotonic` instant, when the lease may run out) is ahead
+    (see :func:`aptools.jobs.outage.ride_out`)."""
+
+    def __call__(self, call: Callable[[], T], until: Callable[[], float], /) -> T: ...
+
 
 #: Where an action's job log lives in its private ``state``.
 LOG_KEY: Final = "aptools.log"
@@ -58,6 +70,7 @@ class Job:
         attempt: int,
         lease: float = 30.0,
         claimed_at: float | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self._action = action
         self._queue = queue
@@ -68,13 +81,18 @@ class Job:
         self._stop = threading.Event()
         self._lost = False
         self._on_cancel: Callable[[], None] | None = None
+        # How a write rides out a store outage (the runner's: while the lease
+        # holds, see aptools.jobs.outage); by default, once.
+        self._retry: Retry = retry or _once
+        #: When (time.monotonic) the job was told to stop, or None.
+        self.stopped_at: float | None = None
         #: How many times this job has been claimed, this run included: 1 the
-        #: first time, 2 or more after a take-over (a process that died, or
-        #: whose lease ran out, held it before). A hand-back (SIGTERM, a
-        #: deploy) does not count, nor does a resume after consent. A
-        #: resumable job is claimed at most ``MOST_ATTEMPTS`` (10) times, any
-        #: other job once: the claim after that ends the action FAILED
-        #: ("Interrupted") without running it. An ``int``.
+        #: first time, 2 or more after a process that ran it ended (a
+        #: take-over after a crash or a lease that ran out, a hand-back at
+        #: SIGTERM). A resume after consent does not count. Once the job's
+        #: ``max_attempts`` (default 10) processes ended while running it,
+        #: the action ends FAILED ("Interrupted") without running it again;
+        #: a job that is not resumable is never started twice. An ``int``.
         self.attempt = attempt
         self._lease = lease
         # Until when (time.monotonic) the lease surely holds: a lease after
@@ -162,7 +180,9 @@ class Job:
 
         After the action ended (canceled, deadline) nothing changes and
         :attr:`canceled` turns True. Raises :class:`~aptools.JobLost`, writing
-        nothing, once the job was taken over.
+        nothing, once the job was taken over. A store outage is ridden out
+        while the lease holds; past it, raises :class:`~aptools.StoreUnavailable`
+        (let it propagate: the job is taken over from its last checkpoint).
         """
         with self._lock:
             if self._lost:
@@ -177,7 +197,10 @@ class Job:
                 entries.append(_entry(log))
                 action.state[LOG_KEY] = entries[-LOG_LIMIT:]
             try:
-                stored = self._queue.save(self.fence, Stored.of(action), None)
+                stored = self._retry(
+                    lambda: self._queue.save(self.fence, Stored.of(action), None),
+                    self.held_until,
+                )
             except JobLost:
                 self._lost = True
                 self.stop()
@@ -195,13 +218,16 @@ class Job:
         """Save ``state`` (anything JSON can hold) for a take-over: a
         resumable job started again after a crash finds it in
         :attr:`checkpoint`. One write. Raises :class:`~aptools.JobLost`,
-        saving nothing, once the job was taken over."""
+        saving nothing, once the job was taken over; a store outage as for
+        :meth:`progress`."""
         data = orjson.dumps(state)
         with self._lock:
             if self._lost:
                 raise JobLost(self.action_id)
             try:
-                self._queue.checkpoint(self.fence, data)
+                self._retry(
+                    lambda: self._queue.checkpoint(self.fence, data), self.held_until
+                )
             except JobLost:
                 self._lost = True
                 self.stop()
@@ -212,10 +238,17 @@ class Job:
 
     def stop(self) -> None:
         """Tell the job to stop (cancel, deadline)."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self._stop.set()
         hook = self._on_cancel
         if hook is not None:
             hook()
+
+    def held_until(self) -> float:
+        """Until when (:func:`time.monotonic`) the lease surely holds: a lease
+        after the claim, or after the last renewing heartbeat, was sent."""
+        return self._held_until
 
     def renewed(self, sent: float, stop: bool = False) -> None:
         """The lease was renewed by a heartbeat sent at ``sent``
@@ -243,6 +276,10 @@ class Job:
         its lease ran out, or handed back): every write is refused from then
         on, and what the job returns is discarded."""
         return self._lost
+
+
+def _once(call: Callable[[], T], until: Callable[[], float]) -> T:
+    return call()
 
 
 def _entry(log: LogEntry | Mapping[str, Any]) -> dict[str, Any]:

@@ -3,25 +3,26 @@
 A daemon thread claims jobs whose lease ran out (at most ``max_jobs`` running
 at once), renews the leases of its running jobs every third of a lease,
 enforces deadlines and deletes the rows of ended actions. ``def`` jobs run in
-threads of their own, ``async def`` jobs on one event loop thread. At exit
-(SIGTERM under gunicorn or uvicorn, or :meth:`Runner.stop`) running jobs are
-handed back at once, for another process to take over without waiting for
-their leases.
+threads of their own, ``async def`` jobs on one event loop thread.
+
+At SIGTERM (:meth:`Runner.terminate`, through :mod:`aptools.signals`) the
+runner claims no more; a resumable job is handed back at once (the claim
+counts as an attempt), for another process to take over from its checkpoint
+without waiting for its lease; a job that is not resumable goes on, its lease
+renewed, for at most ``stop_timeout`` seconds. At exit (:meth:`Runner.stop`)
+one still running then ends FAILED ("Interrupted"): never started twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
-import signal
 import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final
 
 from aptools.actions import (
     DEADLINE_PASSED,
@@ -35,21 +36,25 @@ from aptools.actions import (
 )
 from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavailable
 from aptools.failures import Failures
-from aptools.forks import generation
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.observing import lease_expired, observed
+from aptools.jobs.outage import ride_out
+from aptools.jobs.settings import Engine
+from aptools.jobs.stopping import (
+    Stopping,
+    interrupted,
+    live,
+    stop_all,
+    terminate_all,
+    unstorable,
+)
 from aptools.models import Action, ActionStatus
+from aptools.signals import install, on_exit, on_terminate
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
 
-if TYPE_CHECKING:
-    from aptools.auth import Authenticator, Caller
-    from aptools.jobs.settings import JobSettings
-    from aptools.store import Store
-    from aptools.store.jobqueue import JobQueue
-
-__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Runner"]
+__all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Engine", "Runner"]
 
 log = logging.getLogger("aptools.jobs")
 
@@ -58,33 +63,12 @@ _GENERIC: Final = {
     "description": "The job failed with an unexpected error.",
 }
 _SWEEP_EVERY: Final = 60.0
-#: Take-overs of a resumable job before it ends FAILED ("Interrupted").
+#: The default of ``max_attempts``: processes that may end while running a
+#: resumable job before its action ends FAILED.
 MOST_ATTEMPTS: Final = 10
 
 
-class Engine(Protocol):
-    """What a runner reads of its provider's job (a
-    :class:`~aptools.jobs.engine.JobEngine`)."""
-
-    fn: Callable[..., Any]
-    settings: JobSettings
-    store: Store
-    queue: JobQueue
-    auth: Authenticator
-    is_async: bool
-
-    def caller_for(
-        self,
-        action_id: str,
-        record: Mapping[str, Any],
-        sealed: bytes | None,
-        save: Callable[[bytes], Any],
-    ) -> Caller: ...
-
-    def forget(self, action_id: str) -> None: ...
-
-
-class Runner:
+class Runner(Stopping):
     """Claims and runs one provider's jobs in this process."""
 
     def __init__(self, engine: Engine, owner: str) -> None:
@@ -96,6 +80,12 @@ class Runner:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
+        # SIGTERM came: claim nothing more; jobs not resumable may run on
+        # until _drain_until (time.monotonic).
+        self._draining = False
+        self._drain_until = 0.0
+        self._idle = threading.Condition(self._lock)
+        self._stuck_said: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_beat = 0.0
@@ -114,8 +104,10 @@ class Runner:
             target=self._main, name="aptools-jobs", daemon=True
         )
         self._thread.start()
-        _live.add(self)
-        _hand_back_at_exit()
+        live.add(self)
+        on_terminate(terminate_all)
+        on_exit(stop_all)
+        install()
 
     def wake(self) -> None:
         self._wake.set()
@@ -128,28 +120,6 @@ class Runner:
         job = self._running.get(action_id)
         if job is not None:
             job.stop()
-
-    def stop(self) -> None:
-        """Hand every running job back (lease cleared) and stop claiming."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self._wake.set()
-        with self._lock:
-            held = list(self._running.values())
-        for job in held:
-            job.lose()
-        if held:
-            try:
-                self.engine.queue.hand_back([j.fence for j in held])
-            except Exception:
-                log.exception("could not hand back %d jobs", len(held))
-            else:
-                log.info("handed back %d running jobs", len(held))
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
 
     # -- the main loop ------------------------------------------------------------
 
@@ -175,8 +145,10 @@ class Runner:
         queue = self.engine.queue
         settings = self._settings
         if now >= self._next_beat:
-            self._next_beat = now + settings.lease / 3
+            # Due again a third of a lease after it succeeded; while the
+            # store is away, at every tick (riding out the outage).
             self._heartbeat(now)
+            self._next_beat = now + settings.lease / 3
         if now >= self._next_due:
             # PERF: at most once per poll interval, not at every wake-up (a
             # job ending wakes the runner): the look-up scans the queue.
@@ -186,8 +158,8 @@ class Runner:
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY
             queue.sweep(grace=max(settings.lease, 300.0))
-        free = settings.max_jobs - len(self._running)
-        if free > 0 and not self._stopping:
+        free = settings.max_jobs - self._busy()
+        if free > 0 and not self._draining:
             sent = time.monotonic()
             for claimed in self._claim(free):
                 self._launch(claimed, sent)
@@ -289,7 +261,8 @@ class Runner:
             engine.queue.hand_back([claimed.fence])
             return None
         action = stored.action()
-        if claimed.attempts > (MOST_ATTEMPTS if self._settings.resumable else 1):
+        most = self._settings.max_attempts if self._settings.resumable else 1
+        if claimed.attempts > most:
             # Not resumable, or a job whose every run ends its process (say,
             # out of memory): ending it beats taking workers down forever.
             log.warning(
@@ -298,6 +271,7 @@ class Runner:
                 claimed.attempts - 1,
             )
             action.status, action.display_status = FAILED, INTERRUPTED
+            action.details = interrupted(claimed.attempts - 1, most)
             finish_fields(action)
             # Taken over meanwhile (JobLost): the new holder decides.
             with contextlib.suppress(JobLost):
@@ -313,6 +287,7 @@ class Runner:
             attempt=claimed.attempts,
             lease=self._settings.lease,
             claimed_at=sent,
+            retry=ride_out,
         )
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
@@ -343,7 +318,20 @@ class Runner:
                 return  # handed back or taken over: another process decides
             if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
                 # The action ended already (cancel, deadline).
-                self.engine.queue.delete(job.fence)
+                ride_out(lambda: self.engine.queue.delete(job.fence), job.held_until)
+                return
+            if isinstance(exc, StoreUnavailable):
+                # Away longer than the lease allowed (the job's writes rode
+                # out what they could): whoever claims the job after its lease
+                # goes on from its checkpoint. A store's fault never ends the
+                # action FAILED.
+                job.lose()
+                log.warning(
+                    "job %s stopped: the store was unavailable for longer than "
+                    "its lease allows; it is taken over from its last checkpoint "
+                    "once its lease runs out",
+                    action_id,
+                )
                 return
             self._save_outcome(job, result, exc)
         except JobLost:
@@ -353,8 +341,9 @@ class Runner:
             log.warning("job %s was taken over; its outcome was not stored", action_id)
         except StoreUnavailable:
             log.warning(
-                "job %s: its end could not be stored (the store is unavailable); "
-                "it stays claimed until its lease runs out, then is taken over",
+                "job %s: its end could not be stored (the store was unavailable "
+                "for as long as its lease allowed); it stays claimed until its "
+                "lease runs out, then is taken over",
                 action_id,
             )
         except Exception:
@@ -365,6 +354,8 @@ class Runner:
                 if self._running.get(action_id) is job:
                     del self._running[action_id]
                     self._tasks.pop(action_id, None)
+                self._stuck_said.pop(action_id, None)
+                self._idle.notify_all()
             self._wake.set()
 
     def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
@@ -377,37 +368,34 @@ class Runner:
                 apply(action, {} if checked is None else checked)
                 fresh = Stored.of(action)
             except TypeError as bad:  # also what orjson cannot serialize
-                exc = bad
+                exc = unstorable(action.action_id, bad)
         if isinstance(exc, ActionFailed):
             fail(action, exc)
+            try:
+                fresh = Stored.of(action)
+            except TypeError as bad:  # details JSON cannot hold
+                fail(action, unstorable(action.action_id, bad))
         elif isinstance(exc, ConsentRequired):
             # INACTIVE until resumed; the job keeps its row and checkpoint.
             consent_needed(action, exc, engine.auth.scope, "job")
         elif exc is not None:
-            if isinstance(exc, StoreUnavailable):
-                # The store went away under the job: no failure of its own.
-                log.warning(
-                    "job %s stopped: the store was unavailable to it; it ends "
-                    "FAILED if the store answers now, else it is taken over "
-                    "once its lease runs out",
-                    action.action_id,
-                )
-            else:
-                log.error(
-                    "job %s failed",
-                    action.action_id,
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
+            log.error(
+                "job %s failed",
+                action.action_id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             action.status, action.details = FAILED, dict(_GENERIC)
             action.display_status = "Failed"
             finish_fields(action)
-        if fresh is None:
-            fresh = Stored.of(action)
+        final = Stored.of(action) if fresh is None else fresh
         # The outcome and the row's end in one transaction, fenced: a holder
         # that lost the job (JobLost) writes nothing. Waiting INACTIVE (for
         # consent, say), the row stays, claimable again once resumed.
-        engine.queue.conclude(
-            job.fence, fresh, expiry(action), keep=action.status == INACTIVE
+        # A store outage is ridden out while the lease holds.
+        keep = action.status == INACTIVE
+        ride_out(
+            lambda: engine.queue.conclude(job.fence, final, expiry(action), keep),
+            job.held_until,
         )
 
 
@@ -427,35 +415,3 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         loop.close()
-
-
-_live: weakref.WeakSet[Runner] = weakref.WeakSet()
-_installed = [-1]  # the fork generation that installed the exit hooks
-
-
-def _stop_all() -> None:
-    for runner in list(_live):
-        runner.stop()
-
-
-def _hand_back_at_exit() -> None:
-    """Hand running jobs back when this process exits: at a normal exit
-    (gunicorn's workers) and at SIGTERM, before the handler in place runs
-    (uvicorn re-raises SIGTERM after its shut-down, which skips exit hooks)."""
-    if _installed[0] == generation():
-        return
-    _installed[0] = generation()
-    atexit.register(_stop_all)
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers; the exit hook remains
-    before = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        _stop_all()
-        if callable(before):
-            before(signum, frame)
-        elif before != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)

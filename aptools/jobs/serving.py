@@ -3,11 +3,13 @@ process: see :mod:`aptools.execution`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from aptools.execution import Execution
 from aptools.settings import ProviderConfigError
+from aptools.signals import terminated
 
 log = logging.getLogger("aptools.jobs")
 
@@ -15,8 +17,8 @@ log = logging.getLogger("aptools.jobs")
 class JobStarter:
     """Falcon middleware for both faces: starts this process's runner at its
     first request (so after gunicorn forked its workers), and under ASGI at
-    the server's start-up. (Running jobs are handed back when the process
-    exits, see :mod:`aptools.jobs.runner`.)
+    the server's start-up; under ASGI it stops them at the server's shut-down
+    (what SIGTERM does to running jobs: :mod:`aptools.jobs.runner`).
 
     A job that keeps tokens without a usable encryption key cannot run: the
     ASGI start-up fails; under WSGI it is logged at ERROR (once per process)
@@ -45,3 +47,10 @@ class JobStarter:
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         self._execution.serving()
+
+    async def process_shutdown(self, scope: Any, event: Any) -> None:
+        # The ASGI server stops after SIGTERM (uvicorn re-raises it after
+        # this, which skips exit hooks): jobs that are not resumable get
+        # their stop_timeout to end here.
+        if terminated():
+            await asyncio.to_thread(self._execution.stop)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from aptools.auth import Caller
 from aptools.jobs.handle import Job
 from aptools.models import Action, ActionStatus
 
-__all__ = ["J", "JobFunction", "JobResult", "JobSettings"]
+if TYPE_CHECKING:
+    from aptools.auth import Authenticator
+    from aptools.store import Store
+    from aptools.store.jobqueue import JobQueue
+
+__all__ = ["Engine", "J", "JobFunction", "JobResult", "JobSettings"]
 
 #: What a job function returns: the details of a SUCCEEDED action, or a
 #: terminal (or INACTIVE) :class:`ActionStatus`.
@@ -45,6 +50,13 @@ class JobSettings:
     so that ``caller.authorizer(scope)`` works for the whole job.
     ``scopes``: the scopes the job acts under for its caller (scope strings),
     granted with refresh tokens when the run is accepted.
+    ``max_attempts``: how many processes may end while running the job (a
+    take-over after a crash or SIGKILL, a hand-back at SIGTERM) before its
+    action ends FAILED; a job that is not resumable is never started twice.
+    ``stop_timeout`` (seconds): at SIGTERM, how long a job that is not
+    resumable may go on to its end before its action ends FAILED
+    ("Interrupted"); keep it below the server's own graceful timeout
+    (gunicorn's ``--graceful-timeout``, 30 s by default).
     """
 
     resumable: bool = False
@@ -53,3 +65,27 @@ class JobSettings:
     poll_interval: float = 1.0
     keep_tokens: bool = False
     scopes: tuple[str, ...] = ()
+    max_attempts: int = 10
+    stop_timeout: float = 25.0
+
+
+class Engine(Protocol):
+    """What a runner reads of its provider's job (a
+    :class:`~aptools.jobs.engine.JobEngine`)."""
+
+    fn: Callable[..., Any]
+    settings: JobSettings
+    store: Store
+    queue: JobQueue
+    auth: Authenticator
+    is_async: bool
+
+    def caller_for(
+        self,
+        action_id: str,
+        record: Mapping[str, Any],
+        sealed: bytes | None,
+        save: Callable[[bytes], Any],
+    ) -> Caller: ...
+
+    def forget(self, action_id: str) -> None: ...

@@ -81,13 +81,28 @@ class JobDeclaration:
         lease: float,
         keep_tokens: bool,
         scopes: Iterable[str] = (),
+        max_attempts: int = 10,
+        stop_timeout: float = 25.0,
     ) -> JobSettings:
-        """The settings of a job declared with these options (``lease`` in
-        seconds, positive; ``scopes`` scope strings, only with
-        ``keep_tokens``), else :class:`ProviderConfigError`."""
+        """The settings of a job declared with these options (``lease`` and
+        ``stop_timeout`` in seconds, positive and not negative; ``scopes``
+        scope strings, only with ``keep_tokens``; ``max_attempts`` a positive
+        whole number), else :class:`ProviderConfigError`."""
         if not lease > 0:
             raise ProviderConfigError(
                 "a job's lease must be a positive number of seconds"
+            )
+        if (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or max_attempts < 1
+        ):
+            raise ProviderConfigError(
+                f"max_attempts must be a positive whole number: {max_attempts!r}"
+            )
+        if not stop_timeout >= 0:
+            raise ProviderConfigError(
+                "a job's stop_timeout must be a number of seconds, 0 or more"
             )
         declared = checked_scopes(scopes, "a job's scopes")
         if declared and not keep_tokens:
@@ -102,6 +117,8 @@ class JobDeclaration:
             self.poll_interval,
             keep_tokens,
             declared,
+            max_attempts,
+            float(stop_timeout),
         )
 
     def scopes(self) -> tuple[str, ...]:

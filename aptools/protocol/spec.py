@@ -79,7 +79,8 @@ class Spec:
 
     Frozen: nothing in it is written while requests are served (periodic
     housekeeping belongs to ``execution``). ``store_call`` is how operations
-    call ``store``; ``lease`` and ``pending_wait`` are seconds.
+    call ``store``; ``run_lease`` and ``pending_wait`` are seconds (the
+    provider's settings of those names).
     """
 
     description: bytes
@@ -96,7 +97,7 @@ class Spec:
     max_body: int
     release_after: str
     max_deadline: float
-    lease: float = 300.0
+    run_lease: float = 10.0
     pending_wait: float = 30.0
     access_log: bool = True
     hooks: tuple[Callable[..., None], ...] = ()

@@ -91,6 +91,15 @@ class Store(abc.ABC):
         Nothing is stored when the reservation was abandoned or handed over.
         """
 
+    def renew(self, action_ids: Collection[str], now: float) -> None:  # noqa: B027
+        """The holder of these reservations is alive at ``now``: each one's
+        ``lease`` (see :meth:`reserve`) counts from ``now`` again. Called by
+        the process running their run handlers every third of the run lease,
+        so that a live holder keeps its keys however long its handler runs,
+        and a dead one's are free a lease after its last renewal. Unknown or
+        stored actions are left alone. The default renews nothing (a store
+        whose holds end with their process, or one that does not know)."""
+
     @abc.abstractmethod
     def abandon(self, action_id: str) -> None:
         """Drop a reservation whose handler failed, freeing its request key.

@@ -18,13 +18,13 @@ and ``claim``, a number the row counts up at every claim and every resume
 and never counts down. Every write of a claimed job — :meth:`~JobQueue.save`
 (progress), :meth:`~JobQueue.checkpoint`, :meth:`~JobQueue.save_tokens`,
 :meth:`~JobQueue.conclude` (the outcome and the row's deletion, one
-transaction), :meth:`~JobQueue.delete`, :meth:`~JobQueue.hand_back` and
-:meth:`~JobQueue.heartbeat` — carries its fence in the statement's
-condition and changes nothing once the row moved on (taken over after the
-lease ran out, handed to a resuming caller, deleted). Such a write raises
-:class:`~aptools.JobLost` (``save_tokens``, ``delete``, ``hand_back`` and
-``heartbeat`` say it by their answer instead), so the holder learns at its
-next write that it must stop.
+transaction), :meth:`~JobQueue.delete`, :meth:`~JobQueue.hand_back`,
+:meth:`~JobQueue.interrupt` and :meth:`~JobQueue.heartbeat` — carries its
+fence in the statement's condition and changes nothing once the row moved
+on (taken over after the lease ran out, handed to a resuming caller,
+deleted). Such a write raises :class:`~aptools.JobLost` (``save_tokens``,
+``delete``, ``hand_back``, ``interrupt`` and ``heartbeat`` say it by their
+answer instead), so the holder learns at its next write that it must stop.
 
 **Resume** (:meth:`~JobQueue.requeue_for`) is one compare-and-set: the
 action INACTIVE becomes ACTIVE and the row is handed to the resuming caller
@@ -161,6 +161,15 @@ class JobQueue(abc.ABC):
     def hand_back(self, fences: Collection[Fence]) -> None:
         """Hand jobs still held by ``fences`` back at once (shutting down):
         claimable again now, and the claim does not count as an attempt."""
+
+    @abc.abstractmethod
+    def interrupt(self, fences: Collection[Fence]) -> None:
+        """Hand back jobs still held by ``fences`` whose holder is stopping
+        while they run (SIGTERM): claimable again at once, and, unlike
+        :meth:`hand_back`, the claim counts as an attempt, as a take-over
+        after a crash does — so a job that ends every process running it
+        stays bounded (see ``max_attempts``). A job no longer held by its
+        fence is left as it is."""
 
     @abc.abstractmethod
     def requeue_for(

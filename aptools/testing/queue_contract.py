@@ -23,9 +23,11 @@ together), leases and take-overs on the queue's own clock, fencing (every
 write of a holder whose job was taken over is refused, and changes
 nothing), the outcome and the row's end as one, single-flight resume (of
 resumes at once exactly one wins), deadlines (due, and no resume past
-one), hand-back, cancellation, the sweep, two namespaces on one store, and
-kept tokens (written only by the holder while the action is alive, gone with
-the action's end, re-keyed by a compare-and-set that never brings them back).
+one), hand-back, interrupt and the attempt count every ended process adds
+to (:mod:`aptools.testing.queue_attempts`, what ``max_attempts`` rests on),
+cancellation, the sweep, two namespaces on one store, and kept tokens
+(written only by the holder while the action is alive, gone with the
+action's end, re-keyed by a compare-and-set that never brings them back).
 Leases in these tests are short (a fraction of a second) and every wait is
 a bounded poll, so a loaded machine slows the suite but does not fail it.
 """
@@ -43,14 +45,16 @@ from aptools.store import Store, Stored
 from aptools.store.jobqueue import JobQueue
 from aptools.testing._queue_parts import LONG, OTHER, SCOPE, SHORT, WHO
 from aptools.testing._queue_tokens import KeptTokensContract
+from aptools.testing.queue_attempts import AttemptsContract
 from aptools.testing.waiting import wait_for
 
 __all__ = ["JobQueueContract"]
 
 
-class JobQueueContract(KeptTokensContract):
+class JobQueueContract(KeptTokensContract, AttemptsContract):
     """Tests any job queue must pass; override the ``make_store`` fixture.
-    The kept tokens' tests come from :class:`KeptTokensContract`."""
+    The kept tokens' tests come from :class:`KeptTokensContract`, the attempt
+    count's from :class:`~aptools.testing.queue_attempts.AttemptsContract`."""
 
     # -- claims ---------------------------------------------------------------------
 

@@ -137,6 +137,17 @@ class StoreContract:
         found = store.reserve(key(stuck), "a3", NOW, LEASE)
         assert found.stored is not None and found.stored.action_id == "a2"
 
+    def test_a_renewed_hold_lasts_a_lease_from_its_renewal(self, store: Store) -> None:
+        # Store.renew: a live holder keeps its key however long its handler
+        # runs; a dead one's goes a lease after its last renewal.
+        held, other = action("a1", request_id="r"), action("a2", request_id="r")
+        assert store.reserve(key(held), "a1", NOW, LEASE).outcome == "new"
+        store.renew(["a1"], NOW + LEASE - 1)
+        late = NOW + LEASE + 1
+        assert store.reserve(key(other), "a2", late, LEASE).outcome == "pending"
+        again = NOW + 2 * LEASE
+        assert store.reserve(key(other), "a2", again, LEASE).outcome == "new"
+
     def test_abandon_frees_the_key(self, store: Store) -> None:
         dropped = action("a1", request_id="r")
         assert store.reserve(key(dropped), "a1", NOW, LEASE).outcome == "new"

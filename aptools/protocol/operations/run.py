@@ -126,11 +126,12 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     give_up = time.monotonic() + spec.pending_wait
     waits = pauses(0.005, 0.1)
     while True:
-        claim = (key, request.action_id, now, spec.lease)
+        claim = (key, request.action_id, now, spec.run_lease)
         reservation: Reservation = yield from spec.store_call(
             spec.store.reserve, *claim
         )
         if reservation.outcome == "new":
+            spec.execution.hold(request.action_id)
             break
         if reservation.stored is not None:  # the same request, finished before
             req.context.action_id = reservation.stored.action_id
@@ -200,14 +201,19 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     except GeneratorExit:
         # Closed by the driver (a cancelled request, an interrupt): free the
         # request key at once — a closing generator may not yield.
+        spec.execution.let_go(request.action_id)
         spec.store_call.now(spec.store.abandon, request.action_id)
         raise
     except BaseException:
         # Free the request key so that a retry of the same request can run.
+        spec.execution.let_go(request.action_id)
         yield from spec.store_call(spec.store.abandon, request.action_id)
         raise
     stored = Stored.of(action)
-    yield from spec.store_call(spec.store.create, stored, action, expiry(action))
+    try:
+        yield from spec.store_call(spec.store.create, stored, action, expiry(action))
+    finally:
+        spec.execution.let_go(request.action_id)
     req.context.action_id = action.action_id
     if jobs is not None:
         jobs.wake()

@@ -134,6 +134,13 @@ class MemoryJobQueue(JobQueue):
                     job.owner, job.lease_until = None, 0.0
                     job.attempts -= 1
 
+    def interrupt(self, fences: Collection[Fence]) -> None:
+        with self._lock:
+            for fence in fences:
+                job = self._held(fence)
+                if job is not None:
+                    job.owner, job.lease_until = None, 0.0
+
     def requeue_for(
         self,
         action_id: str,

@@ -92,6 +92,13 @@ class MemoryStore(Store):
             self._keys[pair] = action_id
             return NEW
 
+    def renew(self, action_ids: Collection[str], now: float) -> None:
+        with self._lock:
+            for action_id in action_ids:
+                row = self._rows.get(action_id)
+                if row is not None and row.stored is None:
+                    row.reserved_at = max(row.reserved_at, now)
+
     def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         with self._lock:
             row = self._rows.get(action.action_id)

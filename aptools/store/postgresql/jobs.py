@@ -99,6 +99,10 @@ class PostgresJobQueue(JobQueue):
         self._hand_back = (
             f"UPDATE {jobs} SET {hand_back} WHERE namespace = %s AND {_FENCES}"
         ).encode()
+        self._interrupt = (
+            f"UPDATE {jobs} SET owner = NULL, lease_until = 0"
+            f" WHERE namespace = %s AND {_FENCES}"
+        ).encode()
         self._delete = f"DELETE FROM {jobs} WHERE {_HELD}".encode()
         self._cancel = (
             f"UPDATE {jobs} SET cancel_requested = true"
@@ -247,6 +251,10 @@ class PostgresJobQueue(JobQueue):
     def hand_back(self, fences: Collection[Fence]) -> None:
         if fences:
             self._count(self._hand_back, (self._ns, *self._fences(fences)))
+
+    def interrupt(self, fences: Collection[Fence]) -> None:
+        if fences:
+            self._count(self._interrupt, (self._ns, *self._fences(fences)))
 
     def requeue_for(
         self,

@@ -43,6 +43,7 @@ class Statements:
     reserve: bytes
     create: bytes
     abandon: bytes
+    renew: bytes
     get: bytes
     update: bytes
     delete: bytes
@@ -133,6 +134,11 @@ class Statements:
             abandon=(
                 f"DELETE FROM {actions} WHERE namespace = %(namespace)s"
                 " AND action_id = %(action_id)s AND pending"
+            ).encode(),
+            renew=(
+                f"UPDATE {actions} SET reserved_at = GREATEST(reserved_at,"
+                " %(now)s) WHERE namespace = %(namespace)s"
+                " AND action_id = ANY(%(action_ids)s) AND pending"
             ).encode(),
             get=(
                 f"SELECT {_ROW} FROM {actions} AS a"

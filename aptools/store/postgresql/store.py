@@ -144,6 +144,14 @@ class PostgreSQLStore(Store):
             },
         )
 
+    def renew(self, action_ids: Collection[str], now: float) -> None:
+        ids = [a for a in action_ids if _NUL not in a]
+        if ids:
+            self._execute(
+                self._sql.renew,
+                {"namespace": self.namespace, "action_ids": ids, "now": now},
+            )
+
     def abandon(self, action_id: str) -> None:
         if _NUL in action_id:
             return

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
@@ -135,6 +135,14 @@ class Claims:
             self._by_key[key] = action_id
             self._by_action[action_id] = Claim(key, slot, fingerprint, now)
             return "new"
+
+    def renew(self, action_ids: Collection[str], now: float) -> None:
+        """The holders of these actions' keys are alive at ``now``."""
+        with self._mutex:
+            for action_id in action_ids:
+                claim = self._by_action.get(action_id)
+                if claim is not None:
+                    claim.at = max(claim.at, now)
 
     def lock(self, slot: int, wait: float) -> bool:
         """Hold byte ``slot`` (from :data:`EXTRA_SLOTS` on) for this process,

@@ -189,6 +189,16 @@ class SQLiteJobQueue(JobQueue):
             f"{_HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params)
         )
 
+    def interrupt(self, fences: Collection[Fence]) -> None:
+        if not fences:
+            return
+        held, params = _fenced(fences)
+        self._db().execute(
+            "UPDATE aptools_jobs SET owner = NULL, lease_until = 0"
+            f" WHERE namespace = ? AND {held}",
+            (self._ns, *params),
+        )
+
     def requeue_for(
         self,
         action_id: str,

@@ -111,6 +111,11 @@ class SQLiteStore(Store):
             raise
         return NEW
 
+    def renew(self, action_ids: Collection[str], now: float) -> None:
+        # Across processes the kernel's lock holds the key while the holder
+        # lives; in this process, the claim's age says whether it is stuck.
+        self._claims.renew(action_ids, now)
+
     def create(self, stored: Stored, action: Action, expires_at: float | None) -> None:
         claim = self._claims.held(action.action_id)
         if claim is None or claim.key[0] != self._namespace:
