@@ -81,8 +81,15 @@ def _four_states(
 ) -> tuple[Provider, Client, Hold, dict[str, str]]:
     """A provider with one job in each state: waiting, running, stuck, queued."""
     hold = Hold()
+    # A canceled job that never returns frees its max_jobs slot, but its row
+    # stays held: with one job per caller, bob's queued job waits behind it.
     provider, client = build(
-        hold.work, max_jobs=2, lease=2.0, administered_by=[alice.urn], **kw
+        hold.work,
+        max_jobs=2,
+        max_jobs_per_caller=1,
+        lease=2.0,
+        administered_by=[alice.urn],
+        **kw,
     )
     ids = {"waiting": _run(client, bob, CONSENT)}
     wait_for(

@@ -119,10 +119,11 @@ def test_a_job_run_by_another_process_is_in_the_run_requests_trace(
     def finishes(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
         return {"here": "worker"}
 
-    first, client = build(hangs, **web.providers())
+    # Resumable: at SIGTERM its job is handed back for another process.
+    first, client = build(hangs, resumable=True, **web.providers())
     action_id = _run(client, alice)
     wait_for(lambda: started == [action_id], "the first process runs the job")
-    second, worker_client = build(finishes, **worker.providers())
+    second, worker_client = build(finishes, resumable=True, **worker.providers())
     # The first process stops (SIGTERM): it hands the job back, and the
     # other takes it, with the trace context kept in the store.
     first.compile().execution.stop()

@@ -77,7 +77,12 @@ def test_declared_scopes_act_after_the_token_expired_in_another_process(
     grants, refreshed = auth.grants[TRANSFER], auth.refreshed[TRANSFER]
     caplog.set_level(logging.DEBUG)
     started = threading.Event()
-    settings = {"keep_tokens": True, "lease": 3600.0, "dependent_scopes": [TRANSFER]}
+    settings = {
+        "resumable": True,  # the accepting process goes: its job is handed back
+        "keep_tokens": True,
+        "lease": 3600.0,
+        "dependent_scopes": [TRANSFER],
+    }
     first, client = build(hold(Gate(), started), **settings)
     assert first.dependent_scopes == (TRANSFER,)
     born = time.time()

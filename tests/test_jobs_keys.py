@@ -34,6 +34,8 @@ from .servers import aptools_cli
 
 TRANSFER = str(TransferScopes.all)
 SETTINGS: dict[str, Any] = {
+    # Resumable: a process that goes hands its job back for another to go on.
+    "resumable": True,
     "keep_tokens": True,
     "lease": 3600.0,
     "dependent_scopes": [TRANSFER],
