@@ -180,7 +180,8 @@ def store_url(provider: Provider) -> str:
 
 def store_failure(provider: Provider | None, exc: BaseException) -> CommandError:
     """One line for a provider or store that would not open, naming the store
-    URL; credentials never in it. ``provider`` is None if it failed to load."""
+    URL once; credentials never in it. ``provider`` is None if it failed to
+    load. A message that already names the (redacted) URL gets no suffix."""
     raw = _configured_store(provider)
     shown = redact(raw)
     said = str(exc).replace(raw, shown)
@@ -190,6 +191,8 @@ def store_failure(provider: Provider | None, exc: BaseException) -> CommandError
         password = None
     if password:
         said = said.replace(password, "***")
+    if shown in said:
+        return CommandError(said)
     return CommandError(f"{said} (store {shown})")
 
 
