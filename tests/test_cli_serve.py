@@ -247,3 +247,37 @@ def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> No
     from aptools.cli.common import redact
 
     assert redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("face", "server"), [("--wsgi", "gunicorn"), ("--asgi", "uvicorn")]
+)
+def test_serve_without_its_server_says_how_to_install_it_before_anything(
+    tmp_path: Path, face: str, server: str
+) -> None:
+    # The working directory comes first on the import path: a module there
+    # that cannot be imported stands for the server not being installed.
+    (tmp_path / f"{server}.py").write_text(
+        f"raise ModuleNotFoundError(\"No module named '{server}'\")\n"
+    )
+    env = cli_env(APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db")
+    done = aptools_cli("serve", WATCHASAY, face, cwd=tmp_path, env=env, timeout=30)
+    assert done.returncode == 1
+    assert done.stdout == ""  # no banner
+    assert done.stderr == (
+        f"aptools serve: {server} is not installed: pip install 'aptools[serve]'\n"
+    )
+    assert not (tmp_path / "a.db").exists()  # said before the store was opened
+
+
+@pytest.mark.parametrize("command", [("serve",), ("check", "--offline")])
+def test_a_closed_postgresql_port_names_the_store_once(
+    tmp_path: Path, auth: FakeGlobusAuth, command: tuple[str, ...]
+) -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:1/x?connect_timeout=2"
+    env = cli_env(auth, APTOOLS_STORE=url)
+    done = aptools_cli(*command[:1], WATCHASAY, *command[1:], cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "cannot connect" in done.stderr
+    assert done.stderr.count("127.0.0.1:1/x") == 1, done.stderr
+    assert "s3cret" not in done.stderr and "***" in done.stderr

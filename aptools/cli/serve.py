@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import os
 import socket
@@ -128,8 +129,20 @@ def _checked(args: argparse.Namespace) -> Provider:
     return provider
 
 
+def _server_installed(server: str) -> None:
+    """Raise :class:`CommandError` (one line, exit 1) when ``server`` (the
+    module gunicorn or uvicorn) cannot be imported: before any banner."""
+    try:
+        importlib.import_module(server)
+    except ImportError:
+        raise CommandError(
+            f"{server} is not installed: pip install 'aptools[serve]'"
+        ) from None
+
+
 def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then serve with gunicorn or uvicorn."""
+    _server_installed(args.server)
     json_logs = apply_log_format(args) == "json"
     provider = _checked(args)
     env = {**os.environ, "APTOOLS_TARGET": args.target}
