@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
+import sys
 from typing import Any
 
 from aptools.cli.common import (
@@ -15,8 +17,11 @@ from aptools.cli.common import (
     verify_client,
 )
 from aptools.provider import Provider, ProviderConfigError
+from aptools.store import DEFAULT_URL, redact
 
 UNSET = "unset"
+#: A placeholder left in a scope copied from the docs, such as ``<client-id>``.
+PLACEHOLDER = re.compile(r"<[^<>/]*>")
 
 __all__ = ["add_parser", "check"]
 
@@ -54,14 +59,33 @@ def check(args: argparse.Namespace) -> int:
         # none, so report that rather than fail (half of it is an error).
         os.environ.update(dict.fromkeys(names, UNSET))
     provider: Provider | None = None
+    note = " (store does not exist yet; it will be created at first serve)"
+    configured = os.environ.get("APTOOLS_STORE") or DEFAULT_URL
+    absent = _sqlite_file_missing(configured)
+    if absent:
+        # Checking makes no store: a module builds its apps when imported, so
+        # it is loaded on one in memory; the first serve makes the file.
+        os.environ["APTOOLS_STORE"] = "memory:"
     try:
         provider = load_provider(args.target)
+        where = store_url(provider)
+        if isinstance(provider._store, str) and provider._store:
+            if _sqlite_file_missing(provider._store):  # given in code
+                where += note
+                provider._store = "memory:"
+        elif absent:
+            where = redact(configured) + note
         provider.compile()
     except ProviderConfigError:
         raise
     except (ValueError, OSError, sqlite3.Error) as exc:
         raise store_failure(provider, exc) from None
-    where = store_url(provider)
+    for placeholder in PLACEHOLDER.findall(provider.scope):
+        print(
+            f"aptools check: warning: the scope {provider.scope} still holds the "
+            f"placeholder {placeholder}: replace it with your client's id",
+            file=sys.stderr,
+        )
     given = ("_client_id", "_client_secret")
     credentials = from_env or any(getattr(provider, n, None) for n in given)
     if not credentials:
@@ -89,3 +113,11 @@ def check(args: argparse.Namespace) -> int:
     print("\ninput schema:")
     print(json.dumps(schema, indent=2))
     return 0
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` is a SQLite store whose file does not exist yet."""
+    scheme, sep, path = url.partition(":///")
+    return (
+        bool(sep and path) and scheme.lower() == "sqlite" and not os.path.exists(path)
+    )
