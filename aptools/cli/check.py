@@ -100,10 +100,10 @@ def check(args: argparse.Namespace) -> int:
     print(json.dumps(about, indent=2))
     print(f"\nstore: {where}")
     print(f"client: {client}")
-    print("\nroutes (each GET also answers HEAD):")
+    print("\nroutes (each GET also answers HEAD; every path answers OPTIONS):")
     methods: dict[str, list[str]] = {}
     for route in route_table(provider.handlers):
-        if route.method == "HEAD":
+        if route.method in ("HEAD", "OPTIONS"):
             continue
         methods.setdefault(full_path(provider.prefix, route.path), []).append(
             route.method
