@@ -7,9 +7,8 @@ import json
 import os
 import shlex
 import socket
-from socketserver import ThreadingMixIn
 from typing import Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import make_server
 
 from aptools.cli.common import (
     CommandError,
@@ -20,6 +19,7 @@ from aptools.cli.common import (
     loopback,
     port,
 )
+from aptools.cli.devserver import DevRequestHandler, DevServer
 from aptools.cli.fakeauth import describe, identities
 from aptools.store import redact
 
@@ -51,15 +51,6 @@ def add_parser(commands: Any) -> None:
     )
     add_log_format(parser)
     parser.set_defaults(func=dev)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _DevRequestHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # the aptools.access log says it better
 
 
 def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
@@ -160,7 +151,7 @@ def dev(args: argparse.Namespace) -> int:
             "",
             "Ctrl-C stops.",
         ]
-        _serve(args, app, "\n".join(lines))
+        _serve(args, app, "\n".join(lines), provider.compile().max_body + 1)
     except KeyboardInterrupt:
         pass
     finally:
@@ -168,7 +159,7 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
+def _serve(args: argparse.Namespace, app: Any, banner: str, most: int) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -184,8 +175,8 @@ def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
                 args.host,
                 args.port,
                 app,
-                server_class=_ThreadingWSGIServer,
-                handler_class=_DevRequestHandler,
+                server_class=DevServer,
+                handler_class=type("Handler", (DevRequestHandler,), {"most": most}),
             )
     except OSError as exc:
         raise CommandError(
