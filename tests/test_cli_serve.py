@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,7 +18,8 @@ from aptools.cli import tcp_listener
 from aptools.testing import FakeGlobusAuth
 
 from .cli_support import Launched, cli_env
-from .servers import aptools_cli, free_port
+from .rawhttp import MALFORMED, exchange, get
+from .servers import ROOT, aptools_cli, free_port, launch, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -281,3 +284,46 @@ def test_a_closed_postgresql_port_names_the_store_once(
     assert "cannot connect" in done.stderr
     assert done.stderr.count("127.0.0.1:1/x") == 1, done.stderr
     assert "s3cret" not in done.stderr and "***" in done.stderr
+
+
+@pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
+def test_serve_answers_malformed_requests_in_json(
+    tmp_path: Path, auth: FakeGlobusAuth, face: str
+) -> None:
+    with serving(tmp_path, auth, face) as (_, url):
+        port = int(url.split(":")[2].split("/")[0])
+        for what, request in MALFORMED.items():
+            answer = exchange(port, request, timeout=30)
+            assert 400 <= answer.status < 500, (what, answer)
+            assert answer.headers["content-type"] == "application/json", (what, answer)
+            error = answer.json()
+            assert set(error) == {"code", "description"}, what
+            # (httptools takes a 100 kB header: the app refuses the token)
+            refusals = (
+                "BadRequest",
+                "RequestHeaderFieldsTooLarge",
+                "AuthenticationFailed",
+            )
+            assert error["code"] in refusals, what
+            assert "nonsense" not in error["description"], what  # never quoted
+        # The same server serves the next well-formed request.
+        assert exchange(port, get("/skeleton/")).status == 200
+
+
+@pytest.mark.parametrize("protocol", ["H11JSONErrors", "JSONErrorsProtocol"])
+def test_uvicorn_protocols_answer_json_to_what_they_cannot_parse(
+    tmp_path: Path, auth: FakeGlobusAuth, protocol: str
+) -> None:
+    # Both of uvicorn's parsers (h11, and httptools when installed).
+    port = free_port()
+    env = {**cli_env(auth, APTOOLS_STORE="memory:"), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "uvicorn", "--port", str(port), "--http"]
+    command += [f"aptools.cli.uvproto:{protocol}", f"{WATCHASAY}:asgi"]
+    proc = launch(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_ready(proc, f"http://127.0.0.1:{port}/skeleton/")
+        answer = exchange(port, MALFORMED["a raw CR in the path"])
+        assert answer.status == 400 and answer.json()["code"] == "BadRequest"
+        assert answer.headers["content-type"] == "application/json"
+    finally:
+        stop(proc)

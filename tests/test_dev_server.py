@@ -60,9 +60,10 @@ def test_dev_takes_a_chunked_body(tmp_path: Path, face: str) -> None:
 
 
 @pytest.mark.e2e
-def test_dev_answers_malformed_requests_in_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", ["", "asgi"])
+def test_dev_answers_malformed_requests_in_json(tmp_path: Path, face: str) -> None:
     port = free_port()
-    proc, _ = _dev(tmp_path, port, "")
+    proc, _ = _dev(tmp_path, port, face)
     with proc:
         for what, request in MALFORMED.items():
             answer = exchange(port, request, timeout=30)

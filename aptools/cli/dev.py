@@ -185,6 +185,9 @@ def _serve(args: argparse.Namespace, app: Any, banner: str, most: int) -> None:
         ) from None
     print(banner, flush=True)
     if args.asgi:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        from aptools.cli.uvproto import JSONErrorsProtocol
+
+        config = uvicorn.Config(app, log_level="warning", http=JSONErrorsProtocol)
+        uvicorn.Server(config).run(sockets=[sock])
     else:
         httpd.serve_forever()

@@ -21,7 +21,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-import orjson
+from aptools.wire import error_body
 
 __all__ = ["DevRequestHandler", "DevServer", "dechunk"]
 
@@ -93,8 +93,7 @@ class DevRequestHandler(WSGIRequestHandler):
         """Answer ``code`` as JSON, closing the connection. ``message`` and
         ``explain`` may quote the client's request line: they are not used."""
         status = HTTPStatus(code)
-        code_name = "".join(word.capitalize() for word in status.phrase.split())
-        body = orjson.dumps({"code": code_name, "description": status.description})
+        body = error_body(code)
         if self.request_version == "HTTP/0.9":  # nothing parsed: answer 1.0
             self.request_version = "HTTP/1.0"
         self.close_connection = True

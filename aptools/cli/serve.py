@@ -218,6 +218,8 @@ def _uvicorn(args: argparse.Namespace) -> list[str]:
         "--workers",
         str(args.workers),
         "--no-access-log",
+        "--http",  # its own 400 in JSON, see aptools.cli.uvproto
+        "aptools.cli.uvproto:JSONErrorsProtocol",
     ]
 
 
