@@ -11,6 +11,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
+import falcon
 import orjson
 
 __all__ = ["DESCRIPTIONS", "error_answer", "error_body"]
@@ -34,9 +35,10 @@ DESCRIPTIONS: Final[dict[int, str]] = {
 def error_body(status: int) -> bytes:
     """``{"code": ..., "description": ...}`` for ``status`` (an HTTP status
     code, 400 to 599), as UTF-8 JSON bytes."""
-    known = HTTPStatus(status)
-    code = "".join(word.capitalize() for word in known.phrase.split())
-    description = DESCRIPTIONS.get(status, known.description + ".")
+    # The code as the apps' own routing errors spell it (faces.app.render_error).
+    phrase = falcon.code_to_http_status(status)[4:]
+    code = "".join(word.capitalize() for word in phrase.split())
+    description = DESCRIPTIONS.get(status, HTTPStatus(status).description + ".")
     return orjson.dumps({"code": code, "description": description})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -92,3 +93,18 @@ def test_dechunk_reads_chunks_extensions_and_trailers() -> None:
     ):
         with pytest.raises(BadChunking):
             dechunk(io.BytesIO(broken), 100)
+
+
+def test_a_servers_own_error_is_code_and_description() -> None:
+    from aptools.wire import DESCRIPTIONS, error_answer, error_body
+
+    assert json.loads(error_body(414)) == {
+        "code": "UriTooLong",
+        "description": "The request line is too long.",
+    }
+    for status in [*DESCRIPTIONS, 418]:
+        document = json.loads(error_body(status))
+        assert set(document) == {"code", "description"} and document["code"]
+        head, _, body = error_answer(status).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status)
+        assert b"Content-Length: %d" % len(body) in head and body == error_body(status)
