@@ -61,7 +61,7 @@ def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
         assert set(people) == {"alice", "bob", "carol"}
         comments = [i for i, line in enumerate(lines) if line.startswith("# ")]
         commands = [lines[i + 1] for i in comments]
-        assert len(commands) == 10
+        assert len(commands) == 11
         urls = re.findall(r"http://\S+", "\n".join(commands))
         # API 1.1 routes only: no /run, /{id}/status, /{id}/release.
         assert all(re.search(r"/skeleton/(actions\b|$)", url) for url in urls), urls
@@ -70,7 +70,9 @@ def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
             ["bash", "-c", script], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, (done.stdout, done.stderr)
-        outputs = [part.strip() for part in done.stdout.split("<<<")][:10]
+        outputs = [part.strip() for part in done.stdout.split("<<<")][:11]
+        waited = outputs.pop(7).splitlines()  # the statuses both ended with
+        assert [json.loads(o)["status"] for o in waited] == ["SUCCEEDED"] * 2
         (
             about,
             _,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,40 @@ def test_a_servers_own_error_is_code_and_description() -> None:
         head, _, body = error_answer(status).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 %d " % status)
         assert b"Content-Length: %d" % len(body) in head and body == error_body(status)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("face", ["", "asgi"])
+@pytest.mark.parametrize("module", ["examples.watchasay.app", "examples.longjob.app"])
+def test_every_printed_command_works_as_printed(
+    tmp_path: Path, module: str, face: str
+) -> None:
+    # A synchronous provider, and one whose actions run for seconds in the
+    # background: the commands are run as printed, in order.
+    port = free_port()
+    args = ["dev", module, "--port", str(port), *(["--asgi"] if face else [])]
+    with Launched(*args, cwd=tmp_path, env=cli_env()) as proc:
+        lines = proc.wait_for(lambda out: "Ctrl-C" in out).splitlines()
+        start = lines.index("Try it:")
+        comments = [i for i in range(start, len(lines)) if lines[i].startswith("# ")]
+        script = "".join(f"{lines[i + 1]}\necho '<<<'\n" for i in comments)
+        done = subprocess.run(
+            ["bash", "-c", "set -e\n" + script],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        said = dict(
+            zip(
+                (lines[i] for i in comments),
+                (part.strip() for part in done.stdout.split("<<<")),
+                strict=False,
+            )
+        )
+        for comment, output in said.items():
+            if "releases" in comment:
+                released = json.loads(output)
+                assert "action_id" in released, (comment, output)  # not a 409
+                assert released["status"] in ("SUCCEEDED", "FAILED"), released

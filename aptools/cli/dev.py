@@ -93,7 +93,12 @@ def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
         run("MANAGED_ID", managed),
         "# carol cancels it (a finished action is answered unchanged)",
         f"curl -s -w '\\n' -X POST {base}/actions/$MANAGED_ID/cancel {carol}",
-        "# carol releases it (once it has finished)",
+        "# wait until both have ended (an ACTIVE action is not released: 409)",
+        "for id in $MANAGED_ID $ACTION_ID; do for i in $(seq 300); do "
+        f"out=$(curl -s {base}/actions/$id {alice}); "
+        'case "$out" in *\'"status":"ACTIVE"\'*) sleep 1;; *) break;; esac; '
+        'done; echo "$out"; done',
+        "# carol releases it",
         f"curl -s -w '\\n' -X DELETE {base}/actions/$MANAGED_ID {carol}",
         "# alice releases hers",
         f"curl -s -w '\\n' -X DELETE {base}/actions/$ACTION_ID {alice}",
