@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from aptools.cli import tcp_listener
-from aptools.testing import FakeGlobusAuth
+from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .cli_support import Launched, cli_env
 from .rawhttp import MALFORMED, exchange, get
@@ -327,3 +327,49 @@ def test_uvicorn_protocols_answer_json_to_what_they_cannot_parse(
         assert answer.headers["content-type"] == "application/json"
     finally:
         stop(proc)
+
+
+def test_serve_starts_each_workers_job_runner_at_boot(
+    tmp_path: Path, auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from aptools.store import open_store
+
+    store_url = f"sqlite:///{tmp_path}/jobs.db"
+    env = cli_env(
+        auth,
+        APTOOLS_STORE=store_url,
+        HOME=str(tmp_path),
+        LONGJOB_SCOPE=auth.scope,
+        APTOOLS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    )
+    module, body = "examples.longjob.app", {"steps": 20, "step_seconds": 0.5}
+    # A job handed back unfinished by a server that stopped (SIGTERM) ...
+    port = free_port()
+    with Launched("serve", module, "--port", str(port), cwd=tmp_path, env=env) as a:
+        url = f"http://127.0.0.1:{port}/longjob"
+        a.ready(url + "/")
+        ran = requests.post(
+            url + "/actions",
+            json={"request_id": "boot-1", "body": body},
+            headers={"Authorization": f"Bearer {alice.token}"},
+            timeout=30,
+        )
+        assert ran.status_code == 202, ran.text
+        action_id = ran.json()["action_id"]
+    store = open_store(store_url).for_provider(f"{auth.scope} /longjob")
+    left = store.get(action_id, time.time())
+    assert left is not None and left.status == "ACTIVE"
+    # ... is finished by the next server's worker though nobody calls it.
+    port = free_port()
+    with Launched("serve", module, "--port", str(port), cwd=tmp_path, env=env) as b:
+        b.wait_for(lambda out: "Booting worker" in out)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = store.get(action_id, time.time())
+            if now is not None and now.status != "ACTIVE":
+                break
+            time.sleep(0.2)
+        assert now is not None and now.status == "SUCCEEDED", (now, b.said())
+    store.close()

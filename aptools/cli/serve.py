@@ -229,8 +229,13 @@ def _served() -> Provider:
 
 
 def wsgi_app() -> Any:
-    """The WSGI app ``aptools serve`` hands to gunicorn (a factory)."""
-    app = _served().wsgi()
+    """The WSGI app ``aptools serve`` hands to gunicorn (a factory). gunicorn
+    calls it in each worker process after the fork, so the worker's job
+    runner and housekeeping start here, at its boot, rather than at its first
+    request as the app alone would start them."""
+    provider = _served()
+    app = provider.wsgi()
+    provider.compile().execution.serving()
     # PERF: objects made while loading never need collecting; freezing them
     # keeps the collector's full passes short in this process we own.
     gc.freeze()
