@@ -210,6 +210,13 @@ def test_check_creates_no_store(tmp_path: Path, offline: tuple[str, ...]) -> Non
             done.stdout
         )
         assert sorted(p.name for p in tmp_path.iterdir()) == [], file
+    # A directory that does not exist is an error, as serve would say.
+    nowhere = cli_env(APTOOLS_STORE=f"sqlite:///{tmp_path}/no/such/dir/a.db")
+    done = aptools_cli(
+        "check", "examples.countdown.app", *offline, cwd=tmp_path, env=nowhere
+    )
+    assert done.returncode == 1 and "no/such/dir" in done.stderr
+    assert not (tmp_path / "no").exists()
     # One that exists is opened and checked, without the note.
     made = tmp_path / "made.db"
     from aptools.store import SQLiteStore

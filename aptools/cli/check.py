@@ -116,8 +116,9 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _sqlite_file_missing(url: str) -> bool:
-    """Whether ``url`` is a SQLite store whose file does not exist yet."""
+    """Whether ``url`` is a SQLite store whose file does not exist yet, in a
+    directory that does (a missing directory is an error the store reports)."""
     scheme, sep, path = url.partition(":///")
-    return (
-        bool(sep and path) and scheme.lower() == "sqlite" and not os.path.exists(path)
-    )
+    if not (sep and path) or scheme.lower() != "sqlite" or os.path.exists(path):
+        return False
+    return os.path.isdir(os.path.dirname(path) or ".")
