@@ -333,7 +333,9 @@ def route_table(
 
 
 def _options(path: str, api: Literal["1.0", "1.1", "both"]) -> Route:
-    """The OPTIONS route of a path that declares none (see :func:`route_table`)."""
+    """The OPTIONS route of a path that declares none (see :func:`route_table`).
+    The path's action id is read by the one rule of every route: an
+    ill-formed one is 404."""
     return Route(
         path,
         "OPTIONS",
@@ -341,7 +343,7 @@ def _options(path: str, api: Literal["1.0", "1.1", "both"]) -> Route:
         "options",
         "The methods of this path, in Allow",
         _OPTIONS_ANSWERS,
-        (),
+        ("404",) if "{action_id}" in path else (),
         access="none",
         api=api,
     )
