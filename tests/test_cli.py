@@ -62,7 +62,7 @@ def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
         assert set(people) == {"alice", "bob", "carol"}
         comments = [i for i, line in enumerate(lines) if line.startswith("# ")]
         commands = [lines[i + 1] for i in comments]
-        assert len(commands) == 10
+        assert len(commands) == 11
         urls = re.findall(r"http://\S+", "\n".join(commands))
         # API 1.1 routes only: no /run, /{id}/status, /{id}/release.
         assert all(re.search(r"/skeleton/(actions\b|$)", url) for url in urls), urls
@@ -71,7 +71,9 @@ def test_dev_commands_work_as_printed(tmp_path: Path, face: str) -> None:
             ["bash", "-c", script], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, (done.stdout, done.stderr)
-        outputs = [part.strip() for part in done.stdout.split("<<<")][:10]
+        outputs = [part.strip() for part in done.stdout.split("<<<")][:11]
+        waited = outputs.pop(7).splitlines()  # the statuses both ended with
+        assert [json.loads(o)["status"] for o in waited] == ["SUCCEEDED"] * 2
         (
             about,
             _,
@@ -188,10 +190,58 @@ def test_check_prints_store_and_routes(tmp_path: Path) -> None:
     done = aptools_cli("check", "examples.countdown.app", cwd=tmp_path, timeout=30)
     assert done.returncode == 0, done.stderr
     assert '"title": "Countdown"' in done.stdout
-    assert "store: sqlite:///aptools-actions.db" in done.stdout
+    assert "store: sqlite:///aptools-actions.db (store does not" in done.stdout
     assert "client: not set" in done.stdout
     assert "GET            /countdown/actions/{action_id}/log" in done.stdout
     assert "DELETE GET     /countdown/actions/{action_id}" in done.stdout
+
+
+@pytest.mark.parametrize("offline", [(), ("--offline",)])
+def test_check_creates_no_store(tmp_path: Path, offline: tuple[str, ...]) -> None:
+    for url, file in (
+        (None, tmp_path / "aptools-actions.db"),  # the default
+        (f"sqlite:///{tmp_path}/given.db", tmp_path / "given.db"),
+    ):
+        env = cli_env() if url is None else cli_env(APTOOLS_STORE=url)
+        done = aptools_cli(
+            "check", "examples.countdown.app", *offline, cwd=tmp_path, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert "store does not exist yet; it will be created at first serve" in (
+            done.stdout
+        )
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], file
+    # A directory that does not exist is an error, as serve would say.
+    nowhere = cli_env(APTOOLS_STORE=f"sqlite:///{tmp_path}/no/such/dir/a.db")
+    done = aptools_cli(
+        "check", "examples.countdown.app", *offline, cwd=tmp_path, env=nowhere
+    )
+    assert done.returncode == 1 and "no/such/dir" in done.stderr
+    assert not (tmp_path / "no").exists()
+    # One that exists is opened and checked, without the note.
+    made = tmp_path / "made.db"
+    from aptools.store import SQLiteStore
+
+    SQLiteStore(str(made)).close()
+    env = cli_env(APTOOLS_STORE=f"sqlite:///{made}")
+    done = aptools_cli(
+        "check", "examples.countdown.app", *offline, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0 and "does not exist yet" not in done.stdout
+
+
+def test_check_warns_of_a_placeholder_left_in_the_scope(tmp_path: Path) -> None:
+    (tmp_path / "copied.py").write_text(
+        "from aptools import Provider\n"
+        "provider = Provider(title='x', admin_contact='a', input_schema={},\n"
+        "    scope='https://auth.globus.org/scopes/<client-id>/action_all')\n"
+        "provider.run(lambda request, caller: {})\n"
+    )
+    done = aptools_cli("check", "copied", "--offline", cwd=tmp_path, env=cli_env())
+    assert done.returncode == 0, done.stderr
+    assert "warning" in done.stderr and "placeholder <client-id>" in done.stderr
+    kept = aptools_cli("check", "examples.countdown.app", cwd=tmp_path, env=cli_env())
+    assert "warning" not in kept.stderr
 
 
 def test_check_verifies_the_client_with_globus_auth(

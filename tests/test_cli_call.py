@@ -92,6 +92,15 @@ def test_nothing_listening_is_one_line_and_its_own_exit_status(
         assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+def test_a_bad_body_is_a_usage_error_exit_2(tmp_path: Path) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/called"
+    for body in ("{bad", "@" + str(tmp_path / "missing.json")):
+        done = call(nowhere, "run", "--body", body, "--token", "t", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("aptools call: --body"), done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
 def test_an_error_answer_is_one_line_and_exit_1(
     tmp_path: Path, called: tuple[str, Path], alice: FakeIdentity
 ) -> None:

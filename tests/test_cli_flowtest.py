@@ -166,7 +166,10 @@ def test_usage_errors_are_exit_2() -> None:
     assert scaled.returncode == 2
     # A body that is not JSON is refused before any call (nothing listens there).
     bad = flowtest("http://127.0.0.1:1/x", "--token", "t", "--body", "{nope")
-    assert bad.returncode == 1 and bad.stderr.startswith("aptools flowtest: --body")
+    assert bad.returncode == 2 and bad.stderr.startswith("aptools flowtest: --body")
+    missing = flowtest("http://127.0.0.1:1/x", "--token", "t", "--body", "@/no/such")
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr.startswith("aptools flowtest: --body @/no/such")
 
 
 # -- providers broken on purpose -----------------------------------------------------

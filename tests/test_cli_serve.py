@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,10 +15,11 @@ import pytest
 import requests
 
 from aptools.cli import tcp_listener
-from aptools.testing import FakeGlobusAuth
+from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .cli_support import Launched, cli_env
-from .servers import aptools_cli, free_port
+from .rawhttp import MALFORMED, exchange, get
+from .servers import ROOT, aptools_cli, free_port, launch, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -247,3 +250,126 @@ def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> No
     from aptools.cli.common import redact
 
     assert redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("face", "server"), [("--wsgi", "gunicorn"), ("--asgi", "uvicorn")]
+)
+def test_serve_without_its_server_says_how_to_install_it_before_anything(
+    tmp_path: Path, face: str, server: str
+) -> None:
+    # The working directory comes first on the import path: a module there
+    # that cannot be imported stands for the server not being installed.
+    (tmp_path / f"{server}.py").write_text(
+        f"raise ModuleNotFoundError(\"No module named '{server}'\")\n"
+    )
+    env = cli_env(APTOOLS_STORE=f"sqlite:///{tmp_path}/a.db")
+    done = aptools_cli("serve", WATCHASAY, face, cwd=tmp_path, env=env, timeout=30)
+    assert done.returncode == 1
+    assert done.stdout == ""  # no banner
+    assert done.stderr == (
+        f"aptools serve: {server} is not installed: pip install 'aptools[serve]'\n"
+    )
+    assert not (tmp_path / "a.db").exists()  # said before the store was opened
+
+
+@pytest.mark.parametrize("command", [("serve",), ("check", "--offline")])
+def test_a_closed_postgresql_port_names_the_store_once(
+    tmp_path: Path, auth: FakeGlobusAuth, command: tuple[str, ...]
+) -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:1/x?connect_timeout=2"
+    env = cli_env(auth, APTOOLS_STORE=url)
+    done = aptools_cli(*command[:1], WATCHASAY, *command[1:], cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "cannot connect" in done.stderr
+    assert done.stderr.count("127.0.0.1:1/x") == 1, done.stderr
+    assert "s3cret" not in done.stderr and "***" in done.stderr
+
+
+@pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
+def test_serve_answers_malformed_requests_in_json(
+    tmp_path: Path, auth: FakeGlobusAuth, face: str
+) -> None:
+    with serving(tmp_path, auth, face) as (_, url):
+        port = int(url.split(":")[2].split("/")[0])
+        for what, request in MALFORMED.items():
+            answer = exchange(port, request, timeout=30)
+            assert 400 <= answer.status < 500, (what, answer)
+            assert answer.headers["content-type"] == "application/json", (what, answer)
+            error = answer.json()
+            assert set(error) == {"code", "description"}, what
+            # (httptools takes a 100 kB header: the app refuses the token)
+            refusals = (
+                "BadRequest",
+                "RequestHeaderFieldsTooLarge",
+                "AuthenticationFailed",
+            )
+            assert error["code"] in refusals, what
+            assert "nonsense" not in error["description"], what  # never quoted
+        # The same server serves the next well-formed request.
+        assert exchange(port, get("/skeleton/")).status == 200
+
+
+@pytest.mark.parametrize("protocol", ["H11JSONErrors", "JSONErrorsProtocol"])
+def test_uvicorn_protocols_answer_json_to_what_they_cannot_parse(
+    tmp_path: Path, auth: FakeGlobusAuth, protocol: str
+) -> None:
+    # Both of uvicorn's parsers (h11, and httptools when installed).
+    port = free_port()
+    env = {**cli_env(auth, APTOOLS_STORE="memory:"), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "uvicorn", "--port", str(port), "--http"]
+    command += [f"aptools.cli.uvproto:{protocol}", f"{WATCHASAY}:asgi"]
+    proc = launch(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_ready(proc, f"http://127.0.0.1:{port}/skeleton/")
+        answer = exchange(port, MALFORMED["a raw CR in the path"])
+        assert answer.status == 400 and answer.json()["code"] == "BadRequest"
+        assert answer.headers["content-type"] == "application/json"
+    finally:
+        stop(proc)
+
+
+def test_serve_starts_each_workers_job_runner_at_boot(
+    tmp_path: Path, auth: FakeGlobusAuth, alice: FakeIdentity
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from aptools.store import open_store
+
+    store_url = f"sqlite:///{tmp_path}/jobs.db"
+    env = cli_env(
+        auth,
+        APTOOLS_STORE=store_url,
+        HOME=str(tmp_path),
+        LONGJOB_SCOPE=auth.scope,
+        APTOOLS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    )
+    module, body = "examples.longjob.app", {"steps": 20, "step_seconds": 0.5}
+    # A job handed back unfinished by a server that stopped (SIGTERM) ...
+    port = free_port()
+    with Launched("serve", module, "--port", str(port), cwd=tmp_path, env=env) as a:
+        url = f"http://127.0.0.1:{port}/longjob"
+        a.ready(url + "/")
+        ran = requests.post(
+            url + "/actions",
+            json={"request_id": "boot-1", "body": body},
+            headers={"Authorization": f"Bearer {alice.token}"},
+            timeout=30,
+        )
+        assert ran.status_code == 202, ran.text
+        action_id = ran.json()["action_id"]
+    store = open_store(store_url).for_provider(f"{auth.scope} /longjob")
+    left = store.get(action_id, time.time())
+    assert left is not None and left.status == "ACTIVE"
+    # ... is finished by the next server's worker though nobody calls it.
+    port = free_port()
+    with Launched("serve", module, "--port", str(port), cwd=tmp_path, env=env) as b:
+        b.wait_for(lambda out: "Booting worker" in out)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = store.get(action_id, time.time())
+            if now is not None and now.status != "ACTIVE":
+                break
+            time.sleep(0.2)
+        assert now is not None and now.status == "SUCCEEDED", (now, b.said())
+    store.close()

@@ -100,6 +100,23 @@ def test_client_text_cannot_forge_an_access_log_line(
         assert "\\u001b" in line or "FORGED" in line  # the text is kept, escaped
 
 
+def test_the_text_line_carries_the_request_id_quoted(
+    make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aptools.access")
+    _, client = make()
+    client.run(alice, GOOD, request_id="r-42")
+    forged = "r\n" + FORGED
+    client.run(alice, GOOD, request_id=forged)
+    plain, quoted = (
+        r.getMessage() for r in caplog.records if r.name == "aptools.access"
+    )
+    assert plain.endswith(" request_id=r-42")
+    assert quoted.isprintable() and ' request_id="r\\n2030-01-01 ' in quoted
+    records = [r.aptools for r in caplog.records if r.name == "aptools.access"]  # type: ignore[attr-defined]
+    assert [r["request_id"] for r in records] == ["r-42", forged]
+
+
 def test_a_crash_log_quotes_the_path(
     make: MakeClient, alice: FakeIdentity, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -132,3 +132,64 @@ def test_a_forked_child_starts_its_own_housekeeping() -> None:
     os.waitpid(pid, 0)
     execution.stop()
     assert answer == b"01"
+
+
+def test_every_path_answers_options_with_its_methods(
+    make: MakeClient, alice: FakeIdentity
+) -> None:
+    provider, client = make(
+        log=_log, resume=lambda action, caller: None, enumerate=lambda q, c: []
+    )
+    action_id = client.run(alice, {"input_string": "hi"}).json["action_id"]
+    expected = {
+        "/": "GET, HEAD, OPTIONS",
+        "/ready": "GET, HEAD, OPTIONS",
+        "/openapi.json": "GET, HEAD, OPTIONS",
+        "/run": "OPTIONS, POST",
+        "/actions": "GET, HEAD, OPTIONS, POST",
+        f"/actions/{action_id}": "DELETE, GET, HEAD, OPTIONS",
+        f"/{action_id}/status": "GET, HEAD, OPTIONS",
+        f"/actions/{action_id}/cancel": "OPTIONS, POST",
+        f"/{action_id}/release": "OPTIONS, POST",
+        f"/actions/{action_id}/log": "GET, HEAD, OPTIONS",
+        f"/{action_id}/resume": "OPTIONS, POST",
+    }
+    for path, allow in expected.items():
+        answer = client.call("OPTIONS", path)  # no token needed
+        assert answer.status_code == 204, (path, answer.status_code)
+        assert answer.content == b"", path
+        assert answer.headers["allow"] == allow, path
+        cors = answer.headers.get("access-control-allow-origin")
+        assert cors == ("*" if path == "/" else None), path  # only the root's
+    root = client.call("OPTIONS", "/")
+    assert "OPTIONS" in root.headers["access-control-allow-methods"]
+    # A method a path does not serve: 405, JSON, and Allow names OPTIONS too.
+    refused = client.call("PUT", "/actions", alice)
+    assert refused.status_code == 405 and refused.json["code"] == "MethodNotAllowed"
+    assert "OPTIONS" in refused.headers["allow"]
+    # Every route in the table is one the OpenAPI document describes.
+    document = provider.openapi()
+    for route in route_table({"log", "resume", "enumerate"}):
+        if route.method != "HEAD":
+            path = full_path(provider.prefix, route.path)
+            assert route.method.lower() in document["paths"][path], path
+
+
+def test_options_follows_the_handlers() -> None:
+    allow = {
+        r.path: r.headers["Allow"] for r in route_table(set()) if r.method == "OPTIONS"
+    }
+    assert "/actions/{action_id}/log" not in allow
+    assert allow["/actions/{action_id}"] == "DELETE, GET, HEAD, OPTIONS"
+
+
+def test_an_ill_formed_action_id_is_404_before_authentication(
+    make: MakeClient,
+) -> None:
+    _, client = make()
+    for path in ("/actions/" + "x" * 129, "/%7F/status", "/actions/a%20b/cancel"):
+        method = "GET" if "cancel" not in path else "POST"
+        answer = client.call(method, path)  # no token at all
+        assert answer.status_code == 404, (path, answer.status_code)
+        assert answer.json["code"] == "NotFound"
+    assert client.call("GET", "/actions/well-formed").status_code == 401

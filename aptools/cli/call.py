@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from aptools.backoff import pauses
-from aptools.cli.common import EXIT_ERROR, CommandError
+from aptools.cli.common import EXIT_ERROR, EXIT_USAGE, CommandError
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -336,7 +336,8 @@ def _print(doc: Any) -> None:
 
 def read_body(text: str | None) -> Any:
     """``--body``: JSON text, or ``@file`` holding it; ``{}`` when absent.
-    Raises :class:`CommandError` for an unreadable file or text not JSON."""
+    Raises :class:`CommandError` with the usage status (2) for an unreadable
+    file or text not JSON: a bad ``--body`` is a usage error (docs/reference/cli.md)."""
     if text is None:
         return {}
     if text.startswith("@"):
@@ -344,8 +345,10 @@ def read_body(text: str | None) -> Any:
             with open(text[1:], encoding="utf-8") as handle:
                 text = handle.read()
         except OSError as exc:
-            raise CommandError(f"--body {text}: {exc.strerror}") from None
+            raise CommandError(
+                f"--body {text}: {exc.strerror}", status=EXIT_USAGE
+            ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--body is not JSON: {exc}") from None
+        raise CommandError(f"--body is not JSON: {exc}", status=EXIT_USAGE) from None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
+import sys
 from typing import TYPE_CHECKING, Any
 
 from aptools.cli.common import (
@@ -15,11 +17,14 @@ from aptools.cli.common import (
     verify_client,
 )
 from aptools.provider import Provider, ProviderConfigError
+from aptools.store import DEFAULT_URL, redact
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
 
 UNSET = "unset"
+#: A placeholder left in a scope copied from the docs, such as ``<client-id>``.
+PLACEHOLDER = re.compile(r"<[^<>/]*>")
 
 __all__ = ["add_parser", "check"]
 
@@ -57,14 +62,33 @@ def check(args: argparse.Namespace) -> int:
         # none, so report that rather than fail (half of it is an error).
         os.environ.update(dict.fromkeys(names, UNSET))
     provider: Provider | None = None
+    note = " (store does not exist yet; it will be created at first serve)"
+    configured = os.environ.get("APTOOLS_STORE") or DEFAULT_URL
+    absent = _sqlite_file_missing(configured)
+    if absent:
+        # Checking makes no store: a module builds its apps when imported, so
+        # it is loaded on one in memory; the first serve makes the file.
+        os.environ["APTOOLS_STORE"] = "memory:"
     try:
         provider = load_provider(args.target)
+        where = store_url(provider)
+        if isinstance(provider._store, str) and provider._store:
+            if _sqlite_file_missing(provider._store):  # given in code
+                where += note
+                provider._store = "memory:"
+        elif absent:
+            where = redact(configured) + note
         provider.compile()
     except ProviderConfigError:
         raise
     except (ValueError, OSError, sqlite3.Error) as exc:
         raise store_failure(provider, exc) from None
-    where = store_url(provider)
+    for placeholder in PLACEHOLDER.findall(provider.scope):
+        print(
+            f"aptools check: warning: the scope {provider.scope} still holds the "
+            f"placeholder {placeholder}: replace it with your client's id",
+            file=sys.stderr,
+        )
     given = ("_client_id", "_client_secret")
     credentials = from_env or any(getattr(provider, n, None) for n in given)
     if not credentials:
@@ -83,10 +107,10 @@ def check(args: argparse.Namespace) -> int:
     jobs = provider.compile().jobs
     if jobs is not None and jobs.settings.keep_tokens:
         print(f"encryption key: {_key_state(jobs)}")
-    print("\nroutes (each GET also answers HEAD):")
+    print("\nroutes (each GET also answers HEAD; every path answers OPTIONS):")
     methods: dict[str, list[str]] = {}
     for route in route_table(provider.handlers):
-        if route.method == "HEAD":
+        if route.method in ("HEAD", "OPTIONS"):
             continue
         methods.setdefault(full_path(provider.prefix, route.path), []).append(
             route.method
@@ -105,3 +129,12 @@ def _key_state(jobs: JobEngine) -> str:
     except ProviderConfigError as exc:
         return f"not usable: {exc} (aptools serve and worker need it)"
     return "set (the first key seals new tokens)"
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` is a SQLite store whose file does not exist yet, in a
+    directory that does (a missing directory is an error the store reports)."""
+    scheme, sep, path = url.partition(":///")
+    if not (sep and path) or scheme.lower() != "sqlite" or os.path.exists(path):
+        return False
+    return os.path.isdir(os.path.dirname(path) or ".")

@@ -20,6 +20,7 @@ __all__ = [
     "CommandError",
     "add_log_format",
     "apply_log_format",
+    "configured_store",
     "load_provider",
     "log_requests",
     "loopback",
@@ -161,7 +162,9 @@ def apply_log_format(args: argparse.Namespace) -> str:
     return chosen
 
 
-def _configured_store(provider: Provider | None) -> str:
+def configured_store(provider: Provider | None) -> str:
+    """The store URL ``provider`` opens, as configured (password included):
+    given in code, else ``APTOOLS_STORE``, else the default."""
     from aptools.store import DEFAULT_URL, Store
 
     # The provider keeps what it was given; there is no public accessor yet.
@@ -175,13 +178,14 @@ def _configured_store(provider: Provider | None) -> str:
 
 def store_url(provider: Provider) -> str:
     """The store URL ``provider`` opens, redacted (see :func:`redact`)."""
-    return redact(_configured_store(provider))
+    return redact(configured_store(provider))
 
 
 def store_failure(provider: Provider | None, exc: BaseException) -> CommandError:
     """One line for a provider or store that would not open, naming the store
-    URL; credentials never in it. ``provider`` is None if it failed to load."""
-    raw = _configured_store(provider)
+    URL once; credentials never in it. ``provider`` is None if it failed to
+    load. A message that already names the (redacted) URL gets no suffix."""
+    raw = configured_store(provider)
     shown = redact(raw)
     said = str(exc).replace(raw, shown)
     try:
@@ -190,6 +194,8 @@ def store_failure(provider: Provider | None, exc: BaseException) -> CommandError
         password = None
     if password:
         said = said.replace(password, "***")
+    if shown in said:
+        return CommandError(said)
     return CommandError(f"{said} (store {shown})")
 
 

@@ -7,9 +7,8 @@ import json
 import os
 import shlex
 import socket
-from socketserver import ThreadingMixIn
 from typing import Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import make_server
 
 from aptools.cli.common import (
     CommandError,
@@ -20,6 +19,7 @@ from aptools.cli.common import (
     loopback,
     port,
 )
+from aptools.cli.devserver import DevRequestHandler, DevServer
 from aptools.cli.fakeauth import describe, identities, withheld
 from aptools.store import redact
 
@@ -59,15 +59,6 @@ def add_parser(commands: Any) -> None:
         "consent and resume are printed",
     )
     parser.set_defaults(func=dev)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _DevRequestHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # the aptools.access log says it better
 
 
 def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
@@ -110,7 +101,12 @@ def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
         run("MANAGED_ID", managed),
         "# carol cancels it (a finished action is answered unchanged)",
         f"curl -s -w '\\n' -X POST {base}/actions/$MANAGED_ID/cancel {carol}",
-        "# carol releases it (once it has finished)",
+        "# wait until both have ended (an ACTIVE action is not released: 409)",
+        "for id in $MANAGED_ID $ACTION_ID; do for i in $(seq 300); do "
+        f"out=$(curl -s {base}/actions/$id {alice}); "
+        'case "$out" in *\'"status":"ACTIVE"\'*) sleep 1;; *) break;; esac; '
+        'done; echo "$out"; done',
+        "# carol releases it",
         f"curl -s -w '\\n' -X DELETE {base}/actions/$MANAGED_ID {carol}",
         "# alice releases hers",
         f"curl -s -w '\\n' -X DELETE {base}/actions/$ACTION_ID {alice}",
@@ -176,7 +172,7 @@ def dev(args: argparse.Namespace) -> int:
             "",
             "Ctrl-C stops.",
         ]
-        _serve(args, app, "\n".join(lines))
+        _serve(args, app, "\n".join(lines), provider.compile().max_body + 1)
     except KeyboardInterrupt:
         pass
     finally:
@@ -184,7 +180,7 @@ def dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
+def _serve(args: argparse.Namespace, app: Any, banner: str, most: int) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -200,8 +196,8 @@ def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
                 args.host,
                 args.port,
                 app,
-                server_class=_ThreadingWSGIServer,
-                handler_class=_DevRequestHandler,
+                server_class=DevServer,
+                handler_class=type("Handler", (DevRequestHandler,), {"most": most}),
             )
     except OSError as exc:
         raise CommandError(
@@ -210,6 +206,9 @@ def _serve(args: argparse.Namespace, app: Any, banner: str) -> None:
         ) from None
     print(banner, flush=True)
     if args.asgi:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        from aptools.cli.uvproto import JSONErrorsProtocol
+
+        config = uvicorn.Config(app, log_level="warning", http=JSONErrorsProtocol)
+        uvicorn.Server(config).run(sockets=[sock])
     else:
         httpd.serve_forever()

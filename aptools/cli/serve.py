@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import os
 import socket
@@ -131,8 +132,20 @@ def _checked(args: argparse.Namespace) -> Provider:
     return provider
 
 
+def _server_installed(server: str) -> None:
+    """Raise :class:`CommandError` (one line, exit 1) when ``server`` (the
+    module gunicorn or uvicorn) cannot be imported: before any banner."""
+    try:
+        importlib.import_module(server)
+    except ImportError:
+        raise CommandError(
+            f"{server} is not installed: pip install 'aptools[serve]'"
+        ) from None
+
+
 def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then serve with gunicorn or uvicorn."""
+    _server_installed(args.server)
     json_logs = apply_log_format(args) == "json"
     provider = _checked(args)
     env = {**os.environ, "APTOOLS_TARGET": args.target}
@@ -208,6 +221,8 @@ def _uvicorn(args: argparse.Namespace) -> list[str]:
         "--workers",
         str(args.workers),
         "--no-access-log",
+        "--http",  # its own 400 in JSON, see aptools.cli.uvproto
+        "aptools.cli.uvproto:JSONErrorsProtocol",
     ]
 
 
@@ -217,8 +232,13 @@ def _served() -> Provider:
 
 
 def wsgi_app() -> Any:
-    """The WSGI app ``aptools serve`` hands to gunicorn (a factory)."""
-    app = _served().wsgi()
+    """The WSGI app ``aptools serve`` hands to gunicorn (a factory). gunicorn
+    calls it in each worker process after the fork, so the worker's job
+    runner and housekeeping start here, at its boot, rather than at its first
+    request as the app alone would start them."""
+    provider = _served()
+    app = provider.wsgi()
+    provider.compile().execution.serving()
     # PERF: objects made while loading never need collecting; freezing them
     # keeps the collector's full passes short in this process we own.
     gc.freeze()

@@ -97,9 +97,10 @@ class Observer:
                 # In the JSON format only: orjson escapes it (see logjson).
                 fields["path"] = req.path
             access_log.info(
-                "%s %s %s %.2fms operation=%s caller=%s action_id=%s",
-                # The method, the unrouted path and the action id come from
-                # the client: quoted, so that they cannot forge a line.
+                "%s %s %s %.2fms operation=%s caller=%s action_id=%s request_id=%s",
+                # The method, the unrouted path, the action id and the run's
+                # request_id come from the client: quoted, so that they
+                # cannot forge a line.
                 quoted(info.method),
                 info.route or quoted(req.path),
                 info.status,
@@ -107,6 +108,7 @@ class Observer:
                 info.operation,
                 info.caller,
                 None if info.action_id is None else quoted(info.action_id),
+                None if info.request_id is None else quoted(info.request_id),
                 extra={"aptools": fields},
             )
         for hook in self._hooks:

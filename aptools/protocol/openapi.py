@@ -316,7 +316,7 @@ def _link_runs(paths: dict[str, Any]) -> None:
         for path, item in paths.items()
         if "{action_id}" in path
         for method, op in item.items()
-        if method != "parameters"
+        if method not in ("parameters", "options")
     }
     links = {
         target: {

@@ -10,7 +10,10 @@ parameters) and which constant headers (CORS) it adds. The router
 
 Paths are relative to the provider's prefix; ``/`` is the prefix itself.
 Every GET route also answers HEAD (:func:`route_table`): same status and
-headers, no body.
+headers, no body. Every path answers OPTIONS by construction: 204, no body,
+and ``Allow`` naming the path's methods, HEAD and OPTIONS included. CORS
+headers are added only where a route declares them (the root, whose OPTIONS
+is the CORS preflight of introspection).
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class Route:
 
 
 _ACTION: Final = {"200": ("The action.", "ActionStatus")}
+_OPTIONS_ANSWERS: Final = {"204": ("No body; the path's methods in Allow.", None)}
 _RUN_ANSWERS: Final = {
     "202": ("A new action.", "ActionStatus"),
     "200": ("The action of an identical earlier request.", "ActionStatus"),
@@ -205,8 +209,8 @@ ROUTES: Final[tuple[Route, ...]] = (
         "OPTIONS",
         ops.options_root,
         "options",
-        "CORS preflight",
-        {"204": ("CORS headers.", None)},
+        "CORS preflight; the methods of this path in Allow",
+        _OPTIONS_ANSWERS,
         (),
         _CORS_OPTIONS,
         access="none",
@@ -327,10 +331,45 @@ ROUTES: Final[tuple[Route, ...]] = (
 def route_table(
     handlers: Collection[str], routes: Collection[Route] = ROUTES
 ) -> list[Route]:
-    """The routes a provider with ``handlers`` serves, each GET also as HEAD."""
+    """The routes a provider with ``handlers`` serves, each GET also as HEAD,
+    and every path with an OPTIONS route: 204, no body, ``Allow`` naming the
+    path's methods (HEAD and OPTIONS included), and the CORS headers of a
+    declared OPTIONS route (the root's) but no others."""
     served = [r for r in routes if r.requires is None or r.requires in handlers]
     heads = [replace(r, method="HEAD") for r in served if r.method == "GET"]
-    return served + heads
+    methods: dict[str, set[str]] = {}
+    for route in served + heads:
+        methods.setdefault(route.path, {"OPTIONS"}).add(route.method)
+    allowed = {path: ", ".join(sorted(verbs)) for path, verbs in methods.items()}
+    declared = {r.path for r in served if r.method == "OPTIONS"}
+    options = [
+        _options(path, route.api)
+        for path, route in {r.path: r for r in served}.items()
+        if path not in declared
+    ]
+    return [
+        replace(r, headers={**r.headers, "Allow": allowed[r.path]})
+        if r.method == "OPTIONS"
+        else r
+        for r in served + heads + options
+    ]
+
+
+def _options(path: str, api: Literal["1.0", "1.1", "both"]) -> Route:
+    """The OPTIONS route of a path that declares none (see :func:`route_table`).
+    The path's action id is read by the one rule of every route: an
+    ill-formed one is 404."""
+    return Route(
+        path,
+        "OPTIONS",
+        ops.options_root,
+        "options",
+        "The methods of this path, in Allow",
+        _OPTIONS_ANSWERS,
+        ("404",) if "{action_id}" in path else (),
+        access="none",
+        api=api,
+    )
 
 
 def find(name: str, api: str = "1.0", method: str | None = None) -> Route:

@@ -34,6 +34,7 @@ def openapi(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
 
 
 def options_root(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
-    """The CORS preflight's answer (its headers come from the route)."""
+    """Any path's OPTIONS answer, 204 without a body: its headers (``Allow``,
+    and at the root the CORS preflight's) come from the route table."""
     return 204, b""
     yield  # pragma: no cover - every operation is a generator
