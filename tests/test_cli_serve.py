@@ -298,11 +298,14 @@ def test_serve_answers_malformed_requests_in_json(
             assert answer.headers["content-type"] == "application/json", (what, answer)
             error = answer.json()
             assert set(error) == {"code", "description"}, what
-            # (httptools takes a 100 kB header: the app refuses the token)
+            # (httptools takes a 100 kB header: the app refuses the token; h11
+            # unfolds a folded header line, as RFC 9112 section 5.2 lets a
+            # server do, and the app answers the path "/", outside the prefix)
             refusals = (
                 "BadRequest",
                 "RequestHeaderFieldsTooLarge",
                 "AuthenticationFailed",
+                *(("NotFound",) if what == "a folded header line" else ()),
             )
             assert error["code"] in refusals, what
             assert "nonsense" not in error["description"], what  # never quoted
