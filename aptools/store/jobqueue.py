@@ -42,7 +42,7 @@ in seconds. Prove a queue with
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -222,6 +222,19 @@ class JobQueue(abc.ABC):
         """Delete rows not held by a live lease whose action ended or was never
         stored (enqueued more than ``grace`` seconds before :meth:`now`);
         return how many."""
+
+    def announce(self) -> None:  # noqa: B027 - optional hook
+        """Tell the runners of other processes and hosts that a job became
+        claimable (called once its action is stored ACTIVE). The default says
+        nothing: they find it at their next poll (``job_poll_interval``)."""
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake()`` (from a thread of the queue's) whenever any process
+        :meth:`announce` s a job of this queue, until the returned function is
+        called. ``None`` (the default): the queue cannot wake its runners;
+        they poll. A listener that loses its connection keeps trying to get
+        it back; meanwhile the runner's poll finds the jobs."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the queue holds; the default holds nothing."""

@@ -23,13 +23,14 @@ or refuses it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from psycopg.types.json import Jsonb
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, lost
+from aptools.store.postgresql.listen import Listener, channel
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE, INACTIVE, TERMINAL
 
@@ -66,6 +67,8 @@ class PostgresJobQueue(JobQueue):
         unfinished = "NOT a.pending AND a.status <> ALL(%s)"
         hand_back = "owner = NULL, lease_until = 0, attempts = attempts - 1"
         self._now = f"SELECT {_NOW}".encode()
+        self._channel = channel(db.settings.schema, namespace)
+        self._announce = f"SELECT pg_notify('{self._channel}', '')".encode()
         self._enqueue = (
             f"INSERT INTO {jobs} (namespace, action_id, enqueued_at, deadline,"
             f" caller, tokens) VALUES (%s, %s, {_NOW}, %s, %s, %s)"
@@ -216,6 +219,15 @@ class PostgresJobQueue(JobQueue):
             self._enqueue,
             (self._ns, action_id, deadline, Jsonb(dict(caller)), tokens),
         )
+
+    def announce(self) -> None:
+        # Sent after the run's transaction, not in it: the job row is written
+        # before the action's first state, and a runner woken between the two
+        # would find nothing to claim.
+        self._count(self._announce, ())
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        return Listener(self._db, self._channel, wake).close
 
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         rows = self._rows(
