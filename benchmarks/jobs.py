@@ -156,7 +156,6 @@ def _bench(args: argparse.Namespace, new_store: Any) -> None:
 
         # -- empty jobs per second -------------------------------------------------
         for max_jobs in (4, 16):
-
             done = [0]
             all_done = threading.Event()
 
