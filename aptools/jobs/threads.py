@@ -58,6 +58,11 @@ class JobThreads:
         """Threads started in this process so far."""
         return self._state.get().started
 
+    @property
+    def idle(self) -> int:
+        """Threads of this process waiting for work now."""
+        return len(self._state.get().idle)
+
     def close(self) -> None:
         """Let the idle threads end (running ones end when their work returns)."""
         state = self._state.get()
