@@ -291,7 +291,7 @@ class Runner:
     def _prepare(self, claimed: Claimed, sent: float) -> Job | None:
         engine = self.engine
         now = time.time()
-        stored = engine.store.get(claimed.action_id, now)
+        stored = claimed.stored or engine.store.get(claimed.action_id, now)
         if stored is None or stored.status != ACTIVE:
             engine.queue.hand_back([claimed.fence])
             return None

@@ -78,6 +78,8 @@ class Claimed:
     saved with :meth:`JobQueue.checkpoint` (``None`` if none), ``caller`` the
     identity record stored at :meth:`JobQueue.enqueue`, ``tokens`` its
     encrypted refresh tokens (or ``None``), ``fence`` the claim's token.
+    ``stored`` is the job's action as the claim read it, when the queue reads
+    it in the same statement (else ``None``: the runner reads it itself).
     """
 
     action_id: str
@@ -86,6 +88,7 @@ class Claimed:
     caller: Mapping[str, Any]
     tokens: bytes | None
     fence: Fence
+    stored: Stored | None = None
 
 
 @dataclass(slots=True, frozen=True)

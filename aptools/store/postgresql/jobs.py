@@ -78,18 +78,24 @@ class PostgresJobQueue(JobQueue):
         ).encode()
         # PERF: the inner SELECT walks the claimable index in its order and
         # stops at LIMIT, as the SQLite queue's does.
+        # PERF: the claimed jobs' actions come back with them, so a job's
+        # start costs the runner no read of its own (2 statements per empty
+        # job instead of 3: the claim and the outcome).
         self._claim = (
-            f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
-            " attempts = attempts + 1, claims = claims + 1"
-            " WHERE namespace = %s AND action_id IN ("
-            f"  SELECT j.action_id FROM {jobs} j"
-            f"  JOIN {actions} a ON a.namespace = j.namespace"
-            "   AND a.action_id = j.action_id"
-            f"  WHERE j.namespace = %s AND j.lease_until < {_NOW}"
-            "   AND NOT j.cancel_requested AND a.status = %s"
-            "  ORDER BY j.lease_until, j.enqueued_at LIMIT %s"
-            "  FOR UPDATE OF j SKIP LOCKED)"
-            " RETURNING action_id, attempts, checkpoint, caller, tokens, claims"
+            f"UPDATE {jobs} j SET owner = %s, lease_until = {_NOW} + %s,"
+            " attempts = j.attempts + 1, claims = j.claims + 1"
+            f" FROM {actions} a"
+            " WHERE j.namespace = %s AND j.action_id IN ("
+            f"  SELECT q.action_id FROM {jobs} q"
+            f"  JOIN {actions} qa ON qa.namespace = q.namespace"
+            "   AND qa.action_id = q.action_id"
+            f"  WHERE q.namespace = %s AND q.lease_until < {_NOW}"
+            "   AND NOT q.cancel_requested AND qa.status = %s"
+            "  ORDER BY q.lease_until, q.enqueued_at LIMIT %s"
+            "  FOR UPDATE OF q SKIP LOCKED)"
+            " AND a.namespace = j.namespace AND a.action_id = j.action_id"
+            " RETURNING j.action_id, j.attempts, j.checkpoint, j.caller, j.tokens,"
+            " j.claims, a.status, a.creator_id, a.public, a.doc, a.pending"
         ).encode()
         self._heartbeat = (
             f"UPDATE {jobs} SET lease_until = {_NOW} + %s"
@@ -235,14 +241,15 @@ class PostgresJobQueue(JobQueue):
         )
         return [
             Claimed(
-                action_id,
-                attempts,
-                None if checkpoint is None else orjson.loads(checkpoint),
-                caller,
-                None if tokens is None else bytes(tokens),
-                Fence(action_id, owner, claims),
+                row[0],
+                row[1],
+                None if row[2] is None else orjson.loads(row[2]),
+                row[3],
+                None if row[4] is None else bytes(row[4]),
+                Fence(row[0], owner, row[5]),
+                None if row[10] else Stored(row[0], *row[6:10]),
             )
-            for action_id, attempts, checkpoint, caller, tokens, claims in rows
+            for row in rows
         ]
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
