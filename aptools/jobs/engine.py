@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aptools.actions import consent_needed
 from aptools.auth import Caller
-from aptools.errors import ActionFailed, ConsentRequired
+from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
 from aptools.jobs.fairshare import queued_behind
@@ -179,8 +180,12 @@ class JobEngine:
             self._callers[action_id] = caller
 
     def wake(self) -> None:
-        """The action was stored: start (if need be) and wake this process's runner."""
+        """The action was stored: start (if need be) and wake this process's
+        runner, and tell those of other processes (:meth:`JobQueue.announce`)."""
         self.runner().wake()
+        with contextlib.suppress(StoreUnavailable):
+            # Only speed is at stake: they find the job at their next poll.
+            self.queue.announce()
 
     def cancel(self, action_id: str) -> None:
         """Tell the job to stop, wherever it runs."""

@@ -42,7 +42,7 @@ in seconds. Prove a queue with
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,8 @@ class Claimed:
     saved with :meth:`JobQueue.checkpoint` (``None`` if none), ``caller`` the
     identity record stored at :meth:`JobQueue.enqueue`, ``tokens`` its
     encrypted refresh tokens (or ``None``), ``fence`` the claim's token.
+    ``stored`` is the job's action as the claim read it, when the queue reads
+    it in the same statement (else ``None``: the runner reads it itself).
     """
 
     action_id: str
@@ -86,6 +88,7 @@ class Claimed:
     caller: Mapping[str, Any]
     tokens: bytes | None
     fence: Fence
+    stored: Stored | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -303,6 +306,19 @@ class JobQueue(abc.ABC):
         live lease) and ``waiting`` (their action INACTIVE), by the queue's
         clock: the job metrics' gauges. The default knows none (empty)."""
         return {}
+
+    def announce(self) -> None:  # noqa: B027 - optional hook
+        """Tell the runners of other processes and hosts that a job became
+        claimable (called once its action is stored ACTIVE). The default says
+        nothing: they find it at their next poll (``job_poll_interval``)."""
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake()`` (from a thread of the queue's) whenever any process
+        :meth:`announce` s a job of this queue, until the returned function is
+        called. ``None`` (the default): the queue cannot wake its runners;
+        they poll. A listener that loses its connection keeps trying to get
+        it back; meanwhile the runner's poll finds the jobs."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the queue holds; the default holds nothing."""

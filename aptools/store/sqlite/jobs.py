@@ -14,13 +14,14 @@ other's jobs.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
+from aptools.store.sqlite.doorbell import Doorbell
 from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
 from aptools.vocabulary import ACTIVE, INACTIVE
 
@@ -110,9 +111,23 @@ class SQLiteJobQueue(JobQueue):
         self._file = file
         self._db = file.connection
         self._ns = namespace
+        self._doorbell: Doorbell | None = None
 
     def now(self) -> float:
         return time.time()
+
+    @property
+    def doorbell(self) -> Doorbell:
+        """How runners of other processes on this host are woken."""
+        if self._doorbell is None:
+            self._doorbell = Doorbell(self._file.path, self._ns)
+        return self._doorbell
+
+    def announce(self) -> None:
+        self.doorbell.ring()
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        return self.doorbell.listen(wake)
 
     def _action(self, stored: Stored, expires_at: float | None) -> tuple[Any, ...]:
         # The parameters of UPDATE, now included.
