@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
-__all__ = ["PerProcess", "after_fork", "generation"]
+__all__ = ["PerProcess", "after_fork", "around_fork", "generation"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,20 @@ def after_fork(reset: Callable[[], None]) -> None:
     """Call ``reset`` in every child forked from now on, before anything else
     of the package runs there."""
     os.register_at_fork(after_in_child=reset)
+
+
+def around_fork(
+    before: Callable[[], None],
+    in_parent: Callable[[], None],
+    in_child: Callable[[], None],
+) -> None:
+    """Call ``before`` in the forking thread just before every fork from now
+    on, then ``in_parent`` in the parent (also when the fork failed) or
+    ``in_child`` in the child, after the resets of :func:`after_fork`
+    registered before it (Python's order: ``os.register_at_fork``)."""
+    os.register_at_fork(
+        before=before, after_in_parent=in_parent, after_in_child=in_child
+    )
 
 
 class PerProcess(Generic[T]):

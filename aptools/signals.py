@@ -14,11 +14,18 @@ the process that installed them:
 - :func:`install` sets the SIGTERM handler in the main thread, chained to the
   handler that was there before (gunicorn's, uvicorn's, the application's),
   which runs after ours; with the default handler in place the process then
-  runs its exit hooks and ends as SIGTERM would end it. In a forked child
-  that inherited it, the handler ends the child as the default one would,
-  and runs neither aptools' hooks nor the handler it chained to (both are the
-  parent's: a ``multiprocessing`` worker signalled by ``Pool.terminate()``
-  ends, as it must for the pool to close).
+  runs its exit hooks and ends as SIGTERM would end it. A forked child does
+  not keep it: SIGTERM is back to the default handler there before any of the
+  child's own code runs, so the child ends at SIGTERM even while blocked in a
+  C call, and runs neither aptools' hooks nor the handler it chained to (both
+  are the parent's: a ``multiprocessing`` worker signalled by
+  ``Pool.terminate()`` ends, as it must for the pool to close). SIGTERM is
+  blocked in the forking thread from just before the fork until then: a
+  Python-level handler inherited across a fork loses a SIGTERM that reaches
+  the child before the interpreter's own after-fork reset (CPython clears
+  the signals it caught but had not yet handled), so a child signalled at
+  once would otherwise never end. Only around aptools' own handler: one the
+  application set in its place is left alone.
 - An application that owns its signals sets ``APTOOLS_SIGNALS=off``: aptools
   sets no handler, and the application calls :func:`terminate` from its own
   (or stops the provider with ``provider.jobs.shutdown()``). The exit hook
@@ -38,7 +45,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from aptools.forks import after_fork
+from aptools.forks import around_fork
 
 __all__ = [
     "OPT_OUT",
@@ -112,7 +119,8 @@ def install() -> bool:
         if current is _on_sigterm:
             if _state["handler"] == os.getpid():
                 return True
-            # Inherited from the parent: keep what it chained to.
+            # Inherited by a fork that skipped Python's at-fork hooks (a
+            # child of os.fork has the default handler): keep its chain.
         else:
             _state["before"] = current
         _state["handler"] = os.getpid()
@@ -173,9 +181,10 @@ def _at_exit() -> None:
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     if _state["handler"] != os.getpid():
-        # A forked child (a multiprocessing worker, say): the handler and the
-        # one it chains to are its parent's, for its parent's server or jobs.
-        # It ends as SIGTERM ends a process, as its parent would expect.
+        # Only in a child forked without Python's at-fork hooks (os.fork's
+        # children have the default handler back): the handler and the one it
+        # chains to are its parent's, for its parent's server or jobs. It
+        # ends as SIGTERM ends a process, as its parent would expect.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
         return
@@ -191,11 +200,39 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         signal.raise_signal(signal.SIGTERM)
 
 
+# Forking threads (by id) that blocked SIGTERM for their fork and must
+# unblock it after (the child is the forking thread, under the same id).
+_forking: dict[int, bool] = {}
+
+
+def _before_fork() -> None:
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        return  # APTOOLS_SIGNALS=off, or the application's handler in place
+    # Pending, not caught, until the child set the default handler: caught
+    # before the interpreter's after-fork reset, it would be dropped there.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _forking[threading.get_ident()] = signal.SIGTERM not in mask
+
+
+def _after_fork_in_parent() -> None:
+    if _forking.pop(threading.get_ident(), False):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def _reset_in_child() -> None:
     # No lock: a fork while another thread held it would leave it held here.
     global _lock
     _lock = threading.Lock()
     _forked()
+    unblock = _forking.pop(threading.get_ident(), False)
+    _forking.clear()
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        # The parent's handler (its pid is in _state): the default one here,
+        # which ends this process even in a C call that never returns to
+        # Python. The forking thread is this process's main thread.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if unblock:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
-after_fork(_reset_in_child)
+around_fork(_before_fork, _after_fork_in_parent, _reset_in_child)

@@ -48,7 +48,7 @@ CHAINED = """
         os.write(said, b"up")
         time.sleep(30)  # ended by SIGTERM, as the default handler ends it
         os._exit(0)
-    os.read(ready, 2)  # (a signal before the child's start would be lost)
+    os.read(ready, 2)
     os.kill(child, signal.SIGTERM)
     _, status = os.waitpid(child, 0)
     print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, child)
@@ -153,3 +153,133 @@ def test_a_fork_while_another_thread_holds_a_per_process_lock(tmp_path: Path) ->
         holder.join(30)
     assert said == str(child)  # made in the child, by the child
     assert value.get() == parent
+
+
+def bounded(code: str, tmp: Path, bound: float) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter in a session of its own; past
+    ``bound`` seconds it and every process it forked are killed, and it failed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=bound)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"hung past {bound} s; it said: {out[-400:]!r}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+AT_ONCE = """
+    import os, signal, threading, time
+    from aptools import signals
+
+    mine = lambda s, f: None
+    signal.signal(signal.SIGTERM, mine)  # the application's, before aptools'
+    print(signals.install())
+
+    def fork_and_kill(n, ended):
+        for _ in range(n):
+            child = os.fork()
+            if child == 0:  # ended by SIGTERM before it wakes, or it says so
+                time.sleep(2)
+                os._exit(7)
+            os.kill(child, signal.SIGTERM)  # at once: it may not have run yet
+            _, status = os.waitpid(child, 0)
+            ended.append(os.WIFSIGNALED(status) and os.WTERMSIG(status) == 15)
+
+    ended = []
+    fork_and_kill(10, ended)  # from the main thread
+    thread = threading.Thread(target=fork_and_kill, args=(10, ended))
+    thread.start()
+    thread.join()
+    print(ended.count(True), len(ended))
+    # The parent keeps its handler, and SIGTERM unblocked in both threads.
+    print(signal.getsignal(signal.SIGTERM) is signals._on_sigterm,
+          signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        here = signal.getsignal(signal.SIGTERM)
+        blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        os.write(write, f"{here == signal.SIG_DFL} {blocked}".encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    print(os.read(read, 64).decode())
+"""
+
+
+def test_a_child_signalled_right_after_the_fork_ends(tmp_path: Path) -> None:
+    # A SIGTERM that reaches a child before the interpreter's after-fork
+    # reset is dropped if the child still has a Python-level handler: SIGTERM
+    # stays blocked from before the fork until the child has the default one.
+    got = bounded(AT_ONCE, tmp_path, 120)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split("\n")[:4] == ["True", "20 20", "True False", "True False"]
+
+
+APPLICATION_OWN = """
+    import os, signal
+    from aptools import signals
+
+    signals.install()
+    mine = lambda s, f: os._exit(3)
+    signal.signal(signal.SIGTERM, mine)  # the application's, over aptools'
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, str(signal.getsignal(signal.SIGTERM) is mine).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    print(os.read(read, 64).decode())
+"""
+
+
+def test_a_handler_the_application_set_is_the_childs_too(tmp_path: Path) -> None:
+    for env in ({}, {"APTOOLS_SIGNALS": "off"}):
+        got = script(APPLICATION_OWN, tmp_path, **env)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.split("\n")[0] == "True"
+
+
+POOLS = """
+    import multiprocessing, threading
+    from aptools import signals
+
+    print(signals.install(), flush=True)
+    fork = multiprocessing.get_context("fork")
+    totals, failures = [], []
+
+    def one_pool():
+        try:
+            with fork.Pool(2) as pool:  # terminate() at the end: SIGTERM
+                totals.append(sum(pool.map(abs, range(-5, 5))))
+        except Exception as exc:
+            failures.append(repr(exc))
+
+    for n in range(100):
+        threads = [threading.Thread(target=one_pool) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(n, end=" ", flush=True)
+    print()
+    print(totals.count(25), failures)
+"""
+
+
+def test_pools_opened_and_closed_in_threads_beside_the_handler_never_hang(
+    tmp_path: Path,
+) -> None:
+    # Pool.terminate() signals workers that may not have run yet (a loaded
+    # host): each must end, or the pool's close waits for it forever.
+    got = bounded(POOLS, tmp_path, 120)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split("\n")[2] == "200 []"
