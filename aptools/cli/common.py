@@ -7,19 +7,22 @@ import importlib
 import ipaddress
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 from aptools.logjson import FORMAT_VARIABLE, FORMATS, configure_logging, log_format
-from aptools.provider import Provider
+from aptools.protocol.spec import Spec
+from aptools.provider import Provider, ProviderConfigError
 from aptools.store import redact
 
 __all__ = [
     "CommandError",
     "add_log_format",
     "apply_log_format",
+    "compiled_provider",
     "configured_store",
     "load_provider",
     "log_requests",
@@ -197,6 +200,21 @@ def store_failure(provider: Provider | None, exc: BaseException) -> CommandError
     if shown in said:
         return CommandError(said)
     return CommandError(f"{said} (store {shown})")
+
+
+def compiled_provider(target: str) -> tuple[Provider, Spec]:
+    """The provider ``target`` names, compiled (its store opened). Raises
+    :class:`~aptools.ProviderConfigError` for a configuration error and
+    :class:`CommandError` (one line, see :func:`store_failure`) for a store
+    that would not open."""
+    provider: Provider | None = None
+    try:
+        provider = load_provider(target)
+        return provider, provider.compile()
+    except ProviderConfigError:
+        raise
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        raise store_failure(provider, exc) from None
 
 
 def verify_client(provider: Provider) -> None:

@@ -13,12 +13,10 @@ command then exits 1.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from typing import Any
 
-from aptools.cli.common import CommandError, load_provider, store_failure
-from aptools.provider import Provider, ProviderConfigError
+from aptools.cli.common import CommandError, compiled_provider
 
 __all__ = ["add_parser", "rekey"]
 
@@ -46,14 +44,7 @@ def rekey(args: argparse.Namespace) -> int:
     from aptools.jobs.keys import rekey as reseal_all
     from aptools.store import MemoryStore
 
-    provider: Provider | None = None
-    try:
-        provider = load_provider(args.target)
-        spec = provider.compile()
-    except ProviderConfigError:
-        raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+    _, spec = compiled_provider(args.target)
     engine = spec.jobs
     keys = None if engine is None else engine.keys
     if engine is None or keys is None:

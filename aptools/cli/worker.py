@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sqlite3
 import threading
 from typing import Any
 
@@ -25,11 +24,9 @@ from aptools.cli.common import (
     CommandError,
     add_log_format,
     apply_log_format,
-    load_provider,
+    compiled_provider,
     log_requests,
-    store_failure,
 )
-from aptools.provider import Provider, ProviderConfigError
 
 __all__ = ["add_parser", "worker"]
 
@@ -60,14 +57,7 @@ def worker(args: argparse.Namespace) -> int:
     Raises :class:`CommandError` when the provider has no job or its store
     cannot open or hold jobs.
     """
-    provider: Provider | None = None
-    try:
-        provider = load_provider(args.target)
-        spec = provider.compile()
-    except ProviderConfigError:
-        raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+    provider, spec = compiled_provider(args.target)
     engine = spec.jobs
     if engine is None:
         raise CommandError(

@@ -168,17 +168,7 @@ class SQLiteJobQueue(JobQueue):
             )
             .fetchall()
         )
-        return [
-            Claimed(
-                action_id,
-                attempts,
-                None if checkpoint is None else orjson.loads(checkpoint),
-                orjson.loads(caller),
-                tokens,
-                Fence(action_id, owner, claims),
-            )
-            for action_id, attempts, checkpoint, caller, tokens, claims in rows
-        ]
+        return _claimed(owner, rows)
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         if not fences:
@@ -426,18 +416,23 @@ class SQLiteJobQueue(JobQueue):
             .execute(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
             .fetchall()
         )
-        return [
-            Claimed(
-                action_id,
-                attempts,
-                None if checkpoint is None else orjson.loads(checkpoint),
-                orjson.loads(caller),
-                tokens,
-                Fence(action_id, owner, claims),
-            )
-            for action_id, attempts, checkpoint, caller, tokens, claims in rows
-        ]
+        return _claimed(owner, rows)
 
     def ahead(self, identity_id: str) -> int:
         row = self._db().execute(_AHEAD, (self._ns, identity_id)).fetchone()
         return int(row[0])
+
+
+def _claimed(owner: str, rows: list[Any]) -> list[Claimed]:
+    """The jobs a claim's ``RETURNING`` rows name, each with its fence."""
+    return [
+        Claimed(
+            action_id,
+            attempts,
+            None if checkpoint is None else orjson.loads(checkpoint),
+            orjson.loads(caller),
+            tokens,
+            Fence(action_id, owner, claims),
+        )
+        for action_id, attempts, checkpoint, caller, tokens, claims in rows
+    ]
