@@ -55,6 +55,8 @@ __all__ = [
 STATES: Final = ("running", "queued", "waiting", "stuck")
 #: Take-overs from which a resumable job counts as stuck: the next ones end it.
 NEAR_LIMIT: Final = MOST_ATTEMPTS - 2
+#: How long (seconds) a requeue holds the job while it writes the log.
+_HOLD: Final = 30.0
 #: The display status of an action an operator failed.
 FAILED_BY_OPERATOR: Final = "Failed by the provider's operator"
 #: The longest message ``fail`` takes (characters).
@@ -306,13 +308,21 @@ def requeue_job(
             f"job {action_id} is {view.state}: only a running or stuck job is "
             "requeued" + (" (its caller resumes it)" if view.state == "waiting" else "")
         )
-    if not queue.release(action_id):
+    # Taken from its holder (fenced out from now on) and held by the console
+    # while it writes the log, so that no new claim reads the action first;
+    # then handed back, claimable at once, this take not an attempt.
+    fence = queue.take(action_id, f"console ({who})", _HOLD)
+    if fence is None:
         raise ConsoleError(f"no job {action_id} at this provider")
-    if stored is not None and stored.status == ACTIVE:
-        action = stored.action()
-        held = "" if view.held_by is None else f" from {view.held_by['owner']}"
-        _logged(action, "RequeuedByOperator", f"Requeued{held} by {who}")
-        store.update(action_id, Stored.of(action), None, time.time())
+    try:
+        stored = store.get(action_id, queue.now())  # as its last holder left it
+        if stored is not None and stored.status == ACTIVE:
+            action = stored.action()
+            held = "" if view.held_by is None else f" from {view.held_by['owner']}"
+            _logged(action, "RequeuedByOperator", f"Requeued{held} by {who}")
+            queue.save(fence, Stored.of(action), None)
+    finally:
+        queue.hand_back([fence])
     return view.state
 
 

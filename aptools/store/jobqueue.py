@@ -273,6 +273,17 @@ class JobQueue(abc.ABC):
         queue without it."""
         raise NotImplementedError(f"{type(self).__name__} cannot release a job")
 
+    def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
+        """Take ``action_id``'s job from whichever process holds it, for
+        ``owner`` until :meth:`now` plus ``lease`` seconds (the operator's
+        requeue: it writes the action's log under this fence, then hands the
+        job back with :meth:`hand_back`): its claim is counted up, so that
+        the old holder's every write is refused from then on, and no other
+        process can claim it meanwhile. Returns the new fence; ``None`` when
+        there is no such job. Raises :class:`NotImplementedError` on a queue
+        without it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take a job")
+
     def claim_fair(
         self, owner: str, lease: float, limit: int, per_caller: int
     ) -> list[Claimed]:

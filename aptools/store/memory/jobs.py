@@ -292,6 +292,15 @@ class MemoryJobQueue(JobQueue):
             job.claims += 1
             return True
 
+    def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
+        with self._lock:
+            job = self._jobs.get(action_id)
+            if job is None:
+                return None
+            job.owner, job.lease_until = owner, self.now() + lease
+            job.claims += 1
+            return Fence(action_id, owner, job.claims)
+
     def keep_trace(self, action_id: str, traceparent: str) -> None:
         with self._lock:
             job = self._jobs.get(action_id)

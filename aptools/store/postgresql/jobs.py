@@ -112,6 +112,11 @@ class PostgresJobQueue(JobQueue):
             f" WHERE namespace = %s AND {_FENCES}"
             " RETURNING action_id, cancel_requested"
         ).encode()
+        self._take = (
+            f"UPDATE {jobs} SET owner = %s, lease_until = {_NOW} + %s,"
+            " claims = claims + 1 WHERE namespace = %s AND action_id = %s"
+            " RETURNING claims"
+        ).encode()
         self._hand_back = (
             f"UPDATE {jobs} SET {hand_back} WHERE namespace = %s AND {_FENCES}"
         ).encode()
@@ -377,6 +382,10 @@ class PostgresJobQueue(JobQueue):
 
     def release(self, action_id: str) -> bool:
         return bool(self._count(self._ops.release, (self._ns, action_id)))
+
+    def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
+        rows = self._rows(self._take, (owner, lease, self._ns, action_id))
+        return None if not rows else Fence(action_id, owner, rows[0][0])
 
     def keep_trace(self, action_id: str, traceparent: str) -> None:
         self._count(self._ops.keep_trace, (traceparent, self._ns, action_id))

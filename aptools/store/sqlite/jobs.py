@@ -381,6 +381,19 @@ class SQLiteJobQueue(JobQueue):
             .rowcount
         )
 
+    def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
+        row = (
+            self._db()
+            .execute(
+                "UPDATE aptools_jobs SET owner = ?, lease_until = ?,"
+                " claims = claims + 1 WHERE namespace = ? AND action_id = ?"
+                " RETURNING claims",
+                (owner, self.now() + lease, self._ns, action_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else Fence(action_id, owner, row[0])
+
     def keep_trace(self, action_id: str, traceparent: str) -> None:
         self._db().execute(
             "UPDATE aptools_jobs SET traceparent = ?"
