@@ -264,15 +264,6 @@ class JobQueue(abc.ABC):
         listing). Raises :class:`NotImplementedError` on a queue without it."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its jobs")
 
-    def release(self, action_id: str) -> bool:
-        """Take ``action_id``'s job from whichever process holds it (the
-        operator's requeue): no owner, claimable at once, its claim counted
-        up so that the old holder's every write is refused from then on
-        (fencing), and this claim not counted as an attempt. False when
-        there is no such job. Raises :class:`NotImplementedError` on a
-        queue without it."""
-        raise NotImplementedError(f"{type(self).__name__} cannot release a job")
-
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
         """Take ``action_id``'s job from whichever process holds it, for
         ``owner`` until :meth:`now` plus ``lease`` seconds (the operator's

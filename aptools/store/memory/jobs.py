@@ -282,16 +282,6 @@ class MemoryJobQueue(JobQueue):
                 )
             ]
 
-    def release(self, action_id: str) -> bool:
-        with self._lock:
-            job = self._jobs.get(action_id)
-            if job is None:
-                return False
-            job.owner, job.lease_until = None, 0.0
-            job.attempts = max(job.attempts - 1, 0)
-            job.claims += 1
-            return True
-
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
         with self._lock:
             job = self._jobs.get(action_id)

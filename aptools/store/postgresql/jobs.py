@@ -380,9 +380,6 @@ class PostgresJobQueue(JobQueue):
             )
         ]
 
-    def release(self, action_id: str) -> bool:
-        return bool(self._count(self._ops.release, (self._ns, action_id)))
-
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
         rows = self._rows(self._take, (owner, lease, self._ns, action_id))
         return None if not rows else Fence(action_id, owner, rows[0][0])

@@ -24,7 +24,6 @@ class Statements:
     """The statements of one namespace's queue (bytes, psycopg's ``%s``)."""
 
     rows_all: bytes
-    release: bytes
     fair_lock: bytes
     fair_key: int
     claim_fair: bytes
@@ -43,11 +42,6 @@ def operating_statements(
         "SELECT action_id, enqueued_at, deadline, caller, owner, lease_until,"
         f" attempts, claims, cancel_requested FROM {jobs}"
         " WHERE namespace = %s ORDER BY enqueued_at"
-    ).encode()
-    release = (
-        f"UPDATE {jobs} SET owner = NULL, lease_until = 0,"
-        " attempts = greatest(attempts - 1, 0), claims = claims + 1"
-        " WHERE namespace = %s AND action_id = %s"
     ).encode()
     # Fair share: claims of a namespace take turns (an advisory lock for
     # the transaction), so the count of a caller's held jobs cannot
@@ -96,7 +90,6 @@ def operating_statements(
     ).encode()
     return Statements(
         rows_all=rows_all,
-        release=release,
         fair_lock=fair_lock,
         fair_key=fair_key,
         claim_fair=claim_fair,

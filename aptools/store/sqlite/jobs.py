@@ -369,18 +369,6 @@ class SQLiteJobQueue(JobQueue):
             for a, e, d, c, o, lu, at, cl, cr in found
         ]
 
-    def release(self, action_id: str) -> bool:
-        return bool(
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET owner = NULL, lease_until = 0,"
-                " attempts = max(attempts - 1, 0), claims = claims + 1"
-                " WHERE namespace = ? AND action_id = ?",
-                (self._ns, action_id),
-            )
-            .rowcount
-        )
-
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
         row = (
             self._db()
