@@ -18,6 +18,7 @@ from aptools.cli.common import (
 )
 from aptools.provider import Provider, ProviderConfigError
 from aptools.store import DEFAULT_URL, redact
+from aptools.store.registry import sqlite_path
 
 if TYPE_CHECKING:
     from aptools.jobs.engine import JobEngine
@@ -134,7 +135,7 @@ def _key_state(jobs: JobEngine) -> str:
 def _sqlite_file_missing(url: str) -> bool:
     """Whether ``url`` is a SQLite store whose file does not exist yet, in a
     directory that does (a missing directory is an error the store reports)."""
-    scheme, sep, path = url.partition(":///")
-    if not (sep and path) or scheme.lower() != "sqlite" or os.path.exists(path):
+    path = sqlite_path(url)
+    if path is None or os.path.exists(path):
         return False
     return os.path.isdir(os.path.dirname(path) or ".")

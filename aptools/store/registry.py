@@ -141,7 +141,16 @@ def open_sqlite(url: str) -> Store:
     :class:`~aptools.SQLiteStore` (the directory must exist)."""
     from aptools.store.sqlite import SQLiteStore
 
-    scheme, sep, path = url.partition(":///")
-    if not sep or not path or scheme.lower() != "sqlite":
+    path = sqlite_path(url)
+    if path is None:
         raise ValueError(f"a SQLite store URL is {_SQLITE_FORMS}, not {redact(url)!r}")
     return SQLiteStore(path)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a ``sqlite:///...`` store URL; ``None`` for any
+    other URL."""
+    scheme, sep, path = url.partition(":///")
+    if not sep or not path or scheme.lower() != "sqlite":
+        return None
+    return path
