@@ -82,3 +82,57 @@ MALFORMED: dict[str, bytes] = {
         "/skeleton/actions", "Authorization: Bearer " + "t" * 100_000
     ),
 }
+
+
+def half_closed(port: int, request: bytes, timeout: float = 30) -> RawAnswer | None:
+    """Send ``request``, close the sending side (the client sends no more), and
+    read one answer; None when the server closes without answering."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while part := sock.recv(65536):
+            data += part
+    if not data:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawAnswer(int(lines[0].split()[1]), headers, body)
+
+
+def framed_post(path: str, token: str, head: str, body: bytes) -> bytes:
+    """A POST of ``body`` as is, after the header lines in ``head``."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"{head}\r\n"
+    ).encode() + body
+
+
+def broken_bodies(path: str, token: str, document: bytes) -> dict[str, bytes]:
+    """Requests whose body framing is wrong (RFC 9112 sections 6, 7.1), each
+    carrying ``document`` in full so that a server reading past the fault
+    would run it."""
+    chunked = "Transfer-Encoding: chunked\r\n"
+    size = b"%x" % len(document)
+    return {
+        "a chunk size that is not hex": framed_post(
+            path, token, chunked, b"zz\r\n" + document + b"\r\n0\r\n\r\n"
+        ),
+        "a chunk size of 20 digits": framed_post(
+            path, token, chunked, b"1" * 20 + b"\r\n" + document + b"\r\n0\r\n\r\n"
+        ),
+        "a chunk without its CRLF": framed_post(
+            path, token, chunked, size + b"\r\n" + document + b"XX0\r\n\r\n"
+        ),
+        "a chunked body cut short": framed_post(
+            path, token, chunked, size + b"\r\n" + document
+        ),
+        "a body shorter than its Content-Length": framed_post(
+            path, token, f"Content-Length: {len(document) + 10}\r\n", document
+        ),
+    }

@@ -18,7 +18,7 @@ from aptools.cli import tcp_listener
 from aptools.testing import FakeGlobusAuth, FakeIdentity
 
 from .cli_support import Launched, cli_env
-from .rawhttp import MALFORMED, exchange, get
+from .rawhttp import MALFORMED, broken_bodies, exchange, get, half_closed
 from .servers import ROOT, aptools_cli, free_port, launch, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
@@ -310,6 +310,36 @@ def test_serve_answers_malformed_requests_in_json(
             assert error["code"] in refusals, what
             assert "nonsense" not in error["description"], what  # never quoted
         # The same server serves the next well-formed request.
+        assert exchange(port, get("/skeleton/")).status == 200
+
+
+@pytest.mark.parametrize("face", ["--wsgi", "--asgi"])
+def test_a_body_whose_framing_is_broken_is_refused_and_never_run(
+    tmp_path: Path, auth: FakeGlobusAuth, alice: FakeIdentity, face: str
+) -> None:
+    with serving(tmp_path, auth, face) as (_, url):
+        port = int(url.split(":")[2].split("/")[0])
+        document = json.dumps(
+            {"request_id": "framed", "body": {"input_string": "hi"}}
+        ).encode()
+        for what, request in broken_bodies(
+            "/skeleton/actions", alice.token, document
+        ).items():
+            answer = half_closed(port, request)
+            # Refused in JSON, or the connection closed unanswered (uvicorn
+            # drops a message it cannot finish): never a 500.
+            if answer is not None:
+                assert 400 <= answer.status < 500, (what, answer)
+                assert answer.headers["content-type"] == "application/json", what
+                assert json.loads(answer.body)["code"] == "BadRequest", what
+        listed = requests.get(
+            url + "/actions",
+            headers={"Authorization": f"Bearer {alice.token}"},
+            timeout=30,
+        )
+        assert listed.status_code == 200
+        assert listed.json() == []  # none of them ran
+        # The server still serves a well-formed request.
         assert exchange(port, get("/skeleton/")).status == 200
 
 

@@ -20,6 +20,7 @@ import falcon
 import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
+from aptools.errors import BadRequest
 from aptools.forks import PerProcess
 
 if TYPE_CHECKING:
@@ -173,8 +174,19 @@ class ReadBody(Effect):
 
     def run(self) -> bytes:
         req: Any = self.req
-        if req.content_length is not None or not _streamed(req):
+        try:
+            return self._read(req)
+        except Exception:  # the server's own framing error, whatever its class
+            raise BadRequest(_UNREADABLE) from None
+
+    def _read(self, req: Any) -> bytes:
+        length = req.content_length
+        if length is not None or not _streamed(req):
             data: bytes = req.bounded_stream.read(self.limit + 1)
+            if length is not None and len(data) < min(length, self.limit + 1):
+                # The client closed before sending all it announced
+                # (RFC 9112 section 8: an incomplete message).
+                raise BadRequest(_UNREADABLE)
             return data
         stream, wanted, parts = req.stream, self.limit + 1, []
         while wanted > 0:
@@ -189,6 +201,12 @@ class ReadBody(Effect):
         req: Any = self.req
         data: bytes = await req.stream.read(self.limit + 1)
         return data
+
+
+_UNREADABLE = (
+    "The request body could not be read: it ended before its Content-Length"
+    " or its chunked framing is malformed (RFC 9112 sections 6 and 7.1)."
+)
 
 
 def _streamed(req: Any) -> bool:
