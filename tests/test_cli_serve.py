@@ -252,6 +252,25 @@ def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> No
     assert redact(url) == shown
 
 
+@pytest.mark.parametrize("command", ["serve", "check", "jobs"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Sup3r%zzSecret@127.0.0.1/x",
+        "postgresql://app:Sup3rSecret@127.0.0.1/x?bogusopt=1",
+    ],
+)
+def test_a_store_url_libpq_cannot_read_is_one_line_without_its_password(
+    tmp_path: Path, auth: FakeGlobusAuth, command: str, url: str
+) -> None:
+    env = cli_env(auth, APTOOLS_STORE=url)
+    done = aptools_cli(command, WATCHASAY, cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+    assert "bad PostgreSQL store URL" in done.stderr
+    assert "Sup3r" not in done.stderr and "***" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("face", "server"), [("--wsgi", "gunicorn"), ("--asgi", "uvicorn")]
 )

@@ -123,6 +123,9 @@ def test_url_settings_and_bad_urls_never_show_the_password() -> None:
         "postgresql://u:s3cret@h/db?schema=Bad;Name",
         "postgresql://u:s3cret@h:99999/db",
         "mysql://u:s3cret@h/db",
+        "postgresql://u:s3cret%zz@h/db",  # a bad percent-escape: libpq's error
+        "postgresql://u:s3cret@h/db?bogusopt=1",  # a parameter libpq lacks
+        "postgresql:",
     ):
         with pytest.raises(ValueError) as caught:
             open_postgresql(bad)

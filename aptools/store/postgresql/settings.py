@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from aptools.store.registry import redact
 
@@ -90,8 +90,10 @@ class Settings:
                 )
             values[name] = number
         schema = ours.get("schema")
+        conninfo = urlunsplit(parts._replace(query=urlencode(rest)))
+        _check_conninfo(conninfo, shown, parts.password)
         settings = cls(
-            conninfo=urlunsplit(parts._replace(query=urlencode(rest))),
+            conninfo=conninfo,
             schema=schema or "public",
             **values,  # type: ignore[arg-type]
         )
@@ -105,6 +107,21 @@ class Settings:
                 f"bad PostgreSQL store URL {shown}: pool_min exceeds pool_max"
             )
         return settings
+
+
+def _check_conninfo(conninfo: str, shown: str, password: str | None) -> None:
+    """:class:`ValueError` naming what libpq cannot read in ``conninfo`` (a
+    bad percent-escape, an unknown parameter), the password never shown."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(conninfo)
+    except Error as exc:
+        reason = str(exc).strip().split("\n", 1)[0]
+        for secret in filter(None, {password, unquote(password or "")}):
+            reason = reason.replace(secret, "***")
+        raise ValueError(f"bad PostgreSQL store URL {shown}: {reason}") from None
 
 
 _NUMBERS: dict[str, type[int] | type[float]] = {
