@@ -109,6 +109,7 @@ class AppBuilder:
             timeout=timeout,
             shared=store.introspections(),
         )
+        auth.prepare()
         handlers = handler_table(
             {n: fn for n, fn in self._handlers.items() if n != "job"},
             self._offload,

@@ -338,3 +338,33 @@ def test_shared_introspections_never_hold_the_token(
     key, record = rows[0]
     assert token.encode() not in key and token.encode() not in record
     assert json.loads(record)["sub"] == alice.id
+
+
+def test_globus_sdk_is_loaded_when_the_app_is_built_not_by_the_first_request(
+    tmp_path: Path,
+) -> None:
+    # globus-sdk loads its modules lazily, 0.2-0.5 s on a busy host: inside
+    # the first request's authentication timeout unless the build loads them.
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from aptools import Provider\n"
+        "p = Provider(title='t', subtitle='t', scope='s', admin_contact='a@b.c',\n"
+        "             client_id='x', client_secret='y', store='memory:',\n"
+        "             input_schema={'type': 'object'})\n"
+        "p.run(lambda request, caller: {})\n"
+        "before = 'globus_sdk.services.auth' in sys.modules\n"
+        "p.wsgi()\n"
+        "print(before, 'globus_sdk.services.auth' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.stdout.split() == ["False", "True"], done.stderr
