@@ -138,6 +138,8 @@ def test_the_listing_has_each_state_with_its_holder_lease_and_attempts(
             ids["waiting"],
         }
         assert set(_views(provider, caller=alice.id)) == {ids["running"]}
+        urn = "urn:globus:auth:identity:" + alice.id
+        assert set(_views(provider, caller=urn)) == {ids["running"]}
         assert set(_views(provider, caller=bob.username)) == {
             ids["waiting"],
             ids["stuck"],
@@ -171,6 +173,14 @@ def test_the_administrators_route_lists_jobs_and_anyone_else_gets_404(
         assert by_id[ids["queued"]]["lease_expires"] is None
         one = client.call("GET", "/jobs?state=Running,stuck&caller=" + bob.id, alice)
         assert [j["action_id"] for j in one.json] == [ids["stuck"]]
+        # The URN form, as action documents show the creator, is the same.
+        urn = "urn:globus:auth:identity:" + bob.id
+        same = client.call("GET", "/jobs?state=Running,stuck&caller=" + urn, alice)
+        assert [j["action_id"] for j in same.json] == [ids["stuck"]]
+        odd = client.call("GET", "/jobs?caller=%C3%A9", alice)
+        assert odd.status_code == 400
+        assert "username" in odd.json["description"]
+        assert "page" not in odd.json["description"]
         assert client.call("GET", "/jobs?state=lost", alice).status_code == 400
         denied = client.call("GET", "/jobs", bob)
         assert denied.status_code == 404

@@ -32,7 +32,7 @@ from aptools.jobs.handle import LOG_KEY, LOG_LIMIT
 from aptools.jobs.runner import MOST_ATTEMPTS
 from aptools.store.records import Stored
 from aptools.times import isoformat
-from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
+from aptools.vocabulary import ACTIVE, FAILED, IDENTITY_URN, INACTIVE, TERMINAL
 
 if TYPE_CHECKING:
     from aptools.models import Action
@@ -182,7 +182,11 @@ def list_jobs(
     (all of :data:`STATES` when empty) whose caller's identity id or
     username is ``caller`` (any when ``None``). ``resumable`` is the job's
     setting (a job that is not is never stuck for its take-overs). Raises
-    :class:`~aptools.StoreUnavailable` as the store does."""
+    :class:`~aptools.StoreUnavailable` as the store does. An identity id
+    may be given as its URN (``urn:globus:auth:identity:ID``, as action
+    documents show it)."""
+    if caller is not None and caller.startswith(IDENTITY_URN):
+        caller = caller[len(IDENTITY_URN) :]
     now = queue.now()
     found = []
     for row in queue.rows():

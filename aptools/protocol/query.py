@@ -181,16 +181,19 @@ def words(
     return frozenset(word for word in found if word is not None)
 
 
-def text_token(req: Request, name: str) -> str | None:
+def text_token(
+    req: Request, name: str, what: str = "as a previous page gave it"
+) -> str | None:
     """An opaque token: 1 to :data:`TOKEN_MOST` visible ASCII characters
-    (``!`` to ``~``); blank or absent: ``None``; anything else 400."""
+    (``!`` to ``~``); blank or absent: ``None``; anything else 400, whose
+    description ends with ``what`` the value should be."""
     raw = _one(req, name)
     if raw is None:
         return None
     if _TOKEN.fullmatch(raw) is None:
         raise BadRequest(
             f"Query parameter {name!r} must be 1 to {TOKEN_MOST} visible ASCII "
-            "characters, as a previous page gave it."
+            f"characters, {what}."
         )
     return raw
 
@@ -238,11 +241,14 @@ def word_list(
     )
 
 
-def token(name: str, description: str) -> Parameter:
-    """An opaque token, ``None`` when absent (:func:`text_token`)."""
+def token(
+    name: str, description: str, what: str = "as a previous page gave it"
+) -> Parameter:
+    """An opaque token, ``None`` when absent (:func:`text_token`; ``what``
+    the value should be, for its error)."""
     return Parameter(
         name,
-        text_token,
+        lambda req, n: text_token(req, n, what),
         {"type": "string", "pattern": _TOKEN_PATTERN},
         description,
     )

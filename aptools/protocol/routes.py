@@ -158,7 +158,11 @@ _JOBS_PARAMETERS: Final = (
         "Comma-separated states from running, queued, waiting, stuck, in any "
         "letter case (blank or absent: all).",
     ),
-    query.token("caller", "Only this caller's jobs: an identity id or username."),
+    query.token(
+        "caller",
+        "Only this caller's jobs: an identity id (or its URN) or username.",
+        "an identity id (or its URN) or a username",
+    ),
 )
 
 
