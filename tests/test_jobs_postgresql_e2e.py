@@ -54,31 +54,32 @@ def test_the_other_host_takes_over_a_killed_hosts_job(
         seen.append(doc["details"]["done"])
         return doc
 
+    # However the test ends, neither server outlives it.
     try:
-        started = one.call(
-            "POST",
-            "/run",
-            alice.token,
-            # Every step acts as the caller: on the other host only the kept
-            # (encrypted) refresh token can.
-            json={
-                "request_id": "k9",
-                "body": {"steps": steps, "step_seconds": 0.2, "scope": auth.scope},
-            },
-        )
-        assert started.status_code == 202, started.text
-        action_id = started.json()["action_id"]
-        wait_for(lambda: done(one, action_id)["details"]["done"] >= 3, "3 steps")
-        # The other host starts now, and polls for jobs (its first request
-        # starts a gunicorn worker's runner; uvicorn's starts with it).
-        two.start()
-        assert done(two, action_id)["status"] == "ACTIVE"
-        [(owner,)] = execute(f'SELECT owner FROM "{schema}".aptools_jobs')
-        assert owner is not None
-        assert proc_id(owner) in family(pid_of(one))
-    finally:
-        kill_all(one)
-    try:
+        try:
+            started = one.call(
+                "POST",
+                "/run",
+                alice.token,
+                # Every step acts as the caller: on the other host only the kept
+                # (encrypted) refresh token can.
+                json={
+                    "request_id": "k9",
+                    "body": {"steps": steps, "step_seconds": 0.2, "scope": auth.scope},
+                },
+            )
+            assert started.status_code == 202, started.text
+            action_id = started.json()["action_id"]
+            wait_for(lambda: done(one, action_id)["details"]["done"] >= 3, "3 steps")
+            # The other host starts now, and polls for jobs (its first request
+            # starts a gunicorn worker's runner; uvicorn's starts with it).
+            two.start()
+            assert done(two, action_id)["status"] == "ACTIVE"
+            [(owner,)] = execute(f'SELECT owner FROM "{schema}".aptools_jobs')
+            assert owner is not None
+            assert proc_id(owner) in family(pid_of(one))
+        finally:
+            kill_all(one)
         end = wait_for(
             lambda: (d := done(two, action_id))["status"] != "ACTIVE" and d,
             "the other host finished the job",

@@ -74,6 +74,58 @@ def test_a_server_that_never_gets_ready_leaves_no_process_behind(
     assert not alive(worker)
 
 
+LEAVES_A_SERVER = """
+import sys
+from aptools.testing.servers import launch
+proc = launch(["sh", "-c", "sleep 300 & echo $! > " + sys.argv[1] + "; sleep 300"])
+print(proc.pid, flush=True)
+{ending}
+"""
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "",  # the program ends without stopping it
+        "raise SystemExit(1)",  # a failed test's way out
+        # pytest: a test that launched and failed; the session ends
+        "import pytest; raise SystemExit(pytest.main(['-q', '-p', 'no:cacheprovider',"
+        " '-p', 'no:xdist', '-p', 'no:randomly', sys.argv[2]]))",
+    ],
+)
+def test_a_server_left_running_is_stopped_when_its_launcher_exits(
+    ending: str, tmp_path: Path
+) -> None:
+    import subprocess
+
+    pids = tmp_path / "pids"
+    failing = tmp_path / "test_leaves.py"
+    failing.write_text(
+        "from aptools.testing.servers import launch\n"
+        "def test_leaves():\n"
+        f"    launch(['sh', '-c', 'sleep 300 & echo $! > {pids}2; sleep 300'])\n"
+        "    assert False\n"
+    )
+    program = LEAVES_A_SERVER.format(ending=ending)
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(pids), str(failing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    leader = int(done.stdout.split()[0])
+    workers = [int(pids.read_text())]
+    if "pytest" in ending:
+        workers.append(int((tmp_path / "pids2").read_text()))
+    give_up = time.monotonic() + 30  # a bound for a loaded machine
+    for pid in (leader, *workers):
+        while alive(pid) and time.monotonic() < give_up:
+            time.sleep(0.05)
+        assert not alive(pid), (pid, done.stderr)
+
+
 def test_stop_makes_globus_auth_unreachable_even_on_kept_alive_connections() -> None:
     fake = FakeGlobusAuth().start()
     alice = fake.identity("alice@example.org")

@@ -7,6 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from aptools.testing.fakeauth import FakeGlobusAuth
+from aptools.testing.servers import stop_all
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop any server a test launched and failed to stop (:func:`~aptools.
+    testing.servers.stop_all`), so that none outlives the test run."""
+    stop_all()
 
 
 @pytest.fixture

@@ -12,21 +12,30 @@ gunicorn or uvicorn::
 
 The process leads a process group of its own, so that :func:`stop` also ends
 what it started (gunicorn's or uvicorn's workers), even when the server
-never became ready: no orphan master is left behind.
+never became ready: no orphan master is left behind. A server a test failed
+to stop is stopped when the process that launched it exits (and at the end
+of a pytest session, through aptools' pytest plugin): :func:`stop_all`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ServerNotReady", "launch", "stop", "wait_until_ready"]
+__all__ = ["ServerNotReady", "launch", "stop", "stop_all", "wait_until_ready"]
+
+# Processes launched and not yet stopped: pid -> (the launching process's
+# pid, the process). A forked child inherits this but stops only its own.
+_launched: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+_launched_lock = threading.Lock()
 
 
 class ServerNotReady(RuntimeError):
@@ -41,8 +50,9 @@ def launch(
     stderr: IO[bytes] | int | None = subprocess.DEVNULL,
     pass_fds: Collection[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` as the leader of a new process group."""
-    return subprocess.Popen(
+    """Start ``command`` as the leader of a new process group. It is stopped
+    by :func:`stop`, or by :func:`stop_all` when this process exits."""
+    proc = subprocess.Popen(
         list(command),
         cwd=cwd,
         env=dict(env) if env is not None else None,
@@ -52,6 +62,24 @@ def launch(
         pass_fds=tuple(pass_fds),
         start_new_session=True,
     )
+    with _launched_lock:
+        _launched[proc.pid] = (os.getpid(), proc)
+    return proc
+
+
+def stop_all(*, grace: float = 2.0) -> None:
+    """:func:`stop` every process this process launched and has not stopped
+    (``grace`` seconds each after SIGTERM). Called when this process exits,
+    and by aptools' pytest plugin at the end of a session; does nothing in
+    a forked child for what its parent launched."""
+    me = os.getpid()
+    with _launched_lock:
+        left = [proc for by, proc in _launched.values() if by == me]
+    for proc in left:
+        stop(proc, grace=grace)
+
+
+atexit.register(stop_all)
 
 
 def wait_until_ready(
@@ -98,3 +126,5 @@ def stop(proc: subprocess.Popen[bytes], *, grace: float = 15.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    with _launched_lock:
+        _launched.pop(proc.pid, None)
