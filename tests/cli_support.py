@@ -61,7 +61,7 @@ class Launched:
             time.sleep(0.05)
         raise AssertionError(f"never happened; exit {self.proc.poll()}:\n{said}")
 
-    def ready(self, url: str, timeout: float = 30) -> None:
+    def ready(self, url: str, timeout: float = 90) -> None:
         """Return once ``url`` answers at all."""
         try:
             wait_until_ready(self.proc, url, timeout=timeout, statuses=range(100, 600))

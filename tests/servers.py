@@ -91,7 +91,7 @@ class Server:
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = launch(self.command(), cwd=ROOT, env=self.env, stderr=self.output)
         try:
-            wait_until_ready(self.proc, self.url + "/")
+            wait_until_ready(self.proc, self.url + "/", timeout=90)
         except ServerNotReady as exc:
             said = self.said()
             self.stop()

@@ -373,7 +373,7 @@ def test_uvicorn_protocols_answer_json_to_what_they_cannot_parse(
     command += [f"aptools.cli.uvproto:{protocol}", f"{WATCHASAY}:asgi"]
     proc = launch(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_until_ready(proc, f"http://127.0.0.1:{port}/skeleton/")
+        wait_until_ready(proc, f"http://127.0.0.1:{port}/skeleton/", timeout=90)
         answer = exchange(port, MALFORMED["a raw CR in the path"])
         assert answer.status == 400 and answer.json()["code"] == "BadRequest"
         assert answer.headers["content-type"] == "application/json"
