@@ -93,8 +93,10 @@ def test_without_a_cap_a_status_is_never_rewritten(
     try:
         action_id = _run(client, alice)
         wait_for(
-            lambda: status(client, alice, action_id).get("display_status")
-            == "Queued: behind the tape robot",
+            lambda: (
+                status(client, alice, action_id).get("display_status")
+                == "Queued: behind the tape robot"
+            ),
             "the job's own status",
         )
         assert (
