@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,6 +107,53 @@ def test_without_the_setting_runs_are_not_counted(
     for k in range(5):
         assert _run(client, alice, f"n{k}").status_code == 202
     assert Counting.counted == 0
+
+
+def test_counters_at_once_never_take_more_than_the_bucket_holds(
+    new_store: Callable[[], Store],  # noqa: F811 - the fixture imported above
+) -> None:
+    stores = [new_store().for_provider("rate") for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def count(store: Store) -> None:
+        barrier.wait(30)
+        for _ in range(3):
+            wait = store.count_run("alice", 5, 600.0)
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=count, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(waits) == 18
+    assert waits.count(0.0) == 5
+    # Each refused count says when the next run is taken: a step of 120 s
+    # (from the time its process read, a moment before a count at once).
+    assert all(0 < w <= 121.0 for w in waits if w), waits
+    assert stores[0].count_run("bob", 5, 600.0) == 0.0  # his own bucket
+    other = new_store().for_provider("another provider")
+    assert other.count_run("alice", 5, 600.0) == 0.0  # its own namespace
+
+
+def test_a_bucket_refills_and_the_purge_keeps_live_ones(
+    new_store: Callable[[], Store],  # noqa: F811 - the fixture imported above
+) -> None:
+    store = new_store().for_provider("rate")
+    assert store.count_run("alice", 1, 0.5) == 0.0
+    wait = store.count_run("alice", 1, 0.5)
+    assert 0 < wait <= 0.5
+    store.purge(time.time())  # her bucket is not full yet: kept
+    assert store.count_run("alice", 1, 0.5) > 0
+    time.sleep(wait + 0.05)
+    assert store.count_run("alice", 1, 0.5) == 0.0
+    time.sleep(0.6)
+    store.purge(time.time())  # full again: as good as none
+    assert store.count_run("alice", 1, 0.5) == 0.0
+    assert store.count_run("alice", 1, 0.5) > 0
 
 
 def _provider(auth: FakeGlobusAuth, **kw: Any) -> Provider:
