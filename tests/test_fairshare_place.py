@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from aptools import Action, Caller, Job
 from aptools.jobs.fairshare import RUNNING
 from aptools.testing import FakeIdentity
@@ -79,9 +81,11 @@ def test_a_waiting_actions_status_shows_its_place_as_the_callers_jobs_end(
         gates.release_all()
 
 
-def test_without_a_cap_a_status_is_never_rewritten(
+@pytest.mark.parametrize("cap", [None, 1])
+def test_a_jobs_own_queued_status_is_never_rewritten(
     build: Build,  # noqa: F811 - the fixture imported above
     alice: FakeIdentity,
+    cap: int | None,
 ) -> None:
     # A handler's own "Queued: ..." text is the handler's business.
     def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
@@ -89,7 +93,7 @@ def test_without_a_cap_a_status_is_never_rewritten(
         job.wait(60)
         return {}
 
-    provider, client = build(work, max_jobs=1, lease=2.0)
+    provider, client = build(work, max_jobs=1, max_jobs_per_caller=cap, lease=2.0)
     try:
         action_id = _run(client, alice)
         wait_for(

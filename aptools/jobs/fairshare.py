@@ -49,8 +49,10 @@ __all__ = [
 QUEUED: Final = "Queued"
 #: The display status a job that waited its turn gets when it starts.
 RUNNING: Final = "Running"
-# How the stored status document of a job waiting its turn says so.
-_MARK: Final = b'"display_status":"' + QUEUED.encode() + b":"
+# How the stored status document of a job waiting its turn says so (both;
+# a job's own display status is never read as such).
+_MARK: Final = b'"display_status":"' + QUEUED.encode() + b": "
+_AHEAD: Final = b" of your jobs ahead (at most "
 
 
 def check_per_caller(value: int | None) -> int | None:
@@ -85,6 +87,7 @@ def waits(engine: JobEngine | None, stored: Stored) -> bool:
         and engine.per_caller is not None
         and stored.status == ACTIVE
         and _MARK in stored.public
+        and _AHEAD in stored.public
     )
 
 
