@@ -28,9 +28,10 @@ class RunRates:
         self._db = db
         table = f'"{db.settings.schema}".aptools_run_rates'
         later = f"greatest(r.full_at, {_NOW}) + %(step)s"
-        # Counted: the upsert returns its row, and the answer is 0. Refused:
-        # no row changes, and the answer is the wait read from the row as
-        # the statement found it.
+        # Counted: the upsert returns its row. Refused: no row changes, and
+        # the wait is read from the row as the statement's snapshot has it
+        # (a count by another host committed meanwhile makes it too short,
+        # never a refusal into a count).
         self._count = (
             f"WITH counted AS (INSERT INTO {table} AS r"
             " (namespace, identity_id, full_at)"
@@ -38,10 +39,10 @@ class RunRates:
             " ON CONFLICT (namespace, identity_id) DO UPDATE"
             f" SET full_at = {later} WHERE {later} - %(per)s <= {_NOW}"
             " RETURNING 1)"
-            " SELECT CASE WHEN EXISTS (SELECT 1 FROM counted) THEN 0.0 ELSE"
+            " SELECT EXISTS (SELECT 1 FROM counted),"
             f" (SELECT {later} - %(per)s - {_NOW} FROM {table} r"
             "  WHERE r.namespace = %(namespace)s"
-            "  AND r.identity_id = %(identity_id)s) END"
+            "  AND r.identity_id = %(identity_id)s)"
         ).encode()
         self._purge = (
             f"DELETE FROM {table} WHERE namespace = %(namespace)s AND full_at <= {_NOW}"
@@ -60,10 +61,12 @@ class RunRates:
         def run(conn: Any) -> Any:
             return conn.execute(self._count, params).fetchone()
 
-        row = self._db.run(run)
-        if row is None or row[0] is None:
-            return step  # refused by a row not yet visible: one step
-        return 0.0 if row[0] == 0 else max(float(row[0]), 1e-3)
+        counted, wait = self._db.run(run)
+        if counted:
+            return 0.0
+        if wait is None:
+            return step  # refused by a row the snapshot does not see yet
+        return max(float(wait), 1e-3)
 
     def purge(self, namespace: str) -> None:
         """Delete the namespace's buckets that are full again (as good as none)."""
