@@ -66,16 +66,20 @@ def test_a_waiting_actions_status_shows_its_place_as_the_callers_jobs_end(
         gates.release(mine[0])
         assert ended(client, alice, mine[0])["status"] == "SUCCEEDED"
         wait_for(lambda: mine[1] in gates.started, "her second job starts")
-        # One ahead now (the one running), though two were when accepted.
+        # One ahead now (the one running), though two were when accepted;
+        # the listing says so too.
         assert shown(mine[2]) == _queued(1)
+        got = client.call("GET", "/actions?status=ACTIVE", alice)
+        assert got.status_code == 200, got.text
+        listed = {a["action_id"]: a.get("display_status") for a in got.json}
+        assert listed[mine[2]] == _queued(1) and listed[mine[1]] == RUNNING
         assert shown(mine[1]) == RUNNING
         assert mine[2] not in gates.started
         gates.release(mine[1])
         wait_for(lambda: mine[2] in gates.started, "her last job starts")
         # Running: the "Queued" status is gone, and the job's own takes over.
         wait_for(lambda: shown(mine[2]) == "Working on it", "the job's own status")
-        listed = status(client, alice, mine[2])
-        assert listed["status"] == "ACTIVE"
+        assert status(client, alice, mine[2])["status"] == "ACTIVE"
     finally:
         provider.compile().execution.stop()  # no new job while the store goes
         gates.release_all()

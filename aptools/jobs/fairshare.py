@@ -10,7 +10,8 @@ other callers' jobs are claimed past them.
 
 The position stays true without a write per job each time one of the
 caller's jobs ends: the stored status says "Queued" with the count at
-acceptance, and a status request for such an action reads the current count
+acceptance, and a status request for such an action (and enumerate, for
+each such action it lists) reads the current count
 from the queue (:meth:`JobQueue.ahead_of
 <aptools.store.jobqueue.JobQueue.ahead_of>`, one read, on the store every
 process and host shares) and answers with it (:func:`current`). Once the job
