@@ -22,7 +22,7 @@ status replaces the stored "Queued" (:func:`started`).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -31,14 +31,15 @@ from aptools.settings import ProviderConfigError
 from aptools.vocabulary import ACTIVE
 
 if TYPE_CHECKING:
-    from aptools.jobs.engine import JobEngine
     from aptools.jobs.handle import Job
     from aptools.models import Action
+    from aptools.store.jobqueue import JobQueue
     from aptools.store.records import Stored
 
 __all__ = [
     "QUEUED",
     "RUNNING",
+    "FairEngine",
     "check_per_caller",
     "current",
     "queued_behind",
@@ -54,6 +55,14 @@ RUNNING: Final = "Running"
 # a job's own display status is never read as such).
 _MARK: Final = b'"display_status":"' + QUEUED.encode() + b": "
 _AHEAD: Final = b" of your jobs ahead (at most "
+
+
+class FairEngine(Protocol):
+    """What fair share reads of a provider's
+    :class:`~aptools.jobs.engine.JobEngine`."""
+
+    per_caller: int | None
+    queue: JobQueue
 
 
 def check_per_caller(value: int | None) -> int | None:
@@ -79,7 +88,7 @@ def _queued(ahead: int, cap: int) -> str:
     return f"{QUEUED}: {ahead} of your jobs ahead (at most {cap} at once)"[:64]
 
 
-def waits(engine: JobEngine | None, stored: Stored) -> bool:
+def waits(engine: FairEngine | None, stored: Stored) -> bool:
     """Whether ``stored`` is an ACTIVE action whose status says it waits its
     turn, of a provider with a cap per caller: :func:`current` tells how
     far it is now. No store access."""
@@ -92,7 +101,7 @@ def waits(engine: JobEngine | None, stored: Stored) -> bool:
     )
 
 
-def current(engine: JobEngine, stored: Stored) -> Stored:
+def current(engine: FairEngine, stored: Stored) -> Stored:
     """``stored`` (an action that :func:`waits`) with the display status of
     its answer made current: how many of its caller's jobs are ahead of it
     now (:meth:`JobQueue.ahead_of <aptools.store.jobqueue.JobQueue.ahead_of>`),

@@ -50,7 +50,7 @@ class Database:
         self.settings = settings
         self.statements = Statements.of(settings.schema)
         #: The callers' run buckets (max_runs_per_caller).
-        self.rates = RunRates(self)
+        self.rates = RunRates(settings.schema, self.run)
         self.users = 1
         self._pool: ConnectionPool[Conn] | None = None
         self._forks = generation()

@@ -10,10 +10,8 @@ turns and never both take the last run."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from aptools.store.postgresql.database import Database
+from collections.abc import Callable
+from typing import Any, Final
 
 __all__ = ["RunRates"]
 
@@ -22,11 +20,13 @@ _NOW: Final = "extract(epoch from now())::float8"
 
 
 class RunRates:
-    """The run buckets of one schema (statements built once)."""
+    """The run buckets of one ``schema`` (statements built once), counted
+    through ``run`` (:meth:`Database.run
+    <aptools.store.postgresql.database.Database.run>`)."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        table = f'"{db.settings.schema}".aptools_run_rates'
+    def __init__(self, schema: str, run: Callable[[Callable[[Any], Any]], Any]) -> None:
+        self._run = run
+        table = f'"{schema}".aptools_run_rates'
         later = f"greatest(r.full_at, {_NOW}) + %(step)s"
         # Counted: the upsert returns its row. Refused: no row changes, and
         # the wait is read from the row as the statement's snapshot has it
@@ -61,7 +61,7 @@ class RunRates:
         def run(conn: Any) -> Any:
             return conn.execute(self._count, params).fetchone()
 
-        counted, wait = self._db.run(run)
+        counted, wait = self._run(run)
         if counted:
             return 0.0
         if wait is None:
@@ -74,4 +74,4 @@ class RunRates:
         def run(conn: Any) -> None:
             conn.execute(self._purge, {"namespace": namespace})
 
-        self._db.run(run)
+        self._run(run)
