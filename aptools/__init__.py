@@ -20,6 +20,7 @@ from aptools.errors import (
     PayloadTooLarge,
     RequestValidationError,
     StoreUnavailable,
+    TooManyRequests,
     Unauthorized,
     UnprocessableEntity,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "Stored",
+    "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",
     "open_store",

@@ -20,6 +20,7 @@ from aptools.page import compile_page
 from aptools.protocol import spec as core
 from aptools.protocol.effects import store_call
 from aptools.protocol.handlers import handler_table
+from aptools.protocol.runrate import supported
 from aptools.settings import (
     ProviderConfigError,
     base_url,
@@ -68,6 +69,7 @@ class AppBuilder:
     _telemetry: tuple[Any, Any]
     _jobs: JobDeclaration
     _per_caller: int | None
+    _run_rate: tuple[int, float] | None
     _spec: core.Spec | None
     _validator: Any
 
@@ -99,6 +101,7 @@ class AppBuilder:
         except ValueError as exc:
             raise ProviderConfigError(str(exc)) from None
         store = opened.for_provider(self._namespace)
+        supported(store, self._run_rate)
         ttl, size, timeout = self._cache
         auth = Authenticator(
             client_id=client_id,
@@ -158,6 +161,7 @@ class AppBuilder:
             pending_wait=self._pending_wait,
             hooks=tuple(self._hooks),
             jobs=jobs,
+            run_rate=self._run_rate,
             telemetry=telemetry,
         )
         return self._spec

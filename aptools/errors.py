@@ -28,6 +28,7 @@ __all__ = [
     "PayloadTooLarge",
     "RequestValidationError",
     "StoreUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",
 ]
@@ -130,6 +131,34 @@ class PayloadTooLarge(ActionProviderError):
     status_code = 413
     error_code = "PayloadTooLarge"
     default_description = "The request body is too large."
+
+
+class TooManyRequests(ActionProviderError):
+    """More runs from this caller than the provider takes; retry later.
+
+    Answered to a run beyond the provider's ``max_runs_per_caller`` (429,
+    RFC 6585 §4), with ``Retry-After`` (whole seconds, RFC 9110 §10.2.3):
+    ``retry_after``, at least 1, when the caller's next run is taken.
+    Nothing of the refused request is kept: its ``request_id`` may be sent
+    again.
+    """
+
+    status_code = 429
+    error_code = "TooManyRequests"
+    default_description = "Too many runs from this caller; retry later."
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        retry_after: int = 1,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            description,
+            headers={"Retry-After": str(self.retry_after), **(headers or {})},
+        )
 
 
 class InternalError(ActionProviderError):

@@ -13,6 +13,7 @@ from aptools.jobs.fairshare import check_per_caller
 from aptools.jobs.settings import J
 from aptools.jobs.setup import JobDeclaration
 from aptools.protocol import spec as core
+from aptools.protocol.runrate import check_run_rate
 from aptools.settings import (
     DEFAULT_MAX_BODY,
     ProviderConfigError,
@@ -104,6 +105,14 @@ class Provider(AppBuilder):
       validation errors (by default it is never repeated back or logged).
     - ``access_log``: ``False`` turns the per-request log line (INFO on
       ``aptools.access``, see :class:`RequestInfo`) off for good.
+    - ``max_runs_per_caller``: ``(runs, seconds)``, or ``None`` (the
+      default: no limit). Each caller identity may start ``runs`` runs at
+      once, then one every ``seconds / runs`` seconds (a token bucket the
+      store keeps: shared by every process and host using it; in process
+      for ``memory:``). A run beyond it answers 429
+      (:class:`TooManyRequests`) with ``Retry-After`` (whole seconds) and
+      keeps nothing; the replay of an accepted request is never refused
+      (:mod:`aptools.protocol.runrate`).
     - ``offload_sync_handlers``, ``handler_threads``: how ``def`` handlers
       run under ASGI (below).
     - ``tracer_provider``, ``meter_provider``: OpenTelemetry's, to record
@@ -184,6 +193,7 @@ class Provider(AppBuilder):
         public_url: str | None = None,
         max_jobs: int = 4,
         max_jobs_per_caller: int | None = None,
+        max_runs_per_caller: tuple[int, float] | None = None,
         job_poll_interval: float = 1.0,
         encryption_key: str | None = None,
         dependent_scopes: Sequence[str] = (),
@@ -213,6 +223,7 @@ class Provider(AppBuilder):
             max_jobs, job_poll_interval, encryption_key, dependent_scopes
         )
         self._per_caller = check_per_caller(max_jobs_per_caller)
+        self._run_rate = check_run_rate(max_runs_per_caller)
         schema = load_input_schema(input_schema, stacklevel=3)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else "/"
         self.title = title

@@ -46,7 +46,7 @@ def test_a_sqlite_file_of_version_3_gains_the_trace_column(tmp_path: Path) -> No
         reopened.close()
     with sqlite3.connect(path) as db:
         found = db.execute("PRAGMA user_version").fetchone()[0]
-    assert found == sqlite_schema.VERSION == 4
+    assert found == sqlite_schema.VERSION == 5
 
 
 def test_a_postgresql_schema_at_version_3_gains_the_trace_column(schema: str) -> None:
@@ -65,7 +65,7 @@ def test_a_postgresql_schema_at_version_3_gains_the_trace_column(schema: str) ->
                 (version + 1,),
             )
         assert migrate(conn, schema) == 3
-        assert VERSION == 4
+        assert VERSION == 5
     store = PostgreSQLStore(with_params(URL, schema=schema)).for_provider("p")
     try:
         queue = store.jobs()

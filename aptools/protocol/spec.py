@@ -103,6 +103,8 @@ class Spec:
     hooks: tuple[Callable[..., None], ...] = ()
     #: The background job, if the provider has one.
     jobs: JobEngine | None = None
+    #: ``max_runs_per_caller`` as ``(runs, seconds)``; ``None``: no limit.
+    run_rate: tuple[int, float] | None = None
     #: The provider page, answered to browsers at the root.
     page: ProviderPage | None = None
     #: What records traces and metrics (``None``: nothing does).

@@ -147,6 +147,21 @@ class Store(abc.ABC):
         """
         return None
 
+    def count_run(self, identity_id: str, runs: int, per: float) -> float:
+        """Count one run of ``identity_id`` in this namespace against its
+        bucket of ``runs`` runs, refilled at ``runs`` per ``per`` seconds (a
+        token bucket, kept as one time per caller: the moment its bucket is
+        full again), as one atomic step on the store's clock, so every
+        process and host sharing the store counts together.
+
+        Returns 0.0 when the run is counted; else the seconds (> 0) until
+        the bucket holds a run again, counting nothing. The provider's
+        ``max_runs_per_caller`` rests on it. Raises
+        :class:`NotImplementedError` on a store without it (the default);
+        network stores raise :class:`~aptools.StoreUnavailable` as their
+        other methods do."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count runs")
+
     def jobs(self) -> JobQueue | None:
         """The queue of background jobs kept beside the actions, or ``None``
         (the default: this store cannot hold jobs)."""

@@ -292,6 +292,19 @@ class JobQueue(abc.ABC):
         enqueues now. 0 on a queue that cannot tell (the default)."""
         return 0
 
+    def ahead_of(self, action_id: str) -> int | None:
+        """How many jobs of ``action_id``'s caller (the ``identity_id`` of
+        its caller record) are ahead of it while it waits its turn: those
+        running (held by a live lease) and those queued that a claim takes
+        before it (by lease, then by enqueue order, as :meth:`claim_fair`
+        does), their actions ACTIVE. Read on the queue's clock, so every
+        process and host sharing the store gives the same answer.
+
+        ``None`` when the job is not waiting its turn: running, ended,
+        waiting INACTIVE, asked to stop, or unknown. Raises
+        :class:`NotImplementedError` on a queue without it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot place a job")
+
     def keep_trace(self, action_id: str, traceparent: str) -> None:  # noqa: B027
         """Keep ``traceparent`` (the W3C trace context of the run request
         that queued the job) with ``action_id``'s job, for the process that

@@ -25,6 +25,8 @@ nothing), the outcome and the row's end as one, single-flight resume (of
 resumes at once exactly one wins), deadlines (due, and no resume past
 one), hand-back, interrupt and the attempt count every ended process adds
 to (:mod:`aptools.testing.queue_attempts`, what ``max_attempts`` rests on),
+the place of a job waiting its caller's turn
+(:mod:`aptools.testing.queue_fairshare`),
 cancellation, the sweep, two namespaces on one store, and kept tokens
 (written only by the holder while the action is alive, gone with the
 action's end, re-keyed by a compare-and-set that never brings them back).
@@ -46,15 +48,18 @@ from aptools.store.jobqueue import JobQueue
 from aptools.testing._queue_parts import LONG, OTHER, SCOPE, SHORT, WHO
 from aptools.testing._queue_tokens import KeptTokensContract
 from aptools.testing.queue_attempts import AttemptsContract
+from aptools.testing.queue_fairshare import FairShareContract
 from aptools.testing.waiting import wait_for
 
 __all__ = ["JobQueueContract"]
 
 
-class JobQueueContract(KeptTokensContract, AttemptsContract):
+class JobQueueContract(KeptTokensContract, AttemptsContract, FairShareContract):
     """Tests any job queue must pass; override the ``make_store`` fixture.
     The kept tokens' tests come from :class:`KeptTokensContract`, the attempt
-    count's from :class:`~aptools.testing.queue_attempts.AttemptsContract`."""
+    count's from :class:`~aptools.testing.queue_attempts.AttemptsContract`,
+    a waiting job's place from
+    :class:`~aptools.testing.queue_fairshare.FairShareContract`."""
 
     # -- claims ---------------------------------------------------------------------
 

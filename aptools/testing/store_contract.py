@@ -17,10 +17,12 @@ Subclass :class:`StoreContract` in a test module and give it a
 Every test then runs on that store: each method's documented semantics
 (:mod:`aptools.store.base`), reserve atomic under threads, lease hand-over,
 terminal actions that never change, expiry and purge, listing by principal,
-role and status, two provider namespaces on one store, and the shared
-introspections a store may offer. The tests run on views made by
-:meth:`~aptools.Store.for_provider`, as a provider uses the store. Times are
-fixed POSIX times, so no test waits.
+role and status, two provider namespaces on one store, and what a store
+may offer: shared introspections, and callers' run buckets
+(:meth:`~aptools.Store.count_run`, skipped on a store without it). The
+tests run on views made by :meth:`~aptools.Store.for_provider`, as a
+provider uses the store. Times are fixed POSIX times (the run buckets', the
+store's clock), so no test waits.
 """
 
 from __future__ import annotations
@@ -364,3 +366,19 @@ class StoreContract:
         assert two.get(token_hash, NOW) is None  # another provider's
         again = make_store.for_provider(ONE).introspections()
         assert again is not None and again.get(token_hash, NOW) == (NOW + 60, record)
+
+    # -- run buckets (max_runs_per_caller) ---------------------------------------
+
+    def test_run_buckets_count_per_caller_and_namespace(
+        self, make_store: Store
+    ) -> None:
+        one = make_store.for_provider(ONE)
+        if type(one).count_run is Store.count_run:
+            pytest.skip("this store counts no runs")
+        assert [one.count_run("alice", 2, 600.0) for _ in range(2)] == [0.0, 0.0]
+        wait = one.count_run("alice", 2, 600.0)  # empty: one run per 300 s
+        assert 0 < wait <= 300.0 + 5  # from the store's clock
+        assert one.count_run("bob", 2, 600.0) == 0.0  # his own bucket
+        assert make_store.for_provider(TWO).count_run("alice", 2, 600.0) == 0.0
+        # Views of one namespace share the bucket.
+        assert make_store.for_provider(ONE).count_run("alice", 2, 600.0) > 0

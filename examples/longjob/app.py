@@ -22,7 +22,9 @@ checkpoint.
 LONGJOB_MAX_JOBS caps the jobs running at once per process (default 4);
 LONGJOB_MAX_JOBS_PER_CALLER caps one caller's jobs running at once across
 every process and host (unset: no cap), their further actions waiting their
-turn.
+turn. LONGJOB_MAX_RUNS_PER_CALLER, as RUNS/SECONDS (``30/60``), limits the
+rate of one caller's runs (unset: no limit): beyond it, run answers 429 with
+Retry-After.
 """
 
 import os
@@ -37,6 +39,15 @@ from aptools import (
     Job,
     Provider,
 )
+
+
+def _rate(text: str) -> tuple[int, float] | None:
+    """``RUNS/SECONDS`` (``30/60``) as ``(runs, seconds)``; empty: ``None``."""
+    if not text:
+        return None
+    runs, _, seconds = text.partition("/")
+    return int(runs), float(seconds)
+
 
 provider = Provider(
     title="Long job",
@@ -87,6 +98,8 @@ provider = Provider(
         if os.environ.get("LONGJOB_MAX_JOBS_PER_CALLER")
         else None
     ),
+    # Unset: no limit on the rate of one caller's runs.
+    max_runs_per_caller=_rate(os.environ.get("LONGJOB_MAX_RUNS_PER_CALLER", "")),
     job_poll_interval=float(os.environ.get("LONGJOB_POLL_INTERVAL", "1.0")),
 )
 

@@ -8,6 +8,7 @@ from aptools.actions import finish_fields
 from aptools.errors import (
     NotFound,
 )
+from aptools.jobs.fairshare import current, waits
 from aptools.models import Action, EnumerateQuery
 from aptools.protocol.access import (
     authenticate,
@@ -44,6 +45,8 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
     found: list[Action] = yield from spec.store_call(
         spec.store.list, principals, statuses, time.time()
     )
+    # Fair share: a waiting action's place, as its status would say it.
+    jobs = spec.jobs if spec.jobs is not None and spec.jobs.per_caller else None
     if "enumerate" not in spec.handlers:
         # The store filtered by principal, role and status; a status handler
         # brings unfinished actions up to date, which may move them out.
@@ -59,6 +62,8 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
                     stored = yield from refresh(spec, "status", stored, caller)
                 except NotFound:
                     continue
+            if jobs is not None and waits(jobs, stored):
+                stored = yield from spec.store_call(current, jobs, stored)
             if stored.status in statuses:
                 listed.append(stored.public)
         return 200, b"[" + b",".join(listed) + b"]"
@@ -78,6 +83,8 @@ def enumerate_actions(spec: Spec, req: Request, action_id: str | None) -> Op[Rep
             except NotFound:
                 continue
         # A refresh may have moved the action out of the filter asked for.
+        if jobs is not None and waits(jobs, fresh):
+            fresh = yield from spec.store_call(current, jobs, fresh)
         if fresh.status in statuses:
             answer.append(fresh.public)
     # The stored documents are JSON already: join them rather than re-encode.

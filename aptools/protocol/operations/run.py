@@ -36,6 +36,7 @@ from aptools.protocol.access import (
     require,
 )
 from aptools.protocol.effects import Blocking, Op, ReadBody, Sleep
+from aptools.protocol.runrate import counted
 from aptools.protocol.spec import Reply, Request, Spec
 from aptools.store import RequestKey, Reservation, Stored
 from aptools.times import parse_datetime
@@ -131,6 +132,8 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
             spec.store.reserve, *claim
         )
         if reservation.outcome == "new":
+            if spec.run_rate is not None:
+                yield from counted(spec, caller, request.action_id)
             spec.execution.hold(request.action_id)
             break
         if reservation.stored is not None:  # the same request, finished before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from aptools.jobs.fairshare import current, waits
 from aptools.protocol.access import (
     MONITOR,
     authenticate,
@@ -25,6 +26,9 @@ def status(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     stored = yield from settle(spec, stored)
     if "status" in spec.handlers and stored.status not in TERMINAL:
         stored = yield from refresh(spec, "status", stored, caller)
+    if waits(spec.jobs, stored):
+        # Waiting its turn: how far it is now (one read, no write).
+        stored = yield from spec.store_call(current, spec.jobs, stored)
     return 200, stored.public
 
 
@@ -46,6 +50,11 @@ def status_in_place(spec: Spec, req: Request, action_id: str) -> Reply | None:
         and stored.creator_id in caller.identities
         and (stored.status in TERMINAL or "status" not in spec.handlers)
         and not overdue(spec, stored, now)
+        and (
+            spec.jobs is None
+            or spec.jobs.per_caller is None
+            or not waits(spec.jobs, stored)
+        )
     ):
         return 200, stored.public
     return None

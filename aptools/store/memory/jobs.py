@@ -368,3 +368,27 @@ class MemoryJobQueue(JobQueue):
                 if j.caller.get("identity_id") == identity_id
             ]
             return sum(1 for a in mine if self._status(a, now) == ACTIVE)
+
+    def ahead_of(self, action_id: str) -> int | None:
+        now = time.time()
+        with self._lock:
+            me = self._jobs.get(action_id)
+            if me is None or me.lease_until >= now or me.cancel:
+                return None
+            if self._status(action_id, now) != ACTIVE:
+                return None
+            who = me.caller.get("identity_id")
+            place = (me.lease_until, me.enqueued_at)
+            found = 0
+            for other_id, job in self._jobs.items():
+                if other_id == action_id or job.caller.get("identity_id") != who:
+                    continue
+                running = job.owner is not None and job.lease_until >= now
+                before = (
+                    job.lease_until < now
+                    and not job.cancel
+                    and (job.lease_until, job.enqueued_at) < place
+                )
+                if (running or before) and self._status(other_id, now) == ACTIVE:
+                    found += 1
+            return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from aptools.store.base import (
     Stored,
 )
 from aptools.store.memory.jobs import MemoryJobQueue
+from aptools.store.runrates import take_run
 from aptools.vocabulary import TERMINAL
 
 __all__ = ["MemoryStore"]
@@ -53,6 +55,8 @@ class MemoryStore(Store):
         self._spaces: dict[str, tuple[dict[str, _Row], dict[tuple[str, str], str]]]
         self._spaces = {}
         self._queues: dict[str, MemoryJobQueue] = {}
+        # Each caller's run bucket (aptools.store.runrates), by namespace.
+        self._rates: dict[tuple[str, str], float] = {}
         self._namespace = ""
         self._bind("")
 
@@ -199,6 +203,19 @@ class MemoryStore(Store):
             for action_id in gone:
                 self._drop(action_id)
         return len(gone)
+
+    def count_run(self, identity_id: str, runs: int, per: float) -> float:
+        # In process: this store's actions are too.
+        key = (self._namespace, identity_id)
+        now = time.time()
+        with self._lock:
+            full_at, wait = take_run(self._rates.get(key), now, runs, per)
+            if full_at is not None:
+                self._rates[key] = full_at
+            if len(self._rates) > 100_000:  # drop the full buckets
+                for old in [k for k, at in self._rates.items() if at <= now]:
+                    del self._rates[old]
+        return wait
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aptools.errors import StoreUnavailable
 from aptools.forks import generation
+from aptools.store.postgresql.rates import RunRates
 from aptools.store.postgresql.settings import Settings
 from aptools.store.postgresql.statements import Statements
 
@@ -48,6 +49,8 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.statements = Statements.of(settings.schema)
+        #: The callers' run buckets (max_runs_per_caller).
+        self.rates = RunRates(settings.schema, self.run)
         self.users = 1
         self._pool: ConnectionPool[Conn] | None = None
         self._forks = generation()

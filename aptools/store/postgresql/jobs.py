@@ -421,3 +421,7 @@ class PostgresJobQueue(JobQueue):
 
     def ahead(self, identity_id: str) -> int:
         return int(self._rows(self._ops.ahead, (self._ns, identity_id))[0][0])
+
+    def ahead_of(self, action_id: str) -> int | None:
+        rows = self._rows(self._ops.ahead_of, (self._ns, action_id))
+        return None if not rows else int(rows[0][0])

@@ -28,6 +28,7 @@ class Statements:
     fair_key: int
     claim_fair: bytes
     ahead: bytes
+    ahead_of: bytes
     keep_trace: bytes
     origin: bytes
     counts: bytes
@@ -73,6 +74,22 @@ def operating_statements(
         f" WHERE j.namespace = %s AND a.status = '{ACTIVE}'"
         f" AND {who.format('j')} = %s"
     ).encode()
+    # The caller's jobs ahead of one waiting its turn: running, or queued
+    # and claimed before it (claim_fair's order), on the database's clock.
+    ahead_of = (
+        f"SELECT (SELECT count(*) FROM {jobs} j JOIN {actions} a"
+        " ON a.namespace = j.namespace AND a.action_id = j.action_id"
+        " WHERE j.namespace = m.namespace AND j.action_id <> m.action_id"
+        f" AND a.status = '{ACTIVE}' AND {who.format('j')} = {who.format('m')}"
+        f" AND ((j.owner IS NOT NULL AND j.lease_until >= {_NOW})"
+        f" OR (j.lease_until < {_NOW} AND NOT j.cancel_requested"
+        " AND (j.lease_until, j.enqueued_at) < (m.lease_until, m.enqueued_at))))"
+        f" FROM {jobs} m JOIN {actions} ma ON ma.namespace = m.namespace"
+        " AND ma.action_id = m.action_id"
+        " WHERE m.namespace = %s AND m.action_id = %s"
+        f" AND ma.status = '{ACTIVE}' AND m.lease_until < {_NOW}"
+        " AND NOT m.cancel_requested"
+    ).encode()
     keep_trace = (
         f"UPDATE {jobs} SET traceparent = %s WHERE namespace = %s AND action_id = %s"
     ).encode()
@@ -94,6 +111,7 @@ def operating_statements(
         fair_key=fair_key,
         claim_fair=claim_fair,
         ahead=ahead,
+        ahead_of=ahead_of,
         keep_trace=keep_trace,
         origin=origin,
         counts=counts,

@@ -100,6 +100,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # them, so that the job's span joins its trace on any host.
         """ALTER TABLE {s}.aptools_jobs ADD COLUMN traceparent text""",
     ),
+    (
+        # Each caller's run bucket (max_runs_per_caller): when it is full
+        # again (aptools.store.postgresql.rates).
+        """CREATE TABLE {s}.aptools_run_rates (
+            namespace   text NOT NULL,
+            identity_id text NOT NULL,
+            full_at     double precision NOT NULL,
+            PRIMARY KEY (namespace, identity_id)
+        )""",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

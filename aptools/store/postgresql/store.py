@@ -250,7 +250,11 @@ class PostgreSQLStore(Store):
                 break
         while self._execute(self._sql.purge_abandoned, params) == PURGE_BATCH:
             pass
+        self._db.rates.purge(self.namespace)
         return gone
+
+    def count_run(self, identity_id: str, runs: int, per: float) -> float:
+        return self._db.rates.count(self.namespace, identity_id, runs, per)
 
     def introspections(self) -> Introspections:
         """Token introspections shared by every host, in this namespace."""

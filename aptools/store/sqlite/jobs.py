@@ -22,6 +22,7 @@ import orjson
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.store.sqlite.doorbell import Doorbell
+from aptools.store.sqlite.operating import AHEAD, AHEAD_OF, CLAIM_FAIR, COUNTS
 from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
 from aptools.vocabulary import ACTIVE, INACTIVE
 
@@ -51,40 +52,6 @@ _ENDED: Final = (
     "SELECT action_id FROM aptools_actions"
     f" WHERE status IN {tuple(TERMINAL_STATUSES)!r}"
 )
-# The caller of a job row (its record is JSON text in a BLOB).
-_WHO: Final = "json_extract(CAST({}.caller AS TEXT), '$.identity_id')"
-# A claim as _CLAIM, taking no caller past a cap on jobs held at once: each
-# claimable job ranked among its caller's, plus the caller's held jobs.
-_CLAIM_FAIR: Final = f"""
-UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
-    claims = claims + 1
-WHERE namespace = ? AND action_id IN (
-    SELECT c.action_id FROM (
-        SELECT j.action_id, j.lease_until, j.enqueued_at, {_WHO.format("j")} AS who,
-            row_number() OVER (PARTITION BY {_WHO.format("j")}
-                ORDER BY j.lease_until, j.enqueued_at) AS rank
-        FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-        WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
-          AND a.status = ?) c
-    WHERE c.rank + (SELECT count(*) FROM aptools_jobs h
-        WHERE h.namespace = ? AND h.owner IS NOT NULL AND h.lease_until >= ?
-          AND {_WHO.format("h")} = c.who) <= ?
-    ORDER BY c.lease_until, c.enqueued_at LIMIT ?)
-RETURNING action_id, attempts, checkpoint, caller, tokens, claims
-"""
-_AHEAD: Final = f"""
-SELECT count(*) FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-WHERE j.namespace = ? AND a.status = '{ACTIVE}' AND {_WHO.format("j")} = ?
-"""
-# Unfinished jobs by state (the job metrics' gauges).
-_COUNTS: Final = f"""
-SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'
-    WHEN j.owner IS NOT NULL AND j.lease_until >= ? THEN 'running'
-    ELSE 'queued' END AS state, count(*)
-FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-WHERE j.namespace = ? AND a.status IN ('{ACTIVE}', '{INACTIVE}')
-GROUP BY state
-"""
 # A job row still held by a fence: namespace, action_id, owner, claims.
 _HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
 # The holder's write of its action (one statement: progress).
@@ -402,7 +369,7 @@ class SQLiteJobQueue(JobQueue):
         return None if row is None else (row[0], float(row[1]))
 
     def counts(self) -> dict[str, int]:
-        rows = self._db().execute(_COUNTS, (time.time(), self._ns)).fetchall()
+        rows = self._db().execute(COUNTS, (time.time(), self._ns)).fetchall()
         return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
 
     def claim_fair(
@@ -414,14 +381,20 @@ class SQLiteJobQueue(JobQueue):
         params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
         rows = (
             self._db()
-            .execute(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
+            .execute(CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
             .fetchall()
         )
         return _claimed(owner, rows)
 
     def ahead(self, identity_id: str) -> int:
-        row = self._db().execute(_AHEAD, (self._ns, identity_id)).fetchone()
+        row = self._db().execute(AHEAD, (self._ns, identity_id)).fetchone()
         return int(row[0])
+
+    def ahead_of(self, action_id: str) -> int | None:
+        row = (
+            self._db().execute(AHEAD_OF, (time.time(), self._ns, action_id)).fetchone()
+        )
+        return None if row is None else int(row[0])
 
 
 def _claimed(owner: str, rows: list[Any]) -> list[Claimed]:

@@ -13,8 +13,10 @@ The schema's version is the file's ``PRAGMA user_version``:
 - 2: the job table ``aptools_jobs`` is part of the schema.
 - 3: job rows count their claims (``claims``, the fencing number of
   :class:`aptools.store.jobqueue.Fence`).
-- 4: this version: job rows keep the W3C ``traceparent`` of the run request
-  that queued them (``NULL`` when none was recorded).
+- 4: job rows keep the W3C ``traceparent`` of the run request that queued
+  them (``NULL`` when none was recorded).
+- 5: this version: each caller's run bucket (``max_runs_per_caller``) is
+  kept in ``aptools_run_rates``.
 
 The upgrade runs once, in one ``IMMEDIATE`` transaction; processes opening
 the file meanwhile wait for it. A file whose version is current is opened
@@ -30,7 +32,7 @@ from aptools.store.sqlite.claims import patiently
 
 __all__ = ["VERSION", "busy", "prepare"]
 
-VERSION: Final = 4
+VERSION: Final = 5
 
 _ACTIONS: Final = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -86,6 +88,13 @@ _REST: Final = (
     " ON aptools_jobs (namespace, lease_until, enqueued_at)",
     "CREATE INDEX IF NOT EXISTS aptools_jobs_deadline"
     " ON aptools_jobs (namespace, deadline) WHERE deadline IS NOT NULL",
+    # Each caller's run bucket (aptools.store.runrates): when it is full again.
+    """CREATE TABLE IF NOT EXISTS aptools_run_rates (
+        namespace   TEXT NOT NULL,
+        identity_id TEXT NOT NULL,
+        full_at     REAL NOT NULL,
+        PRIMARY KEY (namespace, identity_id)
+    ) WITHOUT ROWID""",
 )
 # The columns of version 0's table, all kept.
 _V0_COLUMNS: Final = (

@@ -52,3 +52,21 @@ DROP_TOKENS: Final = (
     "UPDATE aptools_jobs SET tokens = NULL"
     " WHERE namespace = ? AND action_id = ? AND tokens IS NOT NULL"
 )
+# One run counted against a caller's bucket (aptools.store.runrates), or
+# nothing: ?1 namespace, ?2 identity id, ?3 now, ?4 per / runs, ?5 per.
+COUNT_RUN: Final = """
+INSERT INTO aptools_run_rates AS r (namespace, identity_id, full_at)
+VALUES (?1, ?2, ?3 + ?4)
+ON CONFLICT (namespace, identity_id) DO UPDATE SET full_at = max(r.full_at, ?3) + ?4
+WHERE max(r.full_at, ?3) + ?4 - ?5 <= ?3
+RETURNING full_at
+"""
+# The seconds until a refused caller's bucket holds a run again.
+RUN_WAIT: Final = (
+    "SELECT max(full_at, ?) + ? - ? - ? FROM aptools_run_rates"
+    " WHERE namespace = ? AND identity_id = ?"
+)
+# Buckets full again: as good as none.
+PURGE_RATES: Final = (
+    "DELETE FROM aptools_run_rates WHERE namespace = ? AND full_at <= ?"
+)

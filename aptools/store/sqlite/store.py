@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import sqlite3
+import time
 from collections.abc import Collection, Mapping
 
 from aptools.errors import StoreUnavailable
@@ -39,11 +40,14 @@ from aptools.store.sqlite.introspections import SQLiteIntrospections
 from aptools.store.sqlite.jobs import SQLiteJobQueue
 from aptools.store.sqlite.schema import VERSION
 from aptools.store.sqlite.statements import (
+    COUNT_RUN,
     DROP_TOKENS,
     FIND,
     GET,
     INSERT,
     MINE,
+    PURGE_RATES,
+    RUN_WAIT,
     TERMINAL_STATUSES,
     UPDATE,
 )
@@ -255,7 +259,18 @@ class SQLiteStore(Store):
             ]
             for action_id in gone:
                 self._delete(db, action_id)
+            db.execute(PURGE_RATES, (self._namespace, now))
         return len(gone)
+
+    def count_run(self, identity_id: str, runs: int, per: float) -> float:
+        # One statement: SQLite runs one writer at a time, across processes.
+        step, now = per / runs, time.time()
+        params = (self._namespace, identity_id, now, step, per)
+        db = self._file.connection()
+        if db.execute(COUNT_RUN, params).fetchone() is not None:
+            return 0.0
+        row = db.execute(RUN_WAIT, (now, step, per, now, *params[:2])).fetchone()
+        return step if row is None else max(float(row[0]), 1e-3)
 
     def introspections(self) -> SQLiteIntrospections:
         """Token introspections of this view's namespace, shared through
