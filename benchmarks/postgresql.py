@@ -37,22 +37,23 @@ RESULTS = Path(__file__).parent / "results" / "postgresql.md"
 
 
 class Counter:
-    """Counts statements sent through psycopg connections (one round trip
-    each once prepared), by wrapping ``Connection.execute``."""
+    """Counts statements sent through psycopg cursors (one round trip each
+    once prepared), by wrapping ``Cursor.execute`` (which
+    ``Connection.execute`` calls)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._execute = psycopg.Connection.execute
+        self._execute = psycopg.Cursor.execute
         counter = self
 
-        def execute(conn: Any, *args: Any, **kw: Any) -> Any:
+        def execute(cursor: Any, *args: Any, **kw: Any) -> Any:
             counter.count += 1
-            return counter._execute(conn, *args, **kw)
+            return counter._execute(cursor, *args, **kw)
 
-        psycopg.Connection.execute = execute  # type: ignore[method-assign]
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
     def close(self) -> None:
-        psycopg.Connection.execute = self._execute  # type: ignore[method-assign]
+        psycopg.Cursor.execute = self._execute  # type: ignore[method-assign]
 
 
 def backend_cpu(application_name: str) -> float:
@@ -106,7 +107,7 @@ class Raw:
         }
         self.conn.execute(self.sql.reserve, key, binary=True).fetchone()
         self.conn.execute(
-            self.sql.finish,
+            self.sql.create,
             {
                 "namespace": "",
                 "action_id": action_id,

@@ -301,12 +301,12 @@ class PostgreSQLStore(Store):
 
     def _one(self, query: bytes, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         def fetch(conn: Conn) -> tuple[Any, ...] | None:
-            return conn.execute(query, params, binary=True).fetchone()
+            return conn.statement(query, params, binary=True).fetchone()
 
         return self._db.run(fetch)
 
     def _execute(self, query: bytes, params: Mapping[str, Any]) -> int:
         def execute(conn: Conn) -> int:
-            return conn.execute(query, params).rowcount
+            return conn.statement(query, params).rowcount
 
         return self._db.run(execute)
