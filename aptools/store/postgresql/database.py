@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aptools.errors import StoreUnavailable
 from aptools.forks import generation
+from aptools.store.postgresql.idle import Idle
 from aptools.store.postgresql.settings import Settings
 from aptools.store.postgresql.statements import Statements
 
@@ -59,10 +60,10 @@ class Conn(psycopg.Connection[tuple[Any, ...]]):
 # Seconds a pool keeps trying to replace a lost connection in the background.
 RECONNECT_TIMEOUT: Final = 5.0
 
-# Pools inherited from a parent process: never used nor closed (closing would
-# end the parent's sessions on the shared sockets), only kept from the
-# garbage collector.
-_inherited: list[ConnectionPool[Conn]] = []
+# Pools, and connections kept idle, inherited from a parent process: never
+# used nor closed (closing would end the parent's sessions on the shared
+# sockets), only kept from the garbage collector.
+_inherited: list[ConnectionPool[Conn] | Idle] = []
 
 
 class Database:
@@ -73,6 +74,7 @@ class Database:
         self.statements = Statements.of(settings.schema)
         self.users = 1
         self._pool: ConnectionPool[Conn] | None = None
+        self._idle: Idle | None = None
         self._forks = generation()
         self._mutex = threading.Lock()
         self._options: dict[str, Any] = {
@@ -94,13 +96,21 @@ class Database:
         return Conn.connect(self.settings.conninfo, **self._options)
 
     def pool(self) -> ConnectionPool[Conn]:
-        pool = self._pool
-        if pool is not None and self._forks == generation():
-            return pool
+        """This process's pool (made on first use)."""
+        return self.idle().pool
+
+    def idle(self) -> Idle:
+        """This process's pool, with the connections kept idle in front of it
+        (made on first use)."""
+        idle = self._idle
+        if idle is not None and self._forks == generation():
+            return idle
         with self._mutex:
             if self._pool is not None and self._forks != generation():
                 _inherited.append(self._pool)
-                self._pool = None
+                if self._idle is not None:
+                    _inherited.append(self._idle)
+                self._pool = self._idle = None
             if self._pool is None:
                 self._forks = generation()
                 self._pool = ConnectionPool(
@@ -118,7 +128,9 @@ class Database:
                     reconnect_timeout=RECONNECT_TIMEOUT,
                     open=True,
                 )
-            return self._pool
+                self._idle = Idle(self._pool)
+            assert self._idle is not None
+            return self._idle
 
     def run(self, call: Callable[[Conn], T]) -> T:
         """``call(connection)``, mapping an unreachable or slow database to
@@ -132,11 +144,11 @@ class Database:
         attempts = self.settings.pool_max + 1
         while True:
             attempts -= 1
-            pool = self.pool()
+            idle = self.idle()
             try:
-                # PERF: getconn/putconn rather than pool.connection(), whose
-                # exit also runs a (local) commit: a few µs less per call.
-                conn = pool.getconn()
+                # PERF: no pool.connection(), whose exit also runs a (local)
+                # commit; the connection kept idle (see Idle) if any.
+                conn = idle.take()
             except PoolTimeout:
                 log.warning(
                     "PostgreSQL store: no connection within %ss",
@@ -157,12 +169,14 @@ class Database:
                 log.warning("PostgreSQL store unreachable: %s", type(exc).__name__)
                 raise StoreUnavailable() from None
             finally:
-                pool.putconn(conn)
+                idle.give(conn)
 
     def close(self) -> None:
         with self._mutex:
             self.users -= 1
             if self.users <= 0 and self._pool is not None:
                 if self._forks == generation():
+                    if self._idle is not None:
+                        self._idle.hand_back()
                     self._pool.close()
-                self._pool = None
+                self._pool = self._idle = None
