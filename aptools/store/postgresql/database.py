@@ -3,8 +3,10 @@ prepared statements, and a connection pool per process.
 
 A pool made before a fork is never used by the child (its sockets are the
 parent's): the child makes its own on first use. Every call runs on a pool
-connection in autocommit mode; an unreachable or slow database is
-:class:`aptools.StoreUnavailable` (503). The store's views
+connection in autocommit mode, kept idle between calls in front of the pool
+(:mod:`aptools.store.postgresql.idle`), and sends the store's statements on
+the connection's kept cursor (:meth:`Conn.statement`); an unreachable or slow
+database is :class:`aptools.StoreUnavailable` (503). The store's views
 (:class:`~aptools.store.postgresql.PostgreSQLStore`), its shared
 introspections and its job queue all run their statements here.
 """
