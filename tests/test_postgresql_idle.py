@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from psycopg.pq import TransactionStatus  # noqa: E402
 
-from aptools.store.postgresql import PostgreSQLStore  # noqa: E402
+from aptools.store.postgresql import PostgreSQLStore, idle  # noqa: E402
 from aptools.store.postgresql.database import Conn  # noqa: E402
 from aptools.store.postgresql.idle import HAND_BACK_EVERY  # noqa: E402
 
@@ -114,3 +115,31 @@ def test_close_closes_the_kept_connections(pg_url: str) -> None:
     assert not conns[0].closed
     store.close()
     assert conns[0].closed
+
+
+def test_no_connection_serves_two_calls_at_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kept connections handed back to the pool all the time, while 8 threads
+    # share 3 connections.
+    monkeypatch.setattr(idle, "HAND_BACK_EVERY", 0.002)
+    store = PostgreSQLStore(with_params(pg_url, pool_max=3))
+    busy: set[int] = set()
+    lock = threading.Lock()
+    clashes: list[int] = []
+
+    def call(conn: Conn) -> None:
+        with lock:
+            if id(conn) in busy:
+                clashes.append(id(conn))
+            busy.add(id(conn))
+        conn.execute(b"SELECT pg_sleep(0.001)")
+        with lock:
+            busy.discard(id(conn))
+
+    try:
+        with ThreadPoolExecutor(8) as threads:
+            list(threads.map(lambda _: store._db.run(call), range(400)))
+    finally:
+        store.close()
+    assert not clashes

@@ -57,11 +57,16 @@ class Idle:
     def take(self) -> Conn:
         """A connection kept here, else one from the pool (raises
         :class:`psycopg_pool.PoolTimeout` as the pool does)."""
+        try:
+            return self._kept.pop()  # atomic: no lock needed to take one
+        except IndexError:
+            pass
         with self._lock:
             if self._kept:
                 return self._kept.pop()
-            # Counted before asking the pool, under the lock: a connection
-            # given back from now on goes to the pool, which serves this call.
+            # Counted before asking the pool, under the lock that keeping a
+            # connection takes: one given back from now on goes to the pool,
+            # which serves this call.
             self._waiting += 1
         try:
             return self.pool.getconn()
@@ -80,14 +85,22 @@ class Idle:
                     return
                 if now >= self._hand_back_at:
                     self._hand_back_at = now + HAND_BACK_EVERY
-                    back, self._kept = self._kept, []
+                    back = self._take_all()
         for kept in back:
             self.pool.putconn(kept)
         self.pool.putconn(conn)
 
     def hand_back(self) -> None:
         """Return every kept connection to the pool (before it closes)."""
-        with self._lock:
-            back, self._kept = self._kept, []
-        for kept in back:
+        for kept in self._take_all():
             self.pool.putconn(kept)
+
+    def _take_all(self) -> list[Conn]:
+        # Popped one by one from the list that take() pops from without the
+        # lock: each connection is taken by exactly one thread.
+        taken = []
+        while True:
+            try:
+                taken.append(self._kept.pop())
+            except IndexError:
+                return taken
