@@ -143,3 +143,17 @@ def test_no_connection_serves_two_calls_at_once(
     finally:
         store.close()
     assert not clashes
+
+
+def test_shared_introspections_take_the_connection_kept_idle(
+    lone: PostgreSQLStore,
+) -> None:
+    lone.get("nothing-here", time.time())  # its one connection is kept idle now
+    shared = lone.introspections()
+    started = time.monotonic()
+    with shared.hold(b"token-hash", wait=2.0):
+        assert shared._held.conn is not None  # held, not gone on alone
+        shared.put(b"token-hash", time.time() + 60, {"active": True})
+        got = shared.get(b"token-hash", time.time())
+    assert time.monotonic() - started < 1.0
+    assert got is not None and got[1] == {"active": True}

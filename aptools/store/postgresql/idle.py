@@ -14,12 +14,16 @@ the pool, and gives it back here, unless
 
 So the pool still bounds the connections (``pool_max``), opens, checks and
 replaces them; only the checkout of a healthy connection between two calls
-skips its bookkeeping.
+skips its bookkeeping. Every user of the store's pool takes its connections
+here (:meth:`Idle.take` or :meth:`Idle.connection`), so that none waits on
+the pool while a connection is kept idle here.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
@@ -53,8 +57,9 @@ class Idle:
         self._waiting = 0
         self._hand_back_at = monotonic() + HAND_BACK_EVERY
 
-    def take(self) -> Conn:
-        """A connection kept here, else one from the pool (raises
+    def take(self, timeout: float | None = None) -> Conn:
+        """A connection kept here, else one from the pool within ``timeout``
+        seconds (the pool's own by default; raises
         :class:`psycopg_pool.PoolTimeout` as the pool does)."""
         try:
             return self._kept.pop()  # atomic: no lock needed to take one
@@ -68,7 +73,7 @@ class Idle:
             # which serves this call.
             self._waiting += 1
         try:
-            return self.pool.getconn()
+            return self.pool.getconn(timeout)
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -88,6 +93,15 @@ class Idle:
         for kept in back:
             self.pool.putconn(kept)
         self.pool.putconn(conn)
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[Conn]:
+        """A connection for the block: :meth:`take`, then :meth:`give`."""
+        conn = self.take(timeout)
+        try:
+            yield conn
+        finally:
+            self.give(conn)
 
     def hand_back(self) -> None:
         """Return every kept connection to the pool (before it closes)."""
