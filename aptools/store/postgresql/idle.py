@@ -55,6 +55,7 @@ class Idle:
         self._kept: list[Conn] = []
         self._lock = threading.Lock()
         self._waiting = 0
+        self._closing = False
         self._hand_back_at = monotonic() + HAND_BACK_EVERY
 
     def take(self, timeout: float | None = None) -> Conn:
@@ -81,10 +82,12 @@ class Idle:
     def give(self, conn: Conn) -> None:
         """Keep ``conn`` for the next call, or return it to the pool."""
         back: list[Conn] = []
+        # (A call that ends after the last hand-back, when the pool closes,
+        # returns its connection to the closed pool, which closes it.)
         if conn.pgconn.transaction_status == _IDLE:
             now = monotonic()
             with self._lock:
-                if not self._waiting and now < self._hand_back_at:
+                if not (self._waiting or self._closing) and now < self._hand_back_at:
                     self._kept.append(conn)
                     return
                 if now >= self._hand_back_at:
@@ -104,7 +107,10 @@ class Idle:
             self.give(conn)
 
     def hand_back(self) -> None:
-        """Return every kept connection to the pool (before it closes)."""
+        """Return every kept connection to the pool, and keep none from now
+        on (the pool is about to close)."""
+        with self._lock:
+            self._closing = True
         for kept in self._take_all():
             self.pool.putconn(kept)
 
