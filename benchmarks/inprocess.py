@@ -107,7 +107,11 @@ def build(name: str, token: str) -> Contender:
         return Contender(name, module.build(name.removeprefix("otel-")).wsgi(), token)
     if name.startswith("aptools-"):
         module = importlib.import_module("benchmarks.contenders.aptools_app")
-        store = os.environ["BENCH_SQLITE"] if name == "aptools-sqlite" else "memory:"
+        stores = {
+            "aptools-sqlite": "BENCH_SQLITE",
+            "aptools-postgresql": "BENCH_POSTGRESQL",
+        }
+        store = os.environ[stores[name]] if name in stores else "memory:"
         return Contender(name, module.build(store).wsgi(), token)
     raise ValueError(f"unknown contender {name}")
 

@@ -11,14 +11,22 @@ statements with ``--rows`` actions in the table (default 10^5; 10^6 with
 ``--rows 1000000``). Needs a server at APTOOLS_TEST_POSTGRESQL (default
 postgresql://postgres@127.0.0.1:5432/test); works in a schema of its own,
 dropped afterwards. Results: printed, and benchmarks/results/postgresql.md.
+
+``--base DIR``: also aptools as it was in DIR (holding an ``aptools``
+package, e.g. ``git archive COMMIT aptools | tar -x -C DIR``), on the same
+store, in a worker process of its own, measured in the same rounds: before
+and after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,22 +45,23 @@ RESULTS = Path(__file__).parent / "results" / "postgresql.md"
 
 
 class Counter:
-    """Counts statements sent through psycopg connections (one round trip
-    each once prepared), by wrapping ``Connection.execute``."""
+    """Counts statements sent through psycopg cursors (one round trip each
+    once prepared), by wrapping ``Cursor.execute`` (which
+    ``Connection.execute`` calls)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._execute = psycopg.Connection.execute
+        self._execute = psycopg.Cursor.execute
         counter = self
 
-        def execute(conn: Any, *args: Any, **kw: Any) -> Any:
+        def execute(cursor: Any, *args: Any, **kw: Any) -> Any:
             counter.count += 1
-            return counter._execute(conn, *args, **kw)
+            return counter._execute(cursor, *args, **kw)
 
-        psycopg.Connection.execute = execute  # type: ignore[method-assign]
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
     def close(self) -> None:
-        psycopg.Connection.execute = self._execute  # type: ignore[method-assign]
+        psycopg.Cursor.execute = self._execute  # type: ignore[method-assign]
 
 
 def backend_cpu(application_name: str) -> float:
@@ -106,7 +115,7 @@ class Raw:
         }
         self.conn.execute(self.sql.reserve, key, binary=True).fetchone()
         self.conn.execute(
-            self.sql.finish,
+            self.sql.create,
             {
                 "namespace": "",
                 "action_id": action_id,
@@ -130,6 +139,45 @@ class Raw:
             for _ in range(n):
                 self._run()
         return (time.perf_counter() - started) / n * 1e6
+
+
+class Base:
+    """aptools as it was in ``folder``, on the store at ``store_url``: a
+    worker process (``benchmarks.inprocess``) answering one round at a time."""
+
+    def __init__(self, folder: Path, store_url: str) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.inprocess", "aptools-postgresql"],
+            cwd=root,
+            env={
+                **os.environ,
+                "BENCH_POSTGRESQL": store_url,
+                "PYTHONPATH": f"{folder.resolve()}{os.pathsep}{root}",
+            },
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._read()
+
+    def _read(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the earlier aptools' worker died")
+        return json.loads(line)
+
+    def measure(self, op: str, n: int) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{op} {n}\n")
+        self.proc.stdin.flush()
+        return float(self._read()["aptools-postgresql"])
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 def populate(schema: str, rows: int) -> None:
@@ -300,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("-n", type=int, default=300, help="requests per round")
+    parser.add_argument(
+        "--base", type=Path, help="a folder holding an earlier aptools package"
+    )
     args = parser.parse_args(argv)
 
     schema = f"aptools_bench_{secrets.token_hex(4)}"
@@ -320,7 +371,12 @@ def main(argv: list[str] | None = None) -> None:
         aptools = Contender("aptools-postgresql", app.wsgi(), identity.token)
         populate(schema, args.rows)
         raw = Raw(schema, raw_name)
-        report = run(floor, aptools, raw, args, app_name)
+        base = None
+        if args.base is not None:
+            base = Base(args.base, f"{URL}?schema={schema}&application_name={schema}_b")
+        report = run(floor, aptools, raw, args, app_name, base)
+        if base is not None:
+            base.close()
         report += lock_waits(store_url, app_name, args.n)
         report += async_or_threads(store_url, schema, args.n * 4)
         report += f"\nPlans with {args.rows} actions stored:\n\n"
@@ -340,23 +396,29 @@ def main(argv: list[str] | None = None) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def run(floor: Any, aptools: Any, raw: Raw, args: Any, app_name: str) -> str:
+def run(
+    floor: Any, aptools: Any, raw: Raw, args: Any, app_name: str, base: Base | None
+) -> str:
     times: dict[tuple[str, str], list[float]] = {}
+    contenders = [
+        ("floor", floor.measure),
+        ("raw", raw.measure),
+        ("aptools", aptools.measure),
+    ]
+    if base is not None:
+        contenders.append(("before", base.measure))
     for op in ("status", "run"):
         for _ in range(args.rounds):
-            for name, measure in (
-                ("floor", floor.measure),
-                ("raw", raw.measure),
-                ("aptools", aptools.measure),
-            ):
+            for name, measure in contenders:
                 times.setdefault((name, op), []).append(measure(op, args.n))
     lines = [
         f"PostgreSQL store, in process: median µs per request of {args.rounds} rounds"
         f" of {args.n} (min-max); {args.rows} actions stored.",
         "",
         "| op | floor | raw psycopg | physical floor | aptools PostgreSQL | ratio |"
-        " statements | CPU µs: this process | CPU µs: PostgreSQL |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " statements | CPU µs: this process | CPU µs: PostgreSQL |"
+        + (" aptools before (--base) | before: ratio |" if base else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if base else ""),
     ]
     for op in ("status", "run"):
         med = {k[0]: statistics.median(v) for k, v in times.items() if k[1] == op}
@@ -380,6 +442,7 @@ def run(floor: Any, aptools: Any, raw: Raw, args: Any, app_name: str) -> str:
             f"| {op} | {cell['floor']} | {cell['raw']} | {physical:.1f} |"
             f" {cell['aptools']} | {med['aptools'] / physical:.2f}x |"
             f" {statements:.2f} | {cpu:.1f} | {pg_cpu:.1f} |"
+            + (f" {cell['before']} | {med['before'] / physical:.2f}x |" if base else "")
         )
     return "\n".join(lines) + "\n"
 

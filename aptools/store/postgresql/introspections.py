@@ -54,7 +54,7 @@ class Introspections:
         """Hold ``key`` against every process of every host for the block,
         waiting at most ``wait`` seconds for another holder."""
         try:
-            cm = self._db.pool().connection(
+            cm = self._db.idle().connection(
                 timeout=min(wait, self._db.settings.pool_timeout)
             )
             conn = cm.__enter__()
@@ -146,7 +146,7 @@ class Introspections:
         conn: Conn | None = getattr(self._held, "conn", None)
         if conn is not None:
             return call(conn)
-        with self._db.pool().connection() as fresh:
+        with self._db.idle().connection() as fresh:
             return call(fresh)
 
 

@@ -71,8 +71,9 @@ class PostgreSQLStore(Store):
     # Every call waits on the network: the ASGI face runs it in a thread.
     # PERF: threads rather than psycopg's async API (which would also need
     # every call written twice): status reads by 16 tasks on one event loop
-    # took 740 µs wall and 330 µs CPU each through threads, 1559 and 455
-    # through an AsyncConnectionPool of the same size (benchmarks/postgresql.py).
+    # took 235 µs wall and 150 µs CPU each through threads, 1197 and 333
+    # through an AsyncConnectionPool of the same size (benchmarks/postgresql.py,
+    # 2026-12-07).
     io_bound = True
 
     def __init__(self, url: str, *, namespace: str = "") -> None:
@@ -305,12 +306,12 @@ class PostgreSQLStore(Store):
 
     def _one(self, query: bytes, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         def fetch(conn: Conn) -> tuple[Any, ...] | None:
-            return conn.execute(query, params, binary=True).fetchone()
+            return conn.statement(query, params, binary=True).fetchone()
 
         return self._db.run(fetch)
 
     def _execute(self, query: bytes, params: Mapping[str, Any]) -> int:
         def execute(conn: Conn) -> int:
-            return conn.execute(query, params).rowcount
+            return conn.statement(query, params).rowcount
 
         return self._db.run(execute)
