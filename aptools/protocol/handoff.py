@@ -122,24 +122,26 @@ class Workers:
                 return
             future, context, fn, args = item
             del item
+            ok, value = True, None
             if not future.cancelled():
-                ok = True
                 try:
                     value = context.run(fn, *args)
                 except BaseException as exc:  # handed to the awaiting task
                     ok, value = False, exc
-                # PERF: try/except, not contextlib.suppress, on every call.
-                try:  # noqa: SIM105
-                    future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
-                except RuntimeError:
-                    pass  # the loop is closed: nobody awaits the result
-                del value
-            del future, context, fn, args
+            # Free before the result is handed over, so that the call the
+            # awaiting task makes next finds this thread idle, not a new one.
             with self._lock:
                 if self._waiting:
                     self._waiting -= 1  # this thread takes a queued call next
                 else:
                     self._free += 1
+            if not future.cancelled():
+                # PERF: try/except, not contextlib.suppress, on every call.
+                try:  # noqa: SIM105
+                    future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody awaits the result
+            del future, context, fn, args, value
 
     def _drain(self) -> None:
         """Let every thread end once the calls queued before now are made, and
