@@ -214,3 +214,26 @@ def test_blocking_effects_use_the_shared_pool_or_their_own() -> None:
 def test_a_pool_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         Workers(0)
+
+
+def test_a_thread_that_cannot_start_fails_its_call_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = Workers(2)
+    made: list[str] = []
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    async def main() -> None:
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start"):
+            pool.call(made.append, "refused")
+        monkeypatch.setattr(threading.Thread, "start", start)
+        assert await pool.call(made.append, "later") is None
+
+    asyncio.run(main())
+    time.sleep(0.05)
+    assert made == ["later"]  # the refused call never ran
+    assert pool.started == 1

@@ -93,9 +93,11 @@ class Workers:
                 start = self._started
             else:
                 self._waiting += 1
-        self._queue.put((future, contextvars.copy_context(), fn, args))
         if start:
+            # Before the call is queued: a thread that cannot start fails this
+            # call alone, which then never runs.
             self._start(start)
+        self._queue.put((future, contextvars.copy_context(), fn, args))
         return future
 
     @property
@@ -110,9 +112,14 @@ class Workers:
             name=f"{self.name}-{number}",
             daemon=True,  # waited for at exit by _drain, not by threading
         )
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
         with self._lock:
             self._threads.append(thread)
-        thread.start()
 
     def _work(self, queue: SimpleQueue[_Item | None]) -> None:
         get = queue.get
