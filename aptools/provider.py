@@ -133,10 +133,12 @@ class Provider(AppBuilder):
     Under ASGI, plain ``def`` handlers run in a worker thread so that blocking
     code never stalls the event loop; ``offload_sync_handlers=False`` runs them
     on the loop instead, which is faster for handlers that never block (or
-    write them as ``async def``). The threads are asyncio's default executor's
-    (``min(32, CPUs + 4)`` of them, shared with anything else the process
-    offloads) unless ``handler_threads`` gives the handlers a pool of their own
-    of that size: as many handler calls as that can block at once per process.
+    write them as ``async def``). The threads are a pool of aptools' own
+    (:func:`~aptools.protocol.handoff.default_workers`: ``min(32, CPUs + 4)``
+    of them per process, shared by every blocking call of the process's
+    providers) unless ``handler_threads`` gives the handlers a pool of their
+    own of that size: as many handler calls as that can block at once per
+    process.
 
     The client id and secret of the provider's Globus Auth client come from
     ``client_id`` / ``client_secret`` or from ``APTOOLS_CLIENT_ID`` /

@@ -8,12 +8,9 @@ operation calls the store.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import threading
 import time
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import falcon
@@ -21,7 +18,7 @@ import falcon.asgi
 
 from aptools.auth import Authenticator, Caller
 from aptools.errors import BadRequest
-from aptools.forks import PerProcess
+from aptools.protocol.handoff import Workers, default_workers
 
 if TYPE_CHECKING:
     from aptools.store import Store
@@ -63,39 +60,22 @@ class Call(Effect):
 class Blocking(Call):
     """A call that may block: made in a worker thread under ASGI.
 
-    The thread comes from asyncio's default executor, or from the pool of a
+    The thread comes from the process's shared pool
+    (:func:`~aptools.protocol.handoff.default_workers`), or from the pool of a
     subclass made by :func:`blocking_in`.
     """
 
     __slots__ = ()
-    threads: ClassVar[ThreadPool | None] = None
+    threads: ClassVar[Workers | None] = None
 
     async def run_async(self) -> Any:
-        loop = asyncio.get_running_loop()
-        pool = None if self.threads is None else self.threads.executor()
         # In the request's context (as asyncio.to_thread does), so that log
         # records and trace spans made in the thread know their request.
-        call = functools.partial(contextvars.copy_context().run, self.fn, *self.args)
-        return await loop.run_in_executor(pool, call)
+        workers = self.threads or default_workers()
+        return await workers.call(self.fn, *self.args)
 
 
-class ThreadPool:
-    """A pool of ``size`` threads, started in each process on first use.
-
-    (A pool made before a fork would hand the child threads it does not have.)
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pool = PerProcess(
-            lambda: ThreadPoolExecutor(size, thread_name_prefix="aptools-handler")
-        )
-
-    def executor(self) -> ThreadPoolExecutor:
-        return self._pool.get()
-
-
-def blocking_in(threads: ThreadPool) -> type[Blocking]:
+def blocking_in(threads: Workers) -> type[Blocking]:
     """:class:`Blocking`, run in ``threads`` under ASGI."""
     return type("Blocking", (Blocking,), {"__slots__": (), "threads": threads})
 

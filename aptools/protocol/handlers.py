@@ -12,9 +12,9 @@ from aptools.protocol.effects import (
     Blocking,
     Call,
     Effect,
-    ThreadPool,
     blocking_in,
 )
+from aptools.protocol.handoff import Workers
 from aptools.typing import is_async
 
 __all__ = ["Handler", "handler_table"]
@@ -35,10 +35,14 @@ def handler_table(
     handlers: Mapping[str, Callable[..., Any]], offload: bool, threads: int | None
 ) -> dict[str, Handler]:
     """How to call each handler, decided once: an ``async def`` is awaited;
-    a ``def`` runs in a worker thread under ASGI (the default executor, or a
-    pool of ``threads``) unless ``offload`` is false, and in place under WSGI.
+    a ``def`` runs in a worker thread under ASGI (the process's shared pool,
+    or a pool of ``threads``) unless ``offload`` is false, and in place under WSGI.
     """
-    blocking = Blocking if threads is None else blocking_in(ThreadPool(threads))
+    blocking = (
+        Blocking
+        if threads is None
+        else blocking_in(Workers(threads, name="aptools-handler"))
+    )
     plain = blocking if offload else Call
     return {
         name: Handler(fn, Await if is_async(fn) else plain)
