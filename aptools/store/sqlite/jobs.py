@@ -14,7 +14,7 @@ other's jobs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -142,6 +142,14 @@ class SQLiteJobQueue(JobQueue):
             time.time(),
         )
 
+    def _change(self, sql: str, params: Sequence[object]) -> tuple[int, list[Any]]:
+        """One writing statement in this process's turn (see
+        :meth:`File.writing`): its row count and its ``RETURNING`` rows."""
+        with self._file.writing() as db:
+            cursor = db.execute(sql, params)
+            rows = cursor.fetchall()
+            return cursor.rowcount, rows
+
     def _fence(self, fence: Fence) -> tuple[str, str, str, int]:
         return (self._ns, fence.action_id, fence.owner, fence.claim)
 
@@ -152,7 +160,7 @@ class SQLiteJobQueue(JobQueue):
         caller: Mapping[str, Any],
         tokens: bytes | None = None,
     ) -> None:
-        self._db().execute(
+        self._change(
             "INSERT OR REPLACE INTO aptools_jobs (namespace, action_id, enqueued_at,"
             " deadline, caller, tokens) VALUES (?, ?, ?, ?, ?, ?)",
             (self._ns, action_id, time.time(), deadline, orjson.dumps(caller), tokens),
@@ -160,13 +168,8 @@ class SQLiteJobQueue(JobQueue):
 
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         now = time.time()
-        rows = (
-            self._db()
-            .execute(
-                _CLAIM,
-                (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit),
-            )
-            .fetchall()
+        _, rows = self._change(
+            _CLAIM, (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit)
         )
         return _claimed(owner, rows)
 
@@ -174,15 +177,11 @@ class SQLiteJobQueue(JobQueue):
         if not fences:
             return []
         held, params = _fenced(fences)
-        rows = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET lease_until = ?"
-                f" WHERE namespace = ? AND {held}"
-                " RETURNING action_id, cancel_requested",
-                (time.time() + lease, self._ns, *params),
-            )
-            .fetchall()
+        _, rows = self._change(
+            "UPDATE aptools_jobs SET lease_until = ?"
+            f" WHERE namespace = ? AND {held}"
+            " RETURNING action_id, cancel_requested",
+            (time.time() + lease, self._ns, *params),
         )
         return [Beat(action_id, bool(stop)) for action_id, stop in rows]
 
@@ -190,7 +189,7 @@ class SQLiteJobQueue(JobQueue):
         if not fences:
             return
         held, params = _fenced(fences)
-        self._db().execute(
+        self._change(
             f"{_HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params)
         )
 
@@ -198,7 +197,7 @@ class SQLiteJobQueue(JobQueue):
         if not fences:
             return
         held, params = _fenced(fences)
-        self._db().execute(
+        self._change(
             "UPDATE aptools_jobs SET owner = NULL, lease_until = 0"
             f" WHERE namespace = ? AND {held}",
             (self._ns, *params),
@@ -245,12 +244,13 @@ class SQLiteJobQueue(JobQueue):
     def save(
         self, fence: Fence, stored: Stored, expires_at: float | None
     ) -> Stored | None:
-        db = self._db()
         # PERF: one statement when the job is held and its action unfinished.
-        if db.execute(
+        changed, _ = self._change(
             _SAVE, (*self._action(stored, expires_at), *self._fence(fence))
-        ).rowcount:
+        )
+        if changed:
             return stored
+        db = self._db()
         if db.execute(_IS_HELD, self._fence(fence)).fetchone() is None:
             raise lost(fence)
         row = db.execute(GET, (fence.action_id, self._ns, time.time())).fetchone()
@@ -270,40 +270,33 @@ class SQLiteJobQueue(JobQueue):
             db.execute(UPDATE, self._action(stored, expires_at))
 
     def delete(self, fence: Fence) -> bool:
-        return bool(
-            self._db()
-            .execute(f"DELETE FROM aptools_jobs WHERE {_HELD}", self._fence(fence))
-            .rowcount
+        gone, _ = self._change(
+            f"DELETE FROM aptools_jobs WHERE {_HELD}", self._fence(fence)
         )
+        return bool(gone)
 
     def request_cancel(self, action_id: str) -> None:
-        self._db().execute(
+        self._change(
             "UPDATE aptools_jobs SET cancel_requested = 1"
             " WHERE namespace = ? AND action_id = ?",
             (self._ns, action_id),
         )
 
     def checkpoint(self, fence: Fence, state: bytes) -> None:
-        if (
-            not self._db()
-            .execute(
-                f"UPDATE aptools_jobs SET checkpoint = ? WHERE {_HELD}",
-                (state, *self._fence(fence)),
-            )
-            .rowcount
-        ):
+        changed, _ = self._change(
+            f"UPDATE aptools_jobs SET checkpoint = ? WHERE {_HELD}",
+            (state, *self._fence(fence)),
+        )
+        if not changed:
             raise lost(fence)
 
     def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
-        return bool(
-            self._db()
-            .execute(
-                f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}"
-                f" AND action_id IN ({_ALIVE})",
-                (tokens, *self._fence(fence)),
-            )
-            .rowcount
+        changed, _ = self._change(
+            f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}"
+            f" AND action_id IN ({_ALIVE})",
+            (tokens, *self._fence(fence)),
         )
+        return bool(changed)
 
     def kept_tokens(self) -> dict[str, bytes]:
         rows = self._db().execute(
@@ -315,15 +308,11 @@ class SQLiteJobQueue(JobQueue):
 
     def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
         # Unfenced (an operator's re-key), but never on an ended action.
-        changed = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET tokens = ?"
-                " WHERE namespace = ? AND action_id = ? AND tokens = ?"
-                f" AND action_id NOT IN ({_ENDED})",
-                (new, self._ns, action_id, old),
-            )
-            .rowcount
+        changed, _ = self._change(
+            "UPDATE aptools_jobs SET tokens = ?"
+            " WHERE namespace = ? AND action_id = ? AND tokens = ?"
+            f" AND action_id NOT IN ({_ENDED})",
+            (new, self._ns, action_id, old),
         )
         return bool(changed)
 
@@ -342,16 +331,13 @@ class SQLiteJobQueue(JobQueue):
 
     def sweep(self, grace: float) -> int:
         now = time.time()
-        return int(
-            self._db()
-            .execute(
-                "DELETE FROM aptools_jobs"
-                " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
-                f" AND action_id NOT IN ({_ALIVE})",
-                (self._ns, now, now - grace),
-            )
-            .rowcount
+        gone, _ = self._change(
+            "DELETE FROM aptools_jobs"
+            " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
+            f" AND action_id NOT IN ({_ALIVE})",
+            (self._ns, now, now - grace),
         )
+        return gone
 
     def rows(self) -> list[JobRow]:
         found = (
@@ -370,20 +356,16 @@ class SQLiteJobQueue(JobQueue):
         ]
 
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
-        row = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET owner = ?, lease_until = ?,"
-                " claims = claims + 1 WHERE namespace = ? AND action_id = ?"
-                " RETURNING claims",
-                (owner, self.now() + lease, self._ns, action_id),
-            )
-            .fetchone()
+        _, rows = self._change(
+            "UPDATE aptools_jobs SET owner = ?, lease_until = ?,"
+            " claims = claims + 1 WHERE namespace = ? AND action_id = ?"
+            " RETURNING claims",
+            (owner, self.now() + lease, self._ns, action_id),
         )
-        return None if row is None else Fence(action_id, owner, row[0])
+        return Fence(action_id, owner, rows[0][0]) if rows else None
 
     def keep_trace(self, action_id: str, traceparent: str) -> None:
-        self._db().execute(
+        self._change(
             "UPDATE aptools_jobs SET traceparent = ?"
             " WHERE namespace = ? AND action_id = ?",
             (traceparent, self._ns, action_id),
@@ -412,11 +394,7 @@ class SQLiteJobQueue(JobQueue):
         # caller's held jobs cannot change under it.
         now = time.time()
         params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
-        rows = (
-            self._db()
-            .execute(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
-            .fetchall()
-        )
+        _, rows = self._change(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
         return _claimed(owner, rows)
 
     def ahead(self, identity_id: str) -> int:
