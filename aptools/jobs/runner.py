@@ -21,25 +21,23 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Final
 
 from aptools.actions import (
     DEADLINE_PASSED,
     INTERRUPTED,
-    apply,
-    consent_needed,
     end_at_deadline,
     expiry,
-    fail,
     finish_fields,
 )
-from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavailable
+from aptools.errors import ActionFailed, JobLost, StoreUnavailable
 from aptools.failures import Failures
 from aptools.jobs.handle import Job, JobCanceled
 from aptools.jobs.observing import lease_expired, observed
 from aptools.jobs.outage import ride_out
+from aptools.jobs.outcome import outcome
 from aptools.jobs.settings import Engine
 from aptools.jobs.stopping import (
     Stopping,
@@ -47,14 +45,13 @@ from aptools.jobs.stopping import (
     live,
     stop_all,
     terminate_all,
-    unstorable,
 )
 from aptools.jobs.threads import JobThreads
-from aptools.models import Action, ActionStatus
+from aptools.models import Action
 from aptools.signals import install, on_exit, on_terminate
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
-from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
+from aptools.vocabulary import ACTIVE, FAILED, TERMINAL
 
 __all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Engine", "Runner"]
 
@@ -240,10 +237,18 @@ class Runner(Stopping):
         job = self._prepare(claimed, sent)
         if job is None:
             return
-        # The function gets a copy of its own; the handle keeps what it saved.
-        mine = Stored.of(job.action).action()
         with self._lock:
             self._running[claimed.action_id] = job
+        self._begin(job, claimed, here=False)
+
+    def _begin(
+        self, job: Job, claimed: Claimed, here: bool
+    ) -> tuple[Job, Action, Any] | None:
+        """Start ``job`` (in ``_running`` already): an ``async def`` one on the
+        loop; a ``def`` one on a job thread, or, ``here``, returned to run on
+        the calling job thread."""
+        # The function gets a copy of its own; the handle keeps what it saved.
+        mine = Stored.of(job.action).action()
         queue, fence = self.engine.queue, claimed.fence
         try:
             caller = self.engine.caller_for(
@@ -254,7 +259,7 @@ class Runner(Stopping):
             )
         except ActionFailed as failed:  # its kept tokens cannot be read
             self._conclude(job, None, failed)
-            return
+            return None
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop
@@ -264,8 +269,11 @@ class Runner(Stopping):
             job._on_cancel = lambda: self._loop_cancel(future)
             if job.canceled:
                 future.cancel()
-        else:
-            self._start_sync(job, mine, caller)
+            return None
+        if here:
+            return job, mine, caller
+        self._start_sync(job, mine, caller)
+        return None
 
     def _loop_cancel(self, future: Future[Any]) -> None:
         future.cancel()
@@ -313,35 +321,52 @@ class Runner(Stopping):
         self.threads.submit(lambda: self._run_sync(job, action, caller))
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
-        with observed(self.engine, job):
-            try:
-                result = self.engine.fn(action, caller, job)
-            except BaseException as exc:
-                self._conclude(job, None, exc)
-            else:
-                self._conclude(job, result, None)
+        # One job after another on this thread: each end claims the next.
+        while True:
+            with observed(self.engine, job):
+                try:
+                    result = self.engine.fn(action, caller, job)
+                except BaseException as exc:
+                    after = self._conclude(job, None, exc, follow=True)
+                else:
+                    after = self._conclude(job, result, None, follow=True)
+            if after is None:
+                return
+            started = self._begin(*after, here=True)
+            if started is None:
+                return
+            job, action, caller = started
 
     async def _run_async(self, job: Job, action: Action, caller: Any) -> None:
         with observed(self.engine, job):
             try:
                 result = await self.engine.fn(action, caller, job)
             except BaseException as exc:
-                self._conclude(job, None, exc)
+                after = self._conclude(job, None, exc, follow=True)
             else:
-                self._conclude(job, result, None)
+                after = self._conclude(job, result, None, follow=True)
+        if after is not None:
+            self._begin(*after, here=False)
 
-    def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
+    def _conclude(
+        self, job: Job, result: Any, exc: BaseException | None, follow: bool = False
+    ) -> tuple[Job, Claimed] | None:
+        """Store ``job``'s end; with ``follow``, claim the next job in the same
+        transaction and return it (in ``_running`` already, taking the ended
+        job's place) for the calling thread to start."""
         action_id = job.action_id
         # Before the outcome is stored, not after: a resume answered once it
         # is keeps its caller (and token) for the next run, to be left alone.
         self.engine.forget(action_id)
+        claimed: list[Claimed] = []
+        sent = time.monotonic()
         try:
             if job.lost:
-                return  # handed back or taken over: another process decides
+                return None  # handed back or taken over: another process decides
             if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
                 # The action ended already (cancel, deadline).
                 ride_out(lambda: self.engine.queue.delete(job.fence), job.held_until)
-                return
+                return None
             if isinstance(exc, StoreUnavailable):
                 # Away longer than the lease allowed (the job's writes rode
                 # out what they could): whoever claims the job after its lease
@@ -354,8 +379,8 @@ class Runner(Stopping):
                     "once its lease runs out",
                     action_id,
                 )
-                return
-            self._save_outcome(job, result, exc)
+                return None
+            claimed = self._save_outcome(job, result, exc, follow)
         except JobLost:
             # Taken over while it ran (this process was frozen or cut off
             # past its lease): the holder now decides; nothing was written.
@@ -371,65 +396,79 @@ class Runner(Stopping):
         except Exception:
             log.exception("job %s: its outcome could not be stored", action_id)
         finally:
-            with self._lock:
-                # Unless the action was resumed and claimed again meanwhile.
-                if self._running.get(action_id) is job:
-                    del self._running[action_id]
-                    self._tasks.pop(action_id, None)
-                self._stuck_said.pop(action_id, None)
-                self._idle.notify_all()
-            self._wake.set()
+            after = self._hand_over(job, claimed, sent)
+        return after
 
-    def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
-        action: Action = job.action
-        engine = self.engine
-        fresh: Stored | None = None
-        if exc is None:
-            try:
-                checked = _checked(result)
-                apply(action, {} if checked is None else checked)
-                fresh = Stored.of(action)
-            except TypeError as bad:  # also what orjson cannot serialize
-                exc = unstorable(action.action_id, bad)
-        if isinstance(exc, ActionFailed):
-            fail(action, exc)
-            try:
-                fresh = Stored.of(action)
-            except TypeError as bad:  # details JSON cannot hold
-                fail(action, unstorable(action.action_id, bad))
-        elif isinstance(exc, ConsentRequired):
-            # INACTIVE until resumed; the job keeps its row and checkpoint.
-            consent_needed(action, exc, engine.auth.scope, "job")
-        elif exc is not None:
-            log.error(
-                "job %s failed",
-                action.action_id,
-                exc_info=(type(exc), exc, exc.__traceback__),
+    def _save_outcome(
+        self, job: Job, result: Any, exc: BaseException | None, follow: bool
+    ) -> list[Claimed]:
+        """The outcome and the row's end in one transaction, fenced: a holder
+        that lost the job (JobLost) writes nothing. Waiting INACTIVE (for
+        consent, say), the row stays, claimable again once resumed. A store
+        outage is ridden out while the lease holds. With ``follow`` (and this
+        runner still claiming, and the job not told to stop), the next job is
+        claimed in the same transaction."""
+        queue = self.engine.queue
+        final, expires_at, keep = outcome(self.engine, job, result, exc)
+        fence = job.fence
+        if not follow or self._draining or job.stopped_at is not None:
+            ride_out(
+                lambda: queue.conclude(fence, final, expires_at, keep),
+                job.held_until,
             )
-            action.status, action.details = FAILED, dict(_GENERIC)
-            action.display_status = "Failed"
-            finish_fields(action)
-        final = Stored.of(action) if fresh is None else fresh
-        # The outcome and the row's end in one transaction, fenced: a holder
-        # that lost the job (JobLost) writes nothing. Waiting INACTIVE (for
-        # consent, say), the row stays, claimable again once resumed.
-        # A store outage is ridden out while the lease holds.
-        keep = action.status == INACTIVE
-        ride_out(
-            lambda: engine.queue.conclude(job.fence, final, expiry(action), keep),
+            return []
+        owner, lease = self.owner, self._settings.lease
+        per_caller = getattr(self.engine, "per_caller", None)
+        return ride_out(
+            lambda: queue.conclude_and_claim(
+                fence, final, expires_at, keep, owner, lease, 1, per_caller
+            ),
             job.held_until,
         )
 
-
-def _checked(result: Any) -> Any:
-    if isinstance(result, ActionStatus) and result.status == ACTIVE:
-        raise TypeError("a job must end its action; it returned an ACTIVE status")
-    if result is not None and not isinstance(result, Mapping | ActionStatus):
-        raise TypeError(
-            "a job must return a dict (the details of a SUCCEEDED action) or an "
-            f"ActionStatus, not {type(result).__name__}"
-        )
-    return result
+    def _hand_over(
+        self, ended: Job, claimed: list[Claimed], sent: float
+    ) -> tuple[Job, Claimed] | None:
+        """``ended`` leaves ``_running``; the job claimed at its end (if any)
+        takes its place at once, so that the count against ``max_jobs`` never
+        dips and the runner claims nothing meanwhile. One the runner may not
+        run now (it began to stop, or is full: a job told to stop counts no
+        longer, and the runner filled its slot) is handed back."""
+        action_id = ended.action_id
+        follow: tuple[Job, Claimed] | None = None
+        refused: list[Claimed] = []
+        for one in claimed:
+            if follow is not None:
+                refused.append(one)
+                continue
+            try:
+                job = self._prepare(one, sent)
+            except Exception:
+                log.exception("job %s: could not be started", one.action_id)
+                refused.append(one)
+                continue
+            if job is not None:
+                follow = job, one
+        with self._lock:
+            # Unless the action was resumed and claimed again meanwhile.
+            if self._running.get(action_id) is ended:
+                del self._running[action_id]
+                self._tasks.pop(action_id, None)
+            self._stuck_said.pop(action_id, None)
+            if follow is not None:
+                busy = sum(1 for j in self._running.values() if j.stopped_at is None)
+                if self._draining or busy >= self._settings.max_jobs:
+                    refused.append(follow[1])
+                    follow = None
+                else:
+                    self._running[follow[0].action_id] = follow[0]
+            self._idle.notify_all()
+        if refused:
+            with contextlib.suppress(Exception):
+                self.engine.queue.hand_back([one.fence for one in refused])
+        if follow is None:
+            self._wake.set()
+        return follow
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

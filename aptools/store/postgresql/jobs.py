@@ -30,6 +30,7 @@ import orjson
 from psycopg.types.json import Jsonb
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
+from aptools.store.postgresql.ending import CLAIMED, ending_statements
 from aptools.store.postgresql.listen import Listener, channel
 from aptools.store.postgresql.operating import operating_statements
 from aptools.store.records import Stored
@@ -104,8 +105,7 @@ class PostgresJobQueue(JobQueue):
             f" FROM picked, relaxed, {actions} a"
             " WHERE j.namespace = %s AND j.action_id = picked.action_id"
             " AND a.namespace = j.namespace AND a.action_id = j.action_id"
-            " RETURNING j.action_id, j.attempts, j.checkpoint, j.caller, j.tokens,"
-            " j.claims, a.status, a.creator_id, a.public, a.doc, a.pending"
+            f" RETURNING {CLAIMED}"
         ).encode()
         self._heartbeat = (
             f"UPDATE {jobs} SET lease_until = {_NOW} + %s"
@@ -168,20 +168,7 @@ class PostgresJobQueue(JobQueue):
             f" FROM (SELECT 1) one LEFT JOIN {actions} a ON a.namespace = %s"
             " AND a.action_id = %s AND NOT a.pending"
         ).encode()
-        # One statement, so one transaction: the outcome and the row's end.
-        conclude = (
-            "WITH ended AS ({}),"
-            f" stored AS (UPDATE {actions} a SET {set_action} FROM ended"
-            " WHERE a.namespace = %s AND a.action_id = ended.action_id"
-            f" AND {unfinished} RETURNING 1)"
-            " SELECT count(*) FROM ended"
-        )
-        self._conclude = conclude.format(
-            f"DELETE FROM {jobs} WHERE {_HELD} RETURNING action_id"
-        ).encode()
-        self._conclude_keep = conclude.format(
-            f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
-        ).encode()
+        self._ending = ending_statements(jobs, actions)
         # The operator's statements (console, fair share, traces).
         self._ops = operating_statements(jobs, actions, db.settings.schema, namespace)
         self._resume_row = (
@@ -260,18 +247,7 @@ class PostgresJobQueue(JobQueue):
         rows = self._rows(
             self._claim, (self._ns, ACTIVE, limit, owner, lease, self._ns)
         )
-        return [
-            Claimed(
-                row[0],
-                row[1],
-                None if row[2] is None else orjson.loads(row[2]),
-                row[3],
-                None if row[4] is None else bytes(row[4]),
-                Fence(row[0], owner, row[5]),
-                None if row[10] else Stored(row[0], *row[6:10]),
-            )
-            for row in rows
-        ]
+        return [_claimed(owner, row) for row in rows]
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         if not fences:
@@ -337,7 +313,8 @@ class PostgresJobQueue(JobQueue):
     def conclude(
         self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
     ) -> None:
-        statement = self._conclude_keep if keep else self._conclude
+        ending = self._ending
+        statement = ending.conclude_keep if keep else ending.conclude
         params = (
             *self._fence(fence),
             *self._action(stored, expires_at),
@@ -346,6 +323,44 @@ class PostgresJobQueue(JobQueue):
         )
         if not self._rows(statement, params)[0][0]:
             raise lost(fence)
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        ending = self._ending
+        concluding = (
+            *self._fence(fence),
+            *self._action(stored, expires_at),
+            self._ns,
+            _TERMINAL,
+        )
+        if per_caller is not None:
+            # Fair share takes turns at a lock: a transaction of three.
+            fair = (owner, lease, self._ns, self._ns, ACTIVE, self._ns, per_caller)
+            statement = ending.conclude_keep if keep else ending.conclude
+
+            def take(conn: Conn) -> list[tuple[Any, ...]]:
+                with conn.transaction():
+                    if not conn.execute(statement, concluding).fetchall()[0][0]:
+                        raise lost(fence)  # rolls back: nothing changed
+                    conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
+                    return conn.execute(self._ops.claim_fair, (*fair, limit)).fetchall()
+
+            return _claimed_fairly(owner, self._db.run(take))
+        statement = ending.conclude_keep_claim if keep else ending.conclude_claim
+        claiming = (self._ns, ACTIVE, fence.action_id, limit, owner, lease, self._ns)
+        rows = self._rows(statement, (*concluding, *claiming))
+        if not rows[0][0]:
+            raise lost(fence)
+        return [_claimed(owner, row[1:]) for row in rows if row[1] is not None]
 
     def delete(self, fence: Fence) -> bool:
         return bool(self._count(self._delete, self._fence(fence)))
@@ -405,19 +420,35 @@ class PostgresJobQueue(JobQueue):
                 conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
                 return conn.execute(self._ops.claim_fair, params).fetchall()
 
-        return [
-            Claimed(
-                action_id,
-                attempts,
-                None if checkpoint is None else orjson.loads(checkpoint),
-                caller,
-                None if tokens is None else bytes(tokens),
-                Fence(action_id, owner, claims),
-            )
-            for action_id, attempts, checkpoint, caller, tokens, claims in self._db.run(
-                take
-            )
-        ]
+        return _claimed_fairly(owner, self._db.run(take))
 
     def ahead(self, identity_id: str) -> int:
         return int(self._rows(self._ops.ahead, (self._ns, identity_id))[0][0])
+
+
+def _claimed(owner: str, row: tuple[Any, ...]) -> Claimed:
+    """A job a claim took, from its row (:data:`~.ending.CLAIMED`)."""
+    return Claimed(
+        row[0],
+        row[1],
+        None if row[2] is None else orjson.loads(row[2]),
+        row[3],
+        None if row[4] is None else bytes(row[4]),
+        Fence(row[0], owner, row[5]),
+        None if row[10] else Stored(row[0], *row[6:10]),
+    )
+
+
+def _claimed_fairly(owner: str, rows: list[tuple[Any, ...]]) -> list[Claimed]:
+    """The jobs a fair claim took (without their actions)."""
+    return [
+        Claimed(
+            action_id,
+            attempts,
+            None if checkpoint is None else orjson.loads(checkpoint),
+            caller,
+            None if tokens is None else bytes(tokens),
+            Fence(action_id, owner, claims),
+        )
+        for action_id, attempts, checkpoint, caller, tokens, claims in rows
+    ]

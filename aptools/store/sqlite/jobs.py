@@ -15,93 +15,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.store.sqlite.doorbell import Doorbell
+from aptools.store.sqlite.jobstatements import (
+    AHEAD,
+    ALIVE,
+    CLAIM,
+    CLAIM_FAIR,
+    COUNTS,
+    ENDED,
+    HAND_BACK,
+    HELD,
+    IS_HELD,
+    SAVE,
+    claimed,
+    fenced,
+)
 from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from aptools.store.sqlite.file import File
 
 __all__ = ["SQLiteJobQueue"]
-
-# PERF: the claim walks the index in its order and stops at LIMIT (never
-# claimed first, by age; then leases that ran out): 0.3 ms with 1,000 jobs
-# queued, where sorting them by age alone took 4.4 ms.
-_CLAIM: Final = """
-UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
-    claims = claims + 1
-WHERE namespace = ? AND action_id IN (
-    SELECT j.action_id FROM aptools_jobs j
-    JOIN aptools_actions a ON a.action_id = j.action_id
-    WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
-      AND a.status = ?
-    ORDER BY j.lease_until, j.enqueued_at LIMIT ?)
-RETURNING action_id, attempts, checkpoint, caller, tokens, claims
-"""
-_ALIVE: Final = (
-    f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
-)
-_ENDED: Final = (
-    "SELECT action_id FROM aptools_actions"
-    f" WHERE status IN {tuple(TERMINAL_STATUSES)!r}"
-)
-# The caller of a job row (its record is JSON text in a BLOB).
-_WHO: Final = "json_extract(CAST({}.caller AS TEXT), '$.identity_id')"
-# A claim as _CLAIM, taking no caller past a cap on jobs held at once: each
-# claimable job ranked among its caller's, plus the caller's held jobs.
-_CLAIM_FAIR: Final = f"""
-UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
-    claims = claims + 1
-WHERE namespace = ? AND action_id IN (
-    SELECT c.action_id FROM (
-        SELECT j.action_id, j.lease_until, j.enqueued_at, {_WHO.format("j")} AS who,
-            row_number() OVER (PARTITION BY {_WHO.format("j")}
-                ORDER BY j.lease_until, j.enqueued_at) AS rank
-        FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-        WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
-          AND a.status = ?) c
-    WHERE c.rank + (SELECT count(*) FROM aptools_jobs h
-        WHERE h.namespace = ? AND h.owner IS NOT NULL AND h.lease_until >= ?
-          AND {_WHO.format("h")} = c.who) <= ?
-    ORDER BY c.lease_until, c.enqueued_at LIMIT ?)
-RETURNING action_id, attempts, checkpoint, caller, tokens, claims
-"""
-_AHEAD: Final = f"""
-SELECT count(*) FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-WHERE j.namespace = ? AND a.status = '{ACTIVE}' AND {_WHO.format("j")} = ?
-"""
-# Unfinished jobs by state (the job metrics' gauges).
-_COUNTS: Final = f"""
-SELECT CASE WHEN a.status = '{INACTIVE}' THEN 'waiting'
-    WHEN j.owner IS NOT NULL AND j.lease_until >= ? THEN 'running'
-    ELSE 'queued' END AS state, count(*)
-FROM aptools_jobs j JOIN aptools_actions a ON a.action_id = j.action_id
-WHERE j.namespace = ? AND a.status IN ('{ACTIVE}', '{INACTIVE}')
-GROUP BY state
-"""
-# A job row still held by a fence: namespace, action_id, owner, claims.
-_HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
-# The holder's write of its action (one statement: progress).
-_SAVE: Final = f"{UPDATE} AND EXISTS (SELECT 1 FROM aptools_jobs WHERE {_HELD})"
-_IS_HELD: Final = f"SELECT 1 FROM aptools_jobs WHERE {_HELD}"
-_HAND_BACK: Final = (
-    "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, attempts = attempts - 1"
-)
-
-
-def _fenced(fences: Collection[Fence]) -> tuple[str, list[object]]:
-    """A condition on ``(action_id, owner, claims)`` matching ``fences``."""
-    rows = ",".join("(?, ?, ?)" for _ in fences)
-    params: list[object] = []
-    for fence in fences:
-        params += (fence.action_id, fence.owner, fence.claim)
-    return f"(action_id, owner, claims) IN (VALUES {rows})", params
 
 
 class SQLiteJobQueue(JobQueue):
@@ -169,14 +112,14 @@ class SQLiteJobQueue(JobQueue):
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         now = time.time()
         _, rows = self._change(
-            _CLAIM, (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit)
+            CLAIM, (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit)
         )
-        return _claimed(owner, rows)
+        return claimed(owner, rows)
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         if not fences:
             return []
-        held, params = _fenced(fences)
+        held, params = fenced(fences)
         _, rows = self._change(
             "UPDATE aptools_jobs SET lease_until = ?"
             f" WHERE namespace = ? AND {held}"
@@ -188,15 +131,13 @@ class SQLiteJobQueue(JobQueue):
     def hand_back(self, fences: Collection[Fence]) -> None:
         if not fences:
             return
-        held, params = _fenced(fences)
-        self._change(
-            f"{_HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params)
-        )
+        held, params = fenced(fences)
+        self._change(f"{HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params))
 
     def interrupt(self, fences: Collection[Fence]) -> None:
         if not fences:
             return
-        held, params = _fenced(fences)
+        held, params = fenced(fences)
         self._change(
             "UPDATE aptools_jobs SET owner = NULL, lease_until = 0"
             f" WHERE namespace = ? AND {held}",
@@ -246,12 +187,12 @@ class SQLiteJobQueue(JobQueue):
     ) -> Stored | None:
         # PERF: one statement when the job is held and its action unfinished.
         changed, _ = self._change(
-            _SAVE, (*self._action(stored, expires_at), *self._fence(fence))
+            SAVE, (*self._action(stored, expires_at), *self._fence(fence))
         )
         if changed:
             return stored
         db = self._db()
-        if db.execute(_IS_HELD, self._fence(fence)).fetchone() is None:
+        if db.execute(IS_HELD, self._fence(fence)).fetchone() is None:
             raise lost(fence)
         row = db.execute(GET, (fence.action_id, self._ns, time.time())).fetchone()
         return None if row is None else Stored(*row)
@@ -260,18 +201,52 @@ class SQLiteJobQueue(JobQueue):
         self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
     ) -> None:
         with self._file.write() as db:
-            ended = (
-                f"{_HAND_BACK} WHERE {_HELD}"
-                if keep
-                else f"DELETE FROM aptools_jobs WHERE {_HELD}"
-            )
-            if not db.execute(ended, self._fence(fence)).rowcount:
-                raise lost(fence)  # rolls the transaction back: nothing changed
-            db.execute(UPDATE, self._action(stored, expires_at))
+            self._conclude(db, fence, stored, expires_at, keep)
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        with self._file.write() as db:
+            self._conclude(db, fence, stored, expires_at, keep)
+            # After the outcome, in its transaction: the ended job is no
+            # longer ACTIVE, or no longer has a row, so it is not claimed.
+            now = time.time()
+            params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
+            if per_caller is None:
+                rows = db.execute(CLAIM, (*params, limit)).fetchall()
+            else:
+                fair = (*params, self._ns, now, per_caller, limit)
+                rows = db.execute(CLAIM_FAIR, fair).fetchall()
+        return claimed(owner, rows)
+
+    def _conclude(
+        self,
+        db: sqlite3.Connection,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+    ) -> None:
+        ended = (
+            f"{HAND_BACK} WHERE {HELD}"
+            if keep
+            else f"DELETE FROM aptools_jobs WHERE {HELD}"
+        )
+        if not db.execute(ended, self._fence(fence)).rowcount:
+            raise lost(fence)  # rolls the transaction back: nothing changed
+        db.execute(UPDATE, self._action(stored, expires_at))
 
     def delete(self, fence: Fence) -> bool:
         gone, _ = self._change(
-            f"DELETE FROM aptools_jobs WHERE {_HELD}", self._fence(fence)
+            f"DELETE FROM aptools_jobs WHERE {HELD}", self._fence(fence)
         )
         return bool(gone)
 
@@ -284,7 +259,7 @@ class SQLiteJobQueue(JobQueue):
 
     def checkpoint(self, fence: Fence, state: bytes) -> None:
         changed, _ = self._change(
-            f"UPDATE aptools_jobs SET checkpoint = ? WHERE {_HELD}",
+            f"UPDATE aptools_jobs SET checkpoint = ? WHERE {HELD}",
             (state, *self._fence(fence)),
         )
         if not changed:
@@ -292,8 +267,8 @@ class SQLiteJobQueue(JobQueue):
 
     def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
         changed, _ = self._change(
-            f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}"
-            f" AND action_id IN ({_ALIVE})",
+            f"UPDATE aptools_jobs SET tokens = ? WHERE {HELD}"
+            f" AND action_id IN ({ALIVE})",
             (tokens, *self._fence(fence)),
         )
         return bool(changed)
@@ -311,7 +286,7 @@ class SQLiteJobQueue(JobQueue):
         changed, _ = self._change(
             "UPDATE aptools_jobs SET tokens = ?"
             " WHERE namespace = ? AND action_id = ? AND tokens = ?"
-            f" AND action_id NOT IN ({_ENDED})",
+            f" AND action_id NOT IN ({ENDED})",
             (new, self._ns, action_id, old),
         )
         return bool(changed)
@@ -322,7 +297,7 @@ class SQLiteJobQueue(JobQueue):
             .execute(
                 "SELECT action_id FROM aptools_jobs"
                 " WHERE namespace = ? AND deadline <= ?"
-                f" AND action_id IN ({_ALIVE})",
+                f" AND action_id IN ({ALIVE})",
                 (self._ns, time.time()),
             )
             .fetchall()
@@ -334,7 +309,7 @@ class SQLiteJobQueue(JobQueue):
         gone, _ = self._change(
             "DELETE FROM aptools_jobs"
             " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
-            f" AND action_id NOT IN ({_ALIVE})",
+            f" AND action_id NOT IN ({ALIVE})",
             (self._ns, now, now - grace),
         )
         return gone
@@ -384,7 +359,7 @@ class SQLiteJobQueue(JobQueue):
         return None if row is None else (row[0], float(row[1]))
 
     def counts(self) -> dict[str, int]:
-        rows = self._db().execute(_COUNTS, (time.time(), self._ns)).fetchall()
+        rows = self._db().execute(COUNTS, (time.time(), self._ns)).fetchall()
         return {"queued": 0, "running": 0, "waiting": 0, **dict(rows)}
 
     def claim_fair(
@@ -394,24 +369,9 @@ class SQLiteJobQueue(JobQueue):
         # caller's held jobs cannot change under it.
         now = time.time()
         params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
-        _, rows = self._change(_CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
-        return _claimed(owner, rows)
+        _, rows = self._change(CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
+        return claimed(owner, rows)
 
     def ahead(self, identity_id: str) -> int:
-        row = self._db().execute(_AHEAD, (self._ns, identity_id)).fetchone()
+        row = self._db().execute(AHEAD, (self._ns, identity_id)).fetchone()
         return int(row[0])
-
-
-def _claimed(owner: str, rows: list[Any]) -> list[Claimed]:
-    """The jobs a claim's ``RETURNING`` rows name, each with its fence."""
-    return [
-        Claimed(
-            action_id,
-            attempts,
-            None if checkpoint is None else orjson.loads(checkpoint),
-            orjson.loads(caller),
-            tokens,
-            Fence(action_id, owner, claims),
-        )
-        for action_id, attempts, checkpoint, caller, tokens, claims in rows
-    ]
