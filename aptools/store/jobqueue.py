@@ -131,6 +131,11 @@ class JobQueue(abc.ABC):
     any number of processes and hosts sharing the store may call them at once.
     """
 
+    #: Whether a runner's job threads claim their next job as they end one
+    #: (:meth:`conclude_and_claim`); False: the runner's thread claims for
+    #: all of them after each end (:meth:`claim`).
+    claim_at_end: bool = True
+
     @abc.abstractmethod
     def now(self) -> float:
         """The queue's clock (POSIX seconds): the database's where hosts

@@ -57,6 +57,13 @@ _FENCES: Final = (
 class PostgresJobQueue(JobQueue):
     """The jobs of one provider (``namespace``) in the store behind ``db``."""
 
+    # PERF: 4 empty jobs at once on a loaded machine (load 17-20 on 2 cores,
+    # the server's WAL flushes slow): 89-108 jobs/s when each job thread
+    # ended and claimed in one statement, 116-186 when the runner claimed
+    # for all (benchmarks/README.md, job queues); the end's commit waits for
+    # the disk, and ends claiming at once waited for each other's row locks.
+    claim_at_end = False
+
     def __init__(self, db: Database, namespace: str) -> None:
         self._db = db
         self._ns = namespace
