@@ -349,8 +349,9 @@ def test_a_resume_answered_while_the_job_parks_its_action_runs_it_again(
 
 
 class Hooked:
-    """Wraps the ``conclude`` of a store's job queue (its views' too) so that
-    a test sees each outcome a job stored, once it is stored."""
+    """Wraps the ``conclude`` and ``conclude_and_claim`` of a store's job
+    queue (its views' too) so that a test sees each outcome a job stored,
+    once it is stored."""
 
     @staticmethod
     def around(store: Store, seen: Callable[[Stored], None]) -> Store:
@@ -365,8 +366,24 @@ class Hooked:
                 queue_base.conclude(self, fence, stored, expires_at, keep)
                 seen(stored)
 
+            def conclude_and_claim(
+                self: Any,
+                fence: Any,
+                stored: Stored,
+                expires_at: Any,
+                keep: bool,
+                *claim: Any,
+            ) -> Any:
+                got = queue_base.conclude_and_claim(
+                    self, fence, stored, expires_at, keep, *claim
+                )
+                seen(stored)
+                return got
+
             queue.__class__ = type(
-                f"Hooked{queue_base.__name__}", (queue_base,), {"conclude": conclude}
+                f"Hooked{queue_base.__name__}",
+                (queue_base,),
+                {"conclude": conclude, "conclude_and_claim": conclude_and_claim},
             )
             return queue
 

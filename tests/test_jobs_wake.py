@@ -155,6 +155,29 @@ def test_a_job_accepted_by_another_process_starts_before_the_next_poll(
         started(entered, f"elsewhere-{k}")
 
 
+def test_the_listener_claims_a_job_announced_elsewhere_on_its_own_thread(
+    serving: Any, place: str, request: pytest.FixtureRequest
+) -> None:
+    # One hand-off fewer than waking the runner's thread to claim it.
+    provider, _, entered = serving()
+    runner = provider.jobs.runner()
+    queue = runner.engine.queue
+    claimed_on: dict[str, str] = {}
+    plain = queue.claim
+
+    def claim(owner: str, lease: float, limit: int) -> list[Any]:
+        got = plain(owner, lease, limit)
+        for one in got:
+            claimed_on[one.action_id] = threading.current_thread().name
+        return got
+
+    queue.claim = claim
+    wait_listening(place, request)
+    accept_elsewhere(place, "elsewhere")
+    started(entered, "elsewhere")
+    assert claimed_on["elsewhere"] in ("aptools-jobs-listen", "aptools-jobs-doorbell")
+
+
 def test_a_lost_listen_connection_comes_back(
     serving: Any, place: str, schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:

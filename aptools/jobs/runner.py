@@ -21,23 +21,21 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Final
 
 from aptools.actions import (
     DEADLINE_PASSED,
     INTERRUPTED,
-    apply,
-    consent_needed,
     end_at_deadline,
     expiry,
-    fail,
     finish_fields,
 )
-from aptools.errors import ActionFailed, ConsentRequired, JobLost, StoreUnavailable
+from aptools.errors import ActionFailed, JobLost
 from aptools.failures import Failures
-from aptools.jobs.handle import Job, JobCanceled
+from aptools.jobs.ending import Ending
+from aptools.jobs.handle import Job
 from aptools.jobs.observing import lease_expired, observed
 from aptools.jobs.outage import ride_out
 from aptools.jobs.settings import Engine
@@ -47,14 +45,13 @@ from aptools.jobs.stopping import (
     live,
     stop_all,
     terminate_all,
-    unstorable,
 )
 from aptools.jobs.threads import JobThreads
-from aptools.models import Action, ActionStatus
+from aptools.models import Action
 from aptools.signals import install, on_exit, on_terminate
 from aptools.store import Stored
 from aptools.store.jobqueue import Claimed
-from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, TERMINAL
+from aptools.vocabulary import ACTIVE, FAILED, TERMINAL
 
 __all__ = ["DEADLINE_PASSED", "INTERRUPTED", "MOST_ATTEMPTS", "Engine", "Runner"]
 
@@ -70,7 +67,7 @@ _SWEEP_EVERY: Final = 60.0
 MOST_ATTEMPTS: Final = 10
 
 
-class Runner(Stopping):
+class Runner(Ending, Stopping):
     """Claims and runs one provider's jobs in this process."""
 
     def __init__(self, engine: Engine, owner: str) -> None:
@@ -81,6 +78,9 @@ class Runner(Stopping):
         self._tasks: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # Held while claiming for free slots: by the runner's thread, or by
+        # the listener's when it is woken (never both at once).
+        self._claiming = threading.Lock()
         self._stopping = False
         # SIGTERM came: claim nothing more; jobs not resumable may run on
         # until _drain_until (time.monotonic).
@@ -119,12 +119,27 @@ class Runner(Stopping):
         # Woken when another process or host accepts a job, where the queue
         # can tell (PostgreSQL's LISTEN/NOTIFY); else the poll finds it.
         try:
-            self._unlisten = self.engine.queue.listen(self.wake)
+            self._unlisten = self.engine.queue.listen(self._notified)
         except Exception:
             log.exception("could not listen for jobs; the runner polls")
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _notified(self) -> None:
+        """Another process accepted a job (on the listener's thread): claim
+        it here, unless the runner is claiming now (then it claims again)."""
+        # PERF: one thread hand-off fewer between the NOTIFY and the job's
+        # start than waking the runner's thread to claim.
+        if self._draining or not self._claiming.acquire(blocking=False):
+            self._wake.set()
+            return
+        try:
+            self._claim_free()
+        except Exception:
+            self._wake.set()  # the runner claims, and says what failed
+        finally:
+            self._claiming.release()
 
     @property
     def running(self) -> int:
@@ -180,7 +195,12 @@ class Runner(Stopping):
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY
             queue.sweep(grace=max(settings.lease, 300.0))
-        free = settings.max_jobs - self._busy()
+        with self._claiming:
+            self._claim_free()
+
+    def _claim_free(self) -> None:
+        """Claim jobs for the free slots (holding ``_claiming``)."""
+        free = self._settings.max_jobs - self._busy()
         if free > 0 and not self._draining:
             sent = time.monotonic()
             for claimed in self._claim(free):
@@ -240,10 +260,18 @@ class Runner(Stopping):
         job = self._prepare(claimed, sent)
         if job is None:
             return
-        # The function gets a copy of its own; the handle keeps what it saved.
-        mine = Stored.of(job.action).action()
         with self._lock:
             self._running[claimed.action_id] = job
+        self._begin(job, claimed, here=False)
+
+    def _begin(
+        self, job: Job, claimed: Claimed, here: bool
+    ) -> tuple[Job, Action, Any] | None:
+        """Start ``job`` (in ``_running`` already): an ``async def`` one on the
+        loop; a ``def`` one on a job thread, or, ``here``, returned to run on
+        the calling job thread."""
+        # The function gets a copy of its own; the handle keeps what it saved.
+        mine = Stored.of(job.action).action()
         queue, fence = self.engine.queue, claimed.fence
         try:
             caller = self.engine.caller_for(
@@ -254,7 +282,7 @@ class Runner(Stopping):
             )
         except ActionFailed as failed:  # its kept tokens cannot be read
             self._conclude(job, None, failed)
-            return
+            return None
         if self._loop is not None:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(job, mine, caller), self._loop
@@ -264,8 +292,11 @@ class Runner(Stopping):
             job._on_cancel = lambda: self._loop_cancel(future)
             if job.canceled:
                 future.cancel()
-        else:
-            self._start_sync(job, mine, caller)
+            return None
+        if here:
+            return job, mine, caller
+        self._start_sync(job, mine, caller)
+        return None
 
     def _loop_cancel(self, future: Future[Any]) -> None:
         future.cancel()
@@ -313,123 +344,32 @@ class Runner(Stopping):
         self.threads.submit(lambda: self._run_sync(job, action, caller))
 
     def _run_sync(self, job: Job, action: Action, caller: Any) -> None:
-        with observed(self.engine, job):
-            try:
-                result = self.engine.fn(action, caller, job)
-            except BaseException as exc:
-                self._conclude(job, None, exc)
-            else:
-                self._conclude(job, result, None)
+        # One job after another on this thread: each end claims the next.
+        while True:
+            with observed(self.engine, job):
+                try:
+                    result = self.engine.fn(action, caller, job)
+                except BaseException as exc:
+                    after = self._conclude(job, None, exc, follow=True)
+                else:
+                    after = self._conclude(job, result, None, follow=True)
+            if after is None:
+                return
+            started = self._begin(*after, here=True)
+            if started is None:
+                return
+            job, action, caller = started
 
     async def _run_async(self, job: Job, action: Action, caller: Any) -> None:
         with observed(self.engine, job):
             try:
                 result = await self.engine.fn(action, caller, job)
             except BaseException as exc:
-                self._conclude(job, None, exc)
+                after = self._conclude(job, None, exc, follow=True)
             else:
-                self._conclude(job, result, None)
-
-    def _conclude(self, job: Job, result: Any, exc: BaseException | None) -> None:
-        action_id = job.action_id
-        # Before the outcome is stored, not after: a resume answered once it
-        # is keeps its caller (and token) for the next run, to be left alone.
-        self.engine.forget(action_id)
-        try:
-            if job.lost:
-                return  # handed back or taken over: another process decides
-            if isinstance(exc, JobCanceled | asyncio.CancelledError) and job.canceled:
-                # The action ended already (cancel, deadline).
-                ride_out(lambda: self.engine.queue.delete(job.fence), job.held_until)
-                return
-            if isinstance(exc, StoreUnavailable):
-                # Away longer than the lease allowed (the job's writes rode
-                # out what they could): whoever claims the job after its lease
-                # goes on from its checkpoint. A store's fault never ends the
-                # action FAILED.
-                job.lose()
-                log.warning(
-                    "job %s stopped: the store was unavailable for longer than "
-                    "its lease allows; it is taken over from its last checkpoint "
-                    "once its lease runs out",
-                    action_id,
-                )
-                return
-            self._save_outcome(job, result, exc)
-        except JobLost:
-            # Taken over while it ran (this process was frozen or cut off
-            # past its lease): the holder now decides; nothing was written.
-            job.lose()
-            log.warning("job %s was taken over; its outcome was not stored", action_id)
-        except StoreUnavailable:
-            log.warning(
-                "job %s: its end could not be stored (the store was unavailable "
-                "for as long as its lease allowed); it stays claimed until its "
-                "lease runs out, then is taken over",
-                action_id,
-            )
-        except Exception:
-            log.exception("job %s: its outcome could not be stored", action_id)
-        finally:
-            with self._lock:
-                # Unless the action was resumed and claimed again meanwhile.
-                if self._running.get(action_id) is job:
-                    del self._running[action_id]
-                    self._tasks.pop(action_id, None)
-                self._stuck_said.pop(action_id, None)
-                self._idle.notify_all()
-            self._wake.set()
-
-    def _save_outcome(self, job: Job, result: Any, exc: BaseException | None) -> None:
-        action: Action = job.action
-        engine = self.engine
-        fresh: Stored | None = None
-        if exc is None:
-            try:
-                checked = _checked(result)
-                apply(action, {} if checked is None else checked)
-                fresh = Stored.of(action)
-            except TypeError as bad:  # also what orjson cannot serialize
-                exc = unstorable(action.action_id, bad)
-        if isinstance(exc, ActionFailed):
-            fail(action, exc)
-            try:
-                fresh = Stored.of(action)
-            except TypeError as bad:  # details JSON cannot hold
-                fail(action, unstorable(action.action_id, bad))
-        elif isinstance(exc, ConsentRequired):
-            # INACTIVE until resumed; the job keeps its row and checkpoint.
-            consent_needed(action, exc, engine.auth.scope, "job")
-        elif exc is not None:
-            log.error(
-                "job %s failed",
-                action.action_id,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-            action.status, action.details = FAILED, dict(_GENERIC)
-            action.display_status = "Failed"
-            finish_fields(action)
-        final = Stored.of(action) if fresh is None else fresh
-        # The outcome and the row's end in one transaction, fenced: a holder
-        # that lost the job (JobLost) writes nothing. Waiting INACTIVE (for
-        # consent, say), the row stays, claimable again once resumed.
-        # A store outage is ridden out while the lease holds.
-        keep = action.status == INACTIVE
-        ride_out(
-            lambda: engine.queue.conclude(job.fence, final, expiry(action), keep),
-            job.held_until,
-        )
-
-
-def _checked(result: Any) -> Any:
-    if isinstance(result, ActionStatus) and result.status == ACTIVE:
-        raise TypeError("a job must end its action; it returned an ACTIVE status")
-    if result is not None and not isinstance(result, Mapping | ActionStatus):
-        raise TypeError(
-            "a job must return a dict (the details of a SUCCEEDED action) or an "
-            f"ActionStatus, not {type(result).__name__}"
-        )
-    return result
+                after = self._conclude(job, result, None, follow=True)
+        if after is not None:
+            self._begin(*after, here=False)
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

@@ -18,7 +18,8 @@ and ``claim``, a number the row counts up at every claim and every resume
 and never counts down. Every write of a claimed job — :meth:`~JobQueue.save`
 (progress), :meth:`~JobQueue.checkpoint`, :meth:`~JobQueue.save_tokens`,
 :meth:`~JobQueue.conclude` (the outcome and the row's deletion, one
-transaction), :meth:`~JobQueue.delete`, :meth:`~JobQueue.hand_back`,
+transaction; :meth:`~JobQueue.conclude_and_claim` claims the next jobs in
+it too), :meth:`~JobQueue.delete`, :meth:`~JobQueue.hand_back`,
 :meth:`~JobQueue.interrupt` and :meth:`~JobQueue.heartbeat` — carries its
 fence in the statement's condition and changes nothing once the row moved
 on (taken over after the lease ran out, handed to a resuming caller,
@@ -130,6 +131,11 @@ class JobQueue(abc.ABC):
     any number of processes and hosts sharing the store may call them at once.
     """
 
+    #: Whether a runner's job threads claim their next job as they end one
+    #: (:meth:`conclude_and_claim`); False: the runner's thread claims for
+    #: all of them after each end (:meth:`claim`).
+    claim_at_end: bool = True
+
     @abc.abstractmethod
     def now(self) -> float:
         """The queue's clock (POSIX seconds): the database's where hosts
@@ -213,6 +219,32 @@ class JobQueue(abc.ABC):
         caller), handed back without counting the attempt. Raises
         :class:`~aptools.JobLost`, changing nothing, if the job is no longer
         held by ``fence``."""
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        """:meth:`conclude`, then, in the same transaction, claim up to
+        ``limit`` more jobs for ``owner`` as :meth:`claim` does (as
+        :meth:`claim_fair` does with ``per_caller``): a runner's job thread
+        that ends its job takes the next so, at one transaction per job. The
+        ended job is never among those claimed. Raises
+        :class:`~aptools.JobLost`, changing nothing and claiming nothing, if
+        the job is no longer held by ``fence``.
+
+        The default runs :meth:`conclude`, then :meth:`claim` (or
+        :meth:`claim_fair`): two transactions, the same outcome."""
+        self.conclude(fence, stored, expires_at, keep)
+        if per_caller is None:
+            return self.claim(owner, lease, limit)
+        return self.claim_fair(owner, lease, limit, per_caller)
 
     @abc.abstractmethod
     def delete(self, fence: Fence) -> bool:

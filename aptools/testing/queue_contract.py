@@ -20,11 +20,12 @@ the queue to prove, and closes it after (the same fixture as
 Every test then runs on that queue (:mod:`aptools.store.jobqueue`): claims
 only of stored ACTIVE actions, never two holders at once (threads claiming
 together), leases and take-overs on the queue's own clock, fencing (every
-write of a holder whose job was taken over is refused, and changes
-nothing), the outcome and the row's end as one, single-flight resume (of
-resumes at once exactly one wins), deadlines (due, and no resume past
-one), hand-back, interrupt and the attempt count every ended process adds
-to (:mod:`aptools.testing.queue_attempts`, what ``max_attempts`` rests on),
+write of a holder whose job was taken over is refused, and changes nothing),
+the outcome and the row's end as one (and the next job claimed in the same
+transaction, :mod:`aptools.testing.queue_handover`), single-flight resume
+(of resumes at once exactly one wins), deadlines (due, and no resume past
+one), hand-back, interrupt and the attempt count every ended process adds to
+(:mod:`aptools.testing.queue_attempts`, what ``max_attempts`` rests on),
 the place of a job waiting its caller's turn
 (:mod:`aptools.testing.queue_fairshare`),
 cancellation, the sweep, two namespaces on one store, and kept tokens
@@ -49,17 +50,22 @@ from aptools.testing._queue_parts import LONG, OTHER, SCOPE, SHORT, WHO
 from aptools.testing._queue_tokens import KeptTokensContract
 from aptools.testing.queue_attempts import AttemptsContract
 from aptools.testing.queue_fairshare import FairShareContract
+from aptools.testing.queue_handover import HandoverContract
 from aptools.testing.waiting import wait_for
 
 __all__ = ["JobQueueContract"]
 
 
-class JobQueueContract(KeptTokensContract, AttemptsContract, FairShareContract):
+class JobQueueContract(
+    KeptTokensContract, AttemptsContract, FairShareContract, HandoverContract
+):
     """Tests any job queue must pass; override the ``make_store`` fixture.
     The kept tokens' tests come from :class:`KeptTokensContract`, the attempt
     count's from :class:`~aptools.testing.queue_attempts.AttemptsContract`,
     a waiting job's place from
-    :class:`~aptools.testing.queue_fairshare.FairShareContract`."""
+    :class:`~aptools.testing.queue_fairshare.FairShareContract`, a job's end
+    claiming the next from
+    :class:`~aptools.testing.queue_handover.HandoverContract`."""
 
     # -- claims ---------------------------------------------------------------------
 

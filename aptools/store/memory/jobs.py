@@ -86,33 +86,34 @@ class MemoryJobQueue(JobQueue):
             self._jobs[action_id] = _Job(time.time(), deadline, dict(caller), tokens)
 
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
+        with self._lock:
+            return self._claim(owner, lease, limit)
+
+    def _claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         taken: list[Claimed] = []
         now = time.time()
-        with self._lock:
-            for action_id, job in sorted(
-                self._jobs.items(), key=lambda item: item[1].enqueued_at
-            ):
-                if len(taken) >= limit:
-                    break
-                if job.lease_until >= now or job.cancel:
-                    continue
-                if self._status(action_id, now) != ACTIVE:
-                    continue
-                job.owner, job.lease_until = owner, now + lease
-                job.attempts += 1
-                job.claims += 1
-                taken.append(
-                    Claimed(
-                        action_id,
-                        job.attempts,
-                        None
-                        if job.checkpoint is None
-                        else orjson.loads(job.checkpoint),
-                        job.caller,
-                        job.tokens,
-                        Fence(action_id, owner, job.claims),
-                    )
+        for action_id, job in sorted(
+            self._jobs.items(), key=lambda item: item[1].enqueued_at
+        ):
+            if len(taken) >= limit:
+                break
+            if job.lease_until >= now or job.cancel:
+                continue
+            if self._status(action_id, now) != ACTIVE:
+                continue
+            job.owner, job.lease_until = owner, now + lease
+            job.attempts += 1
+            job.claims += 1
+            taken.append(
+                Claimed(
+                    action_id,
+                    job.attempts,
+                    None if job.checkpoint is None else orjson.loads(job.checkpoint),
+                    job.caller,
+                    job.tokens,
+                    Fence(action_id, owner, job.claims),
                 )
+            )
         return taken
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
@@ -178,15 +179,37 @@ class MemoryJobQueue(JobQueue):
         self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
     ) -> None:
         with self._lock:
-            job = self._held(fence)
-            if job is None:
-                raise lost(fence)
-            self._store._write(fence.action_id, stored, expires_at, time.time())
-            if keep:
-                job.owner, job.lease_until = None, 0.0
-                job.attempts -= 1
-            else:
-                del self._jobs[fence.action_id]
+            self._conclude(fence, stored, expires_at, keep)
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        with self._lock:
+            self._conclude(fence, stored, expires_at, keep)
+            if per_caller is None:
+                return self._claim(owner, lease, limit)
+            return self._claim_fair(owner, lease, limit, per_caller)
+
+    def _conclude(
+        self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
+    ) -> None:
+        job = self._held(fence)
+        if job is None:
+            raise lost(fence)
+        self._store._write(fence.action_id, stored, expires_at, time.time())
+        if keep:
+            job.owner, job.lease_until = None, 0.0
+            job.attempts -= 1
+        else:
+            del self._jobs[fence.action_id]
 
     def delete(self, fence: Fence) -> bool:
         with self._lock:
@@ -318,45 +341,46 @@ class MemoryJobQueue(JobQueue):
     def claim_fair(
         self, owner: str, lease: float, limit: int, per_caller: int
     ) -> list[Claimed]:
+        with self._lock:
+            return self._claim_fair(owner, lease, limit, per_caller)
+
+    def _claim_fair(
+        self, owner: str, lease: float, limit: int, per_caller: int
+    ) -> list[Claimed]:
         taken: list[Claimed] = []
         now = time.time()
-        with self._lock:
-            held: dict[Any, int] = {}
-            for job in self._jobs.values():
-                if job.owner is not None and job.lease_until >= now:
-                    who = job.caller.get("identity_id")
-                    held[who] = held.get(who, 0) + 1
-            for action_id, job in sorted(
-                self._jobs.items(), key=lambda i: (i[1].lease_until, i[1].enqueued_at)
-            ):
-                if len(taken) >= limit:
-                    break
+        held: dict[Any, int] = {}
+        for job in self._jobs.values():
+            if job.owner is not None and job.lease_until >= now:
                 who = job.caller.get("identity_id")
-                if (
-                    job.lease_until >= now
-                    or job.cancel
-                    or held.get(who, 0) >= per_caller
-                ):
-                    continue
-                if self._status(action_id, now) != ACTIVE:
-                    continue
                 held[who] = held.get(who, 0) + 1
-                job.owner, job.lease_until = owner, now + lease
-                job.attempts += 1
-                job.claims += 1
-                checkpoint = (
-                    None if job.checkpoint is None else orjson.loads(job.checkpoint)
+        for action_id, job in sorted(
+            self._jobs.items(), key=lambda i: (i[1].lease_until, i[1].enqueued_at)
+        ):
+            if len(taken) >= limit:
+                break
+            who = job.caller.get("identity_id")
+            if job.lease_until >= now or job.cancel or held.get(who, 0) >= per_caller:
+                continue
+            if self._status(action_id, now) != ACTIVE:
+                continue
+            held[who] = held.get(who, 0) + 1
+            job.owner, job.lease_until = owner, now + lease
+            job.attempts += 1
+            job.claims += 1
+            checkpoint = (
+                None if job.checkpoint is None else orjson.loads(job.checkpoint)
+            )
+            taken.append(
+                Claimed(
+                    action_id,
+                    job.attempts,
+                    checkpoint,
+                    job.caller,
+                    job.tokens,
+                    Fence(action_id, owner, job.claims),
                 )
-                taken.append(
-                    Claimed(
-                        action_id,
-                        job.attempts,
-                        checkpoint,
-                        job.caller,
-                        job.tokens,
-                        Fence(action_id, owner, job.claims),
-                    )
-                )
+            )
         return taken
 
     def ahead(self, identity_id: str) -> int:

@@ -26,10 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
 from psycopg.types.json import Jsonb
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
+from aptools.store.postgresql.ending import (
+    claimed_fairly,
+    claimed_row,
+    ending_statements,
+)
 from aptools.store.postgresql.listen import Listener, channel
 from aptools.store.postgresql.operating import operating_statements
 from aptools.store.records import Stored
@@ -52,6 +56,13 @@ _FENCES: Final = (
 
 class PostgresJobQueue(JobQueue):
     """The jobs of one provider (``namespace``) in the store behind ``db``."""
+
+    # PERF: 4 empty jobs at once on a loaded machine (load 17-20 on 2 cores,
+    # the server's WAL flushes slow): 89-108 jobs/s when each job thread
+    # ended and claimed in one statement, 116-186 when the runner claimed
+    # for all (benchmarks/README.md, job queues); the end's commit waits for
+    # the disk, and ends claiming at once waited for each other's row locks.
+    claim_at_end = False
 
     def __init__(self, db: Database, namespace: str) -> None:
         self._db = db
@@ -76,36 +87,6 @@ class PostgresJobQueue(JobQueue):
             " ON CONFLICT (namespace, action_id) DO UPDATE SET"
             " enqueued_at = EXCLUDED.enqueued_at, deadline = EXCLUDED.deadline,"
             " caller = EXCLUDED.caller, tokens = EXCLUDED.tokens"
-        ).encode()
-        # PERF: the inner SELECT walks the claimable index in its order and
-        # stops at LIMIT, as the SQLite queue's does.
-        # PERF: the claimed jobs' actions come back with them, so a job's
-        # start costs the runner no read of its own (2 statements per empty
-        # job instead of 3: the claim and the outcome).
-        self._claim = (
-            # Materialized (it locks rows): the LIMIT holds whatever the plan.
-            "WITH picked AS ("
-            f"  SELECT q.action_id FROM {jobs} q"
-            f"  JOIN {actions} qa ON qa.namespace = q.namespace"
-            "   AND qa.action_id = q.action_id"
-            f"  WHERE q.namespace = %s AND q.lease_until < {_NOW}"
-            "   AND NOT q.cancel_requested AND qa.status = %s"
-            "  ORDER BY q.lease_until, q.enqueued_at LIMIT %s"
-            "  FOR UPDATE OF q SKIP LOCKED),"
-            # PERF: the claim's commit does not wait for the disk (one flush
-            # fewer per job; benchmarks/README.md, job queues). Lost in a crash of the
-            # database, it is as if never made: the job is claimable again,
-            # and the holder's fenced writes are refused (their durable
-            # commits would have flushed the claim first).
-            " relaxed AS MATERIALIZED"
-            " (SELECT set_config('synchronous_commit', 'off', true))"
-            f" UPDATE {jobs} j SET owner = %s, lease_until = {_NOW} + %s,"
-            " attempts = j.attempts + 1, claims = j.claims + 1"
-            f" FROM picked, relaxed, {actions} a"
-            " WHERE j.namespace = %s AND j.action_id = picked.action_id"
-            " AND a.namespace = j.namespace AND a.action_id = j.action_id"
-            " RETURNING j.action_id, j.attempts, j.checkpoint, j.caller, j.tokens,"
-            " j.claims, a.status, a.creator_id, a.public, a.doc, a.pending"
         ).encode()
         self._heartbeat = (
             f"UPDATE {jobs} SET lease_until = {_NOW} + %s"
@@ -168,20 +149,7 @@ class PostgresJobQueue(JobQueue):
             f" FROM (SELECT 1) one LEFT JOIN {actions} a ON a.namespace = %s"
             " AND a.action_id = %s AND NOT a.pending"
         ).encode()
-        # One statement, so one transaction: the outcome and the row's end.
-        conclude = (
-            "WITH ended AS ({}),"
-            f" stored AS (UPDATE {actions} a SET {set_action} FROM ended"
-            " WHERE a.namespace = %s AND a.action_id = ended.action_id"
-            f" AND {unfinished} RETURNING 1)"
-            " SELECT count(*) FROM ended"
-        )
-        self._conclude = conclude.format(
-            f"DELETE FROM {jobs} WHERE {_HELD} RETURNING action_id"
-        ).encode()
-        self._conclude_keep = conclude.format(
-            f"UPDATE {jobs} SET {hand_back} WHERE {_HELD} RETURNING action_id"
-        ).encode()
+        self._ends = ending_statements(jobs, actions)
         # The operator's statements (console, fair share, traces).
         self._ops = operating_statements(jobs, actions, db.settings.schema, namespace)
         self._resume_row = (
@@ -258,20 +226,9 @@ class PostgresJobQueue(JobQueue):
 
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         rows = self._rows(
-            self._claim, (self._ns, ACTIVE, limit, owner, lease, self._ns)
+            self._ends.claim, (self._ns, ACTIVE, limit, owner, lease, self._ns)
         )
-        return [
-            Claimed(
-                row[0],
-                row[1],
-                None if row[2] is None else orjson.loads(row[2]),
-                row[3],
-                None if row[4] is None else bytes(row[4]),
-                Fence(row[0], owner, row[5]),
-                None if row[10] else Stored(row[0], *row[6:10]),
-            )
-            for row in rows
-        ]
+        return [claimed_row(owner, row) for row in rows]
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         if not fences:
@@ -337,7 +294,8 @@ class PostgresJobQueue(JobQueue):
     def conclude(
         self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
     ) -> None:
-        statement = self._conclude_keep if keep else self._conclude
+        ending = self._ends
+        statement = ending.conclude_keep if keep else ending.conclude
         params = (
             *self._fence(fence),
             *self._action(stored, expires_at),
@@ -346,6 +304,44 @@ class PostgresJobQueue(JobQueue):
         )
         if not self._rows(statement, params)[0][0]:
             raise lost(fence)
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        ending = self._ends
+        concluding = (
+            *self._fence(fence),
+            *self._action(stored, expires_at),
+            self._ns,
+            _TERMINAL,
+        )
+        if per_caller is not None:
+            # Fair share takes turns at a lock: a transaction of three.
+            fair = (owner, lease, self._ns, self._ns, ACTIVE, self._ns, per_caller)
+            statement = ending.conclude_keep if keep else ending.conclude
+
+            def take(conn: Conn) -> list[tuple[Any, ...]]:
+                with conn.transaction():
+                    if not conn.execute(statement, concluding).fetchall()[0][0]:
+                        raise lost(fence)  # rolls back: nothing changed
+                    conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
+                    return conn.execute(self._ops.claim_fair, (*fair, limit)).fetchall()
+
+            return claimed_fairly(owner, self._db.run(take))
+        statement = ending.conclude_keep_claim if keep else ending.conclude_claim
+        claiming = (self._ns, ACTIVE, fence.action_id, limit, owner, lease, self._ns)
+        rows = self._rows(statement, (*concluding, *claiming))
+        if not rows[0][0]:
+            raise lost(fence)
+        return [claimed_row(owner, row[1:]) for row in rows if row[1] is not None]
 
     def delete(self, fence: Fence) -> bool:
         return bool(self._count(self._delete, self._fence(fence)))
@@ -405,19 +401,7 @@ class PostgresJobQueue(JobQueue):
                 conn.execute(self._ops.fair_lock, (self._ops.fair_key,))
                 return conn.execute(self._ops.claim_fair, params).fetchall()
 
-        return [
-            Claimed(
-                action_id,
-                attempts,
-                None if checkpoint is None else orjson.loads(checkpoint),
-                caller,
-                None if tokens is None else bytes(tokens),
-                Fence(action_id, owner, claims),
-            )
-            for action_id, attempts, checkpoint, caller, tokens, claims in self._db.run(
-                take
-            )
-        ]
+        return claimed_fairly(owner, self._db.run(take))
 
     def ahead(self, identity_id: str) -> int:
         return int(self._rows(self._ops.ahead, (self._ns, identity_id))[0][0])

@@ -14,61 +14,35 @@ other's jobs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from aptools.store.jobqueue import Beat, Claimed, Fence, JobQueue, JobRow, lost
 from aptools.store.records import Stored
 from aptools.store.sqlite.doorbell import Doorbell
+from aptools.store.sqlite.jobstatements import (
+    ALIVE,
+    CLAIM,
+    ENDED,
+    HAND_BACK,
+    HELD,
+    IS_HELD,
+    SAVE,
+    claimed,
+    fenced,
+)
 from aptools.store.sqlite.operating import AHEAD, AHEAD_OF, CLAIM_FAIR, COUNTS
 from aptools.store.sqlite.statements import GET, TERMINAL_STATUSES, UPDATE
 from aptools.vocabulary import ACTIVE, INACTIVE
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from aptools.store.sqlite.file import File
 
 __all__ = ["SQLiteJobQueue"]
-
-# PERF: the claim walks the index in its order and stops at LIMIT (never
-# claimed first, by age; then leases that ran out): 0.3 ms with 1,000 jobs
-# queued, where sorting them by age alone took 4.4 ms.
-_CLAIM: Final = """
-UPDATE aptools_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1,
-    claims = claims + 1
-WHERE namespace = ? AND action_id IN (
-    SELECT j.action_id FROM aptools_jobs j
-    JOIN aptools_actions a ON a.action_id = j.action_id
-    WHERE j.namespace = ? AND j.lease_until < ? AND j.cancel_requested = 0
-      AND a.status = ?
-    ORDER BY j.lease_until, j.enqueued_at LIMIT ?)
-RETURNING action_id, attempts, checkpoint, caller, tokens, claims
-"""
-_ALIVE: Final = (
-    f"SELECT action_id FROM aptools_actions WHERE status IN ('{ACTIVE}', '{INACTIVE}')"
-)
-_ENDED: Final = (
-    "SELECT action_id FROM aptools_actions"
-    f" WHERE status IN {tuple(TERMINAL_STATUSES)!r}"
-)
-# A job row still held by a fence: namespace, action_id, owner, claims.
-_HELD: Final = "namespace = ? AND action_id = ? AND owner = ? AND claims = ?"
-# The holder's write of its action (one statement: progress).
-_SAVE: Final = f"{UPDATE} AND EXISTS (SELECT 1 FROM aptools_jobs WHERE {_HELD})"
-_IS_HELD: Final = f"SELECT 1 FROM aptools_jobs WHERE {_HELD}"
-_HAND_BACK: Final = (
-    "UPDATE aptools_jobs SET owner = NULL, lease_until = 0, attempts = attempts - 1"
-)
-
-
-def _fenced(fences: Collection[Fence]) -> tuple[str, list[object]]:
-    """A condition on ``(action_id, owner, claims)`` matching ``fences``."""
-    rows = ",".join("(?, ?, ?)" for _ in fences)
-    params: list[object] = []
-    for fence in fences:
-        params += (fence.action_id, fence.owner, fence.claim)
-    return f"(action_id, owner, claims) IN (VALUES {rows})", params
 
 
 class SQLiteJobQueue(JobQueue):
@@ -109,6 +83,14 @@ class SQLiteJobQueue(JobQueue):
             time.time(),
         )
 
+    def _change(self, sql: str, params: Sequence[object]) -> tuple[int, list[Any]]:
+        """One writing statement in this process's turn (see
+        :meth:`File.writing`): its row count and its ``RETURNING`` rows."""
+        with self._file.writing() as db:
+            cursor = db.execute(sql, params)
+            rows = cursor.fetchall()
+            return cursor.rowcount, rows
+
     def _fence(self, fence: Fence) -> tuple[str, str, str, int]:
         return (self._ns, fence.action_id, fence.owner, fence.claim)
 
@@ -119,7 +101,7 @@ class SQLiteJobQueue(JobQueue):
         caller: Mapping[str, Any],
         tokens: bytes | None = None,
     ) -> None:
-        self._db().execute(
+        self._change(
             "INSERT OR REPLACE INTO aptools_jobs (namespace, action_id, enqueued_at,"
             " deadline, caller, tokens) VALUES (?, ?, ?, ?, ?, ?)",
             (self._ns, action_id, time.time(), deadline, orjson.dumps(caller), tokens),
@@ -127,45 +109,34 @@ class SQLiteJobQueue(JobQueue):
 
     def claim(self, owner: str, lease: float, limit: int) -> list[Claimed]:
         now = time.time()
-        rows = (
-            self._db()
-            .execute(
-                _CLAIM,
-                (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit),
-            )
-            .fetchall()
+        _, rows = self._change(
+            CLAIM, (owner, now + lease, self._ns, self._ns, now, ACTIVE, limit)
         )
-        return _claimed(owner, rows)
+        return claimed(owner, rows)
 
     def heartbeat(self, fences: Collection[Fence], lease: float) -> list[Beat]:
         if not fences:
             return []
-        held, params = _fenced(fences)
-        rows = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET lease_until = ?"
-                f" WHERE namespace = ? AND {held}"
-                " RETURNING action_id, cancel_requested",
-                (time.time() + lease, self._ns, *params),
-            )
-            .fetchall()
+        held, params = fenced(fences)
+        _, rows = self._change(
+            "UPDATE aptools_jobs SET lease_until = ?"
+            f" WHERE namespace = ? AND {held}"
+            " RETURNING action_id, cancel_requested",
+            (time.time() + lease, self._ns, *params),
         )
         return [Beat(action_id, bool(stop)) for action_id, stop in rows]
 
     def hand_back(self, fences: Collection[Fence]) -> None:
         if not fences:
             return
-        held, params = _fenced(fences)
-        self._db().execute(
-            f"{_HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params)
-        )
+        held, params = fenced(fences)
+        self._change(f"{HAND_BACK} WHERE namespace = ? AND {held}", (self._ns, *params))
 
     def interrupt(self, fences: Collection[Fence]) -> None:
         if not fences:
             return
-        held, params = _fenced(fences)
-        self._db().execute(
+        held, params = fenced(fences)
+        self._change(
             "UPDATE aptools_jobs SET owner = NULL, lease_until = 0"
             f" WHERE namespace = ? AND {held}",
             (self._ns, *params),
@@ -212,13 +183,14 @@ class SQLiteJobQueue(JobQueue):
     def save(
         self, fence: Fence, stored: Stored, expires_at: float | None
     ) -> Stored | None:
-        db = self._db()
         # PERF: one statement when the job is held and its action unfinished.
-        if db.execute(
-            _SAVE, (*self._action(stored, expires_at), *self._fence(fence))
-        ).rowcount:
+        changed, _ = self._change(
+            SAVE, (*self._action(stored, expires_at), *self._fence(fence))
+        )
+        if changed:
             return stored
-        if db.execute(_IS_HELD, self._fence(fence)).fetchone() is None:
+        db = self._db()
+        if db.execute(IS_HELD, self._fence(fence)).fetchone() is None:
             raise lost(fence)
         row = db.execute(GET, (fence.action_id, self._ns, time.time())).fetchone()
         return None if row is None else Stored(*row)
@@ -227,50 +199,77 @@ class SQLiteJobQueue(JobQueue):
         self, fence: Fence, stored: Stored, expires_at: float | None, keep: bool
     ) -> None:
         with self._file.write() as db:
-            ended = (
-                f"{_HAND_BACK} WHERE {_HELD}"
-                if keep
-                else f"DELETE FROM aptools_jobs WHERE {_HELD}"
-            )
-            if not db.execute(ended, self._fence(fence)).rowcount:
-                raise lost(fence)  # rolls the transaction back: nothing changed
-            db.execute(UPDATE, self._action(stored, expires_at))
+            self._conclude(db, fence, stored, expires_at, keep)
+
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        owner: str,
+        lease: float,
+        limit: int,
+        per_caller: int | None = None,
+    ) -> list[Claimed]:
+        with self._file.write() as db:
+            self._conclude(db, fence, stored, expires_at, keep)
+            # After the outcome, in its transaction: the ended job is no
+            # longer ACTIVE, or no longer has a row, so it is not claimed.
+            now = time.time()
+            params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
+            if per_caller is None:
+                rows = db.execute(CLAIM, (*params, limit)).fetchall()
+            else:
+                fair = (*params, self._ns, now, per_caller, limit)
+                rows = db.execute(CLAIM_FAIR, fair).fetchall()
+        return claimed(owner, rows)
+
+    def _conclude(
+        self,
+        db: sqlite3.Connection,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+    ) -> None:
+        ended = (
+            f"{HAND_BACK} WHERE {HELD}"
+            if keep
+            else f"DELETE FROM aptools_jobs WHERE {HELD}"
+        )
+        if not db.execute(ended, self._fence(fence)).rowcount:
+            raise lost(fence)  # rolls the transaction back: nothing changed
+        db.execute(UPDATE, self._action(stored, expires_at))
 
     def delete(self, fence: Fence) -> bool:
-        return bool(
-            self._db()
-            .execute(f"DELETE FROM aptools_jobs WHERE {_HELD}", self._fence(fence))
-            .rowcount
+        gone, _ = self._change(
+            f"DELETE FROM aptools_jobs WHERE {HELD}", self._fence(fence)
         )
+        return bool(gone)
 
     def request_cancel(self, action_id: str) -> None:
-        self._db().execute(
+        self._change(
             "UPDATE aptools_jobs SET cancel_requested = 1"
             " WHERE namespace = ? AND action_id = ?",
             (self._ns, action_id),
         )
 
     def checkpoint(self, fence: Fence, state: bytes) -> None:
-        if (
-            not self._db()
-            .execute(
-                f"UPDATE aptools_jobs SET checkpoint = ? WHERE {_HELD}",
-                (state, *self._fence(fence)),
-            )
-            .rowcount
-        ):
+        changed, _ = self._change(
+            f"UPDATE aptools_jobs SET checkpoint = ? WHERE {HELD}",
+            (state, *self._fence(fence)),
+        )
+        if not changed:
             raise lost(fence)
 
     def save_tokens(self, fence: Fence, tokens: bytes) -> bool:
-        return bool(
-            self._db()
-            .execute(
-                f"UPDATE aptools_jobs SET tokens = ? WHERE {_HELD}"
-                f" AND action_id IN ({_ALIVE})",
-                (tokens, *self._fence(fence)),
-            )
-            .rowcount
+        changed, _ = self._change(
+            f"UPDATE aptools_jobs SET tokens = ? WHERE {HELD}"
+            f" AND action_id IN ({ALIVE})",
+            (tokens, *self._fence(fence)),
         )
+        return bool(changed)
 
     def kept_tokens(self) -> dict[str, bytes]:
         rows = self._db().execute(
@@ -282,15 +281,11 @@ class SQLiteJobQueue(JobQueue):
 
     def replace_tokens(self, action_id: str, old: bytes, new: bytes) -> bool:
         # Unfenced (an operator's re-key), but never on an ended action.
-        changed = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET tokens = ?"
-                " WHERE namespace = ? AND action_id = ? AND tokens = ?"
-                f" AND action_id NOT IN ({_ENDED})",
-                (new, self._ns, action_id, old),
-            )
-            .rowcount
+        changed, _ = self._change(
+            "UPDATE aptools_jobs SET tokens = ?"
+            " WHERE namespace = ? AND action_id = ? AND tokens = ?"
+            f" AND action_id NOT IN ({ENDED})",
+            (new, self._ns, action_id, old),
         )
         return bool(changed)
 
@@ -300,7 +295,7 @@ class SQLiteJobQueue(JobQueue):
             .execute(
                 "SELECT action_id FROM aptools_jobs"
                 " WHERE namespace = ? AND deadline <= ?"
-                f" AND action_id IN ({_ALIVE})",
+                f" AND action_id IN ({ALIVE})",
                 (self._ns, time.time()),
             )
             .fetchall()
@@ -309,16 +304,13 @@ class SQLiteJobQueue(JobQueue):
 
     def sweep(self, grace: float) -> int:
         now = time.time()
-        return int(
-            self._db()
-            .execute(
-                "DELETE FROM aptools_jobs"
-                " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
-                f" AND action_id NOT IN ({_ALIVE})",
-                (self._ns, now, now - grace),
-            )
-            .rowcount
+        gone, _ = self._change(
+            "DELETE FROM aptools_jobs"
+            " WHERE namespace = ? AND lease_until < ? AND enqueued_at < ?"
+            f" AND action_id NOT IN ({ALIVE})",
+            (self._ns, now, now - grace),
         )
+        return gone
 
     def rows(self) -> list[JobRow]:
         found = (
@@ -337,20 +329,16 @@ class SQLiteJobQueue(JobQueue):
         ]
 
     def take(self, action_id: str, owner: str, lease: float) -> Fence | None:
-        row = (
-            self._db()
-            .execute(
-                "UPDATE aptools_jobs SET owner = ?, lease_until = ?,"
-                " claims = claims + 1 WHERE namespace = ? AND action_id = ?"
-                " RETURNING claims",
-                (owner, self.now() + lease, self._ns, action_id),
-            )
-            .fetchone()
+        _, rows = self._change(
+            "UPDATE aptools_jobs SET owner = ?, lease_until = ?,"
+            " claims = claims + 1 WHERE namespace = ? AND action_id = ?"
+            " RETURNING claims",
+            (owner, self.now() + lease, self._ns, action_id),
         )
-        return None if row is None else Fence(action_id, owner, row[0])
+        return Fence(action_id, owner, rows[0][0]) if rows else None
 
     def keep_trace(self, action_id: str, traceparent: str) -> None:
-        self._db().execute(
+        self._change(
             "UPDATE aptools_jobs SET traceparent = ?"
             " WHERE namespace = ? AND action_id = ?",
             (traceparent, self._ns, action_id),
@@ -379,12 +367,8 @@ class SQLiteJobQueue(JobQueue):
         # caller's held jobs cannot change under it.
         now = time.time()
         params = (owner, now + lease, self._ns, self._ns, now, ACTIVE)
-        rows = (
-            self._db()
-            .execute(CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
-            .fetchall()
-        )
-        return _claimed(owner, rows)
+        _, rows = self._change(CLAIM_FAIR, (*params, self._ns, now, per_caller, limit))
+        return claimed(owner, rows)
 
     def ahead(self, identity_id: str) -> int:
         row = self._db().execute(AHEAD, (self._ns, identity_id)).fetchone()
@@ -395,18 +379,3 @@ class SQLiteJobQueue(JobQueue):
             self._db().execute(AHEAD_OF, (time.time(), self._ns, action_id)).fetchone()
         )
         return None if row is None else int(row[0])
-
-
-def _claimed(owner: str, rows: list[Any]) -> list[Claimed]:
-    """The jobs a claim's ``RETURNING`` rows name, each with its fence."""
-    return [
-        Claimed(
-            action_id,
-            attempts,
-            None if checkpoint is None else orjson.loads(checkpoint),
-            orjson.loads(caller),
-            tokens,
-            Fence(action_id, owner, claims),
-        )
-        for action_id, attempts, checkpoint, caller, tokens, claims in rows
-    ]

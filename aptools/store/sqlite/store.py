@@ -147,7 +147,8 @@ class SQLiteStore(Store):
         shared += [(p, "manage_by", action.action_id) for p in action.manage_by]
         if not shared:
             # PERF: the one write of a new action.
-            self._file.connection().execute(INSERT, values)
+            with self._file.writing() as db:
+                db.execute(INSERT, values)
             return
         with self._file.write() as db:
             db.execute(INSERT, values)
@@ -189,7 +190,8 @@ class SQLiteStore(Store):
                 db.execute(DROP_TOKENS, (self._namespace, action_id))
         else:
             # PERF: one statement, no transaction, for every other change.
-            changed = self._file.connection().execute(UPDATE, values).rowcount
+            with self._file.writing() as db:
+                changed = db.execute(UPDATE, values).rowcount
         return stored if changed else self.get(action_id, now)
 
     def delete(self, action_id: str) -> None:
