@@ -66,7 +66,7 @@ RECONNECT_TIMEOUT: Final = 5.0
 # Pools, and connections kept idle, inherited from a parent process: never
 # used nor closed (closing would end the parent's sessions on the shared
 # sockets), only kept from the garbage collector.
-_inherited: list[ConnectionPool[Conn] | Idle] = []
+_inherited: list[ConnectionPool[Conn] | Idle[Conn]] = []
 
 
 class Database:
@@ -79,7 +79,7 @@ class Database:
         self.rates = RunRates(settings.schema, self.run)
         self.users = 1
         self._pool: ConnectionPool[Conn] | None = None
-        self._idle: Idle | None = None
+        self._idle: Idle[Conn] | None = None
         self._forks = generation()
         self._mutex = threading.Lock()
         self._options: dict[str, Any] = {
@@ -104,7 +104,7 @@ class Database:
         """This process's pool (made on first use)."""
         return self.idle().pool
 
-    def idle(self) -> Idle:
+    def idle(self) -> Idle[Conn]:
         """This process's pool, with the connections kept idle in front of it
         (made on first use)."""
         idle = self._idle

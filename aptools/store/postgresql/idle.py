@@ -25,14 +25,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import monotonic
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+import psycopg
 from psycopg.pq import TransactionStatus
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-    from aptools.store.postgresql.database import Conn
+#: The pool's connection class.
+Conn = TypeVar("Conn", bound=psycopg.Connection[Any])
 
 __all__ = ["HAND_BACK_EVERY", "Idle"]
 
@@ -47,7 +49,7 @@ _IDLE: Final = TransactionStatus.IDLE
 # instructions, about a third of a one-row SELECT by the store; taken from and
 # given back here, about 6k (PostgreSQLStore.get: 114.8k instructions through
 # the pool, 91.0k through Idle; callgrind, 300 calls, psycopg_pool 3.3).
-class Idle:
+class Idle(Generic[Conn]):
     """Connections of ``pool`` kept idle between store calls (thread-safe)."""
 
     def __init__(self, pool: ConnectionPool[Conn]) -> None:
