@@ -51,10 +51,11 @@ _TOO_DEEP: Final = (
 )
 
 
-def check_length(spec: Spec, req: Request) -> None:
-    """413 for a declared ``Content-Length`` over the provider's limit,
-    before any byte is read."""
-    length = req.content_length
+def check_length(spec: Spec, req: Request, length: int | None = None) -> None:
+    """413 for a declared ``Content-Length`` (``length``, else the
+    request's) over the provider's limit, before any byte is read."""
+    if length is None:
+        length = req.content_length
     if length is not None and length > spec.max_body:
         raise PayloadTooLarge(f"The request body may be at most {spec.max_body} bytes.")
 
