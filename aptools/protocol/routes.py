@@ -98,7 +98,8 @@ class Route:
         ``req.context.query`` (:func:`~aptools.protocol.query.read`, else 400)."""
         if action_id is not None:
             query.action_id(action_id)
-        req.context.query = query.read(req, self.parameters)
+        params = self.parameters
+        req.context.query = query.read(req, params) if params else query.NO_QUERY
 
 
 _ACTION: Final = {"200": ("The action.", "ActionStatus")}
