@@ -111,7 +111,8 @@ def action_id(value: str) -> str:
     '0b7c2b36-8f5e-4d0a-9a53-2f4d25b1e6a1'
     """
     # Visible ASCII (U+0021 to U+007E), 1 to ACTION_ID_MOST characters.
-    # PERF: string methods, not a regular expression: half the instructions.
+    # PERF: string methods, not a regular expression: a quarter fewer
+    # instructions (callgrind: 2,200 against 2,900 a call).
     if not (
         0 < len(value) <= ACTION_ID_MOST
         and value.isascii()
