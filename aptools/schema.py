@@ -171,7 +171,32 @@ def compile_request_validator(
     except (fastjsonschema.JsonSchemaDefinitionException, re.error) as exc:
         raise ValueError(f"input_schema is not a valid JSON Schema: {exc}") from exc
 
+    body_check = None
+    if len(checks) == 1:
+        body_check = fastjsonschema.compile(body_schema, formats=_FORMATS)
+
     def validate(document: Any) -> Any:
+        # PERF: the common request, a request_id and a body, needs only the
+        # body checked: the envelope's rules for request_id (a string of 1 to
+        # 1,024 characters, no NUL) are checked here by hand, as the
+        # schema states them. A fault found is reported by the whole check.
+        # Half the instructions (callgrind, the echo provider's document:
+        # 10,500 against 20,500 a call).
+        if body_check is not None and type(document) is dict and len(document) == 2:
+            given = document.get("request_id")
+            body = document.get("body")
+            if (
+                type(given) is str
+                and 0 < len(given) <= 1024
+                and "\x00" not in given
+                and body is not None
+            ):
+                try:
+                    body_check(body)
+                except fastjsonschema.JsonSchemaValueException:
+                    pass
+                else:
+                    return document
         for check, root in checks:
             try:
                 check(document if root == "$" else document["body"])

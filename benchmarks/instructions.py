@@ -1,68 +1,120 @@
-"""N run requests, each followed by a status request, in process (WSGI), for
-counting instructions under callgrind; the per-request cost is the
-difference between two counts, with N and with 0 requests, so start-up and
-imports drop out.
+"""Instructions per request, counted by callgrind: repeatable under any load.
 
-    valgrind --tool=callgrind python -m benchmarks.instructions -n 400
-    valgrind --tool=callgrind python -m benchmarks.instructions -n 0
-
-``--rate RUNS/SECONDS`` sets ``max_runs_per_caller`` (large enough never to
-refuse); ``--store`` picks the store (``memory:`` by default).
+``python -m benchmarks.instructions CONTENDER OP [-n N] [--base DIR]``
+(``CONTENDER``: floor, floor-sqlite, aptools-memory, aptools-sqlite; ``OP``:
+introspect, status, run). Needs valgrind (the distribution's package
+``valgrind``). A fake Globus Auth runs in this process; the contender runs
+in a child under ``valgrind --tool=callgrind``, which counts only the
+measured loop (it runs inside ``functools.reduce``, the one function
+collection is toggled on). ``--base DIR`` puts a directory holding another
+``aptools`` package first on the child's path (a base commit, made with
+``git archive <commit> aptools | tar -x -C DIR``). Prints the instructions
+per request of ``N`` requests after a warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import subprocess
+import sys
 import tempfile
+from typing import Any
 
-import falcon.testing
+from .environments import ROOT
 
-from aptools import Provider
-from aptools.testing import FakeGlobusAuth
+OPS = ("introspect", "status", "run")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=400, help="run + status pairs")
-    parser.add_argument("--rate", default="", help="max_runs_per_caller, RUNS/SECONDS")
-    parser.add_argument("--store", default="memory:", help="memory: or sqlite")
-    args = parser.parse_args()
-    rate = None
-    if args.rate:
-        runs, _, seconds = args.rate.partition("/")
-        rate = (int(runs), float(seconds))
-    with FakeGlobusAuth() as auth, tempfile.TemporaryDirectory() as tmp:
-        os.environ.update(auth.env())
-        alice = auth.identity("alice@example.org")
-        store = args.store if args.store == "memory:" else f"sqlite:///{tmp}/b.db"
-        provider = Provider(
-            title="Instructions",
-            scope=auth.scope,
-            admin_contact="admin@example.org",
-            input_schema={"type": "object"},
-            store=store,
-            prefix="/b",
-            # Under valgrind the fake Globus Auth answers slowly.
-            auth_timeout=120.0,
-            max_runs_per_caller=rate,
+def _child(name: str, op: str, n: int) -> None:
+    import aptools
+
+    # Valgrind runs the child some 50 times slower: give Globus Auth time.
+    defaults: dict[str, Any] = aptools.Provider.__init__.__kwdefaults__
+    defaults["auth_timeout"] = 300.0
+    from .inprocess import PREFIX, build
+
+    contender = build(name, os.environ["BENCH_TOKEN"])
+    contender.measure(op, 300)  # warm
+    if op == "run":
+        items: list[Any] = [contender._run_body() for _ in range(n)]
+
+        def step(_: Any, body: Any) -> Any:
+            return contender.call("POST", PREFIX + "/run", body)
+    else:
+        path = PREFIX + "/"
+        if op == "status":
+            path = f"{PREFIX}/{contender.action_id}/status"
+        items = list(range(n))
+
+        def step(_: Any, __: Any) -> Any:
+            return contender.call("GET", path)
+
+    functools.reduce(step, items, None)
+
+
+def count(name: str, op: str, n: int, base: str | None = None) -> int:
+    """Instructions per request of ``op`` on contender ``name``."""
+    from aptools.testing import FakeGlobusAuth
+
+    from .contenders.common import SCOPE
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeGlobusAuth(scope=SCOPE) as auth,
+        auth.environment(),
+    ):
+        path = [str(ROOT)] if base is None else [base, str(ROOT)]
+        env = {
+            **os.environ,
+            "BENCH_CHILD": "1",
+            "BENCH_SCOPE": SCOPE,
+            "BENCH_TOKEN": auth.identity("bench@example.org").token,
+            "BENCH_SQLITE": f"sqlite:///{tmp}/instructions.db",
+            "PYTHONPATH": os.pathsep.join(path),
+        }
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                "--toggle-collect=functools_reduce",
+                sys.executable,
+                "-m",
+                "benchmarks.instructions",
+                name,
+                op,
+                "-n",
+                str(n),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
         )
-        provider.run(lambda request, caller: {"ok": True})
-        client = falcon.testing.TestClient(provider.wsgi())
-        headers = {"Authorization": f"Bearer {alice.token}"}
-        # Warm: the token's introspection is cached from here on.
-        body = {"request_id": "warm", "body": {}}
-        assert (
-            client.simulate_post("/b/run", json=body, headers=headers).status
-            == "202 Accepted"
-        )
-        for k in range(args.n):
-            body = {"request_id": f"r{k}", "body": {}}
-            ran = client.simulate_post("/b/run", json=body, headers=headers)
-            assert ran.status_code == 202, ran.text
-            path = f"/b/{ran.json['action_id']}/status"
-            assert client.simulate_get(path, headers=headers).status_code == 200
+        with open(out) as made:
+            for line in made:
+                if line.startswith("summary:"):
+                    return int(line.split()[1]) // n
+    raise RuntimeError("callgrind wrote no summary")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
+    parser.add_argument("contender")
+    parser.add_argument("op", choices=OPS)
+    parser.add_argument("-n", type=int, default=500, help="requests counted")
+    parser.add_argument("--base", help="a directory holding another aptools")
+    args = parser.parse_args(argv)
+    if os.environ.get("BENCH_CHILD"):
+        _child(args.contender, args.op, args.n)
+        return 0
+    base = None if args.base is None else os.path.abspath(args.base)
+    print(f"{args.contender} {args.op}: {count(args.contender, args.op, args.n, base)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

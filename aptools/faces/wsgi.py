@@ -21,6 +21,8 @@ def _wsgi_responder(
     fast: FastPath | None = None,
 ) -> Callable[..., None]:
     op, headers = route.operation, route.headers
+    if route.fast_sync is not None and spec.store_call.in_place:
+        fast = route.fast_sync  # WSGI reads the body in place
 
     def responder(
         req: falcon.Request, resp: falcon.Response, action_id: str | None = None

@@ -27,6 +27,7 @@ from aptools.protocol import operations as ops
 from aptools.protocol import query
 from aptools.protocol import spec as core
 from aptools.protocol.effects import Op
+from aptools.protocol.operations.run_flat import run_in_place
 from aptools.vocabulary import ACTIVE, ROLES, STATUS_ORDER
 
 __all__ = ["ROUTES", "FastPath", "Operation", "Route", "find", "route_table"]
@@ -70,7 +71,9 @@ class Route:
     parameters: the faces read them with :meth:`read` before the operation
     (or ``fast``) runs, so no operation reads a query value itself. ``fast``
     is an optional fast path for the commonest case, used only with a store
-    called in place.
+    called in place; ``fast_sync`` one that may read the request body in
+    place (blocking), used by the WSGI face only, with the same contract
+    (``None``, before anything is read, hands over to the operation).
     """
 
     path: str
@@ -87,6 +90,7 @@ class Route:
     request_body: str | None = None
     parameters: tuple[query.Parameter, ...] = ()
     fast: FastPath | None = None
+    fast_sync: FastPath | None = None
 
     def read(self, req: Any, action_id: str | None) -> None:
         """Check the path's action id (:func:`~aptools.protocol.query.action_id`,
@@ -94,7 +98,8 @@ class Route:
         ``req.context.query`` (:func:`~aptools.protocol.query.read`, else 400)."""
         if action_id is not None:
             query.action_id(action_id)
-        req.context.query = query.read(req, self.parameters)
+        params = self.parameters
+        req.context.query = query.read(req, params) if params else query.NO_QUERY
 
 
 _ACTION: Final = {"200": ("The action.", "ActionStatus")}
@@ -259,6 +264,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         _RUN_ERRORS,
         api="1.0",
         request_body="ActionRequest",
+        fast_sync=run_in_place,
     ),
     Route(
         "/actions",
@@ -270,6 +276,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         _RUN_ERRORS,
         api="1.1",
         request_body="ActionRequest",
+        fast_sync=run_in_place,
     ),
     Route(
         "/actions",

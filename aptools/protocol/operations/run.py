@@ -19,6 +19,7 @@ from aptools.actions import (
     new_action_id,
     run_result,
 )
+from aptools.auth import Caller
 from aptools.backoff import pauses
 from aptools.errors import (
     ActionFailed,
@@ -51,11 +52,18 @@ _TOO_DEEP: Final = (
 )
 
 
-def _read_document(spec: Spec, req: Request) -> Op[Any]:
-    length = req.content_length
+def check_length(spec: Spec, req: Request, length: int | None = None) -> None:
+    """413 for a declared ``Content-Length`` (``length``, else the
+    request's) over the provider's limit, before any byte is read."""
+    if length is None:
+        length = req.content_length
     if length is not None and length > spec.max_body:
         raise PayloadTooLarge(f"The request body may be at most {spec.max_body} bytes.")
-    raw: bytes = yield ReadBody(req, spec.max_body)
+
+
+def parse(spec: Spec, raw: bytes) -> Any:
+    """The run document in ``raw`` (at most ``max_body + 1`` bytes read):
+    413 past the limit, 400 for an empty or malformed body."""
     if len(raw) > spec.max_body:
         raise PayloadTooLarge(f"The request body may be at most {spec.max_body} bytes.")
     if not raw.strip():
@@ -69,6 +77,12 @@ def _read_document(spec: Spec, req: Request) -> Op[Any]:
             f"The request body is not valid JSON (line {exc.lineno}, "
             f"column {exc.colno})."
         ) from None
+
+
+def _read_document(spec: Spec, req: Request) -> Op[Any]:
+    check_length(spec, req)
+    raw: bytes = yield ReadBody(req, spec.max_body)
+    return parse(spec, raw)
 
 
 def _fingerprint(document: Any) -> str:
@@ -98,31 +112,107 @@ def _deadline(spec: Spec, text: str | None, now: float) -> datetime | None:
     return deadline.astimezone(UTC)
 
 
+def admit(spec: Spec, req: Request, document: Any) -> tuple[ActionRequest, str, float]:
+    """The validated request of run ``document``, its fingerprint and the
+    time it was admitted (POSIX seconds); 400 or 422 for a bad document.
+
+    The fingerprint comes first: a document too deep to be written back is
+    refused before validation (see :func:`_fingerprint`).
+    """
+    fingerprint = _fingerprint(document)
+    spec.validate(document)
+    now = time.time()
+    get = document.get
+    deadline = _deadline(spec, get("deadline"), now)
+    allowed = get("allowed_clients")
+    request = ActionRequest(
+        action_id=new_action_id(),
+        request_id=document["request_id"],
+        body=document["body"],
+        label=get("label"),
+        monitor_by=tuple(get("monitor_by", ())),
+        manage_by=tuple(get("manage_by", ())),
+        allowed_clients=None if allowed is None else tuple(allowed),
+        deadline=deadline,
+        release_after=get("release_after") or spec.release_after,
+    )
+    req.context.request_id = request.request_id  # for the logs and traces
+    return request, fingerprint, now
+
+
+def earlier(req: Request, reservation: Reservation, give_up: float) -> Reply | None:
+    """The answer to a request key not reserved anew: the finished action of
+    the same request (200), 409 for another request under the same key or
+    for one still pending at ``give_up`` (``time.monotonic()``), ``None``
+    to wait and try again."""
+    if reservation.stored is not None:  # the same request, finished before
+        req.context.action_id = reservation.stored.action_id
+        return 200, reservation.stored.public
+    if reservation.outcome == "conflict":
+        raise Conflict(
+            "This request_id was already used by you for a different request."
+        )
+    if time.monotonic() > give_up:
+        raise Conflict("An identical request is still being processed; retry later.")
+    return None
+
+
+def new_action(request: ActionRequest, caller: Caller, now: float) -> Action:
+    """The ACTIVE action of a reserved request, started at ``now``."""
+    deadline = request.deadline
+    return Action(
+        action_id=request.action_id,
+        status="ACTIVE",
+        creator_id=caller.identity_urn,
+        request_id=request.request_id,
+        body=request.body,
+        label=request.label,
+        monitor_by=list(request.monitor_by),
+        manage_by=list(request.manage_by),
+        start_time=isoformat(now),
+        release_after=request.release_after,
+        deadline=None if deadline is None else deadline.isoformat(),
+    )
+
+
+def ended(
+    spec: Spec,
+    action: Action,
+    request: ActionRequest,
+    exc: ActionFailed | ConsentRequired,
+) -> None:
+    """Fold a run handler's :class:`ActionFailed` (FAILED) or
+    :class:`ConsentRequired` (INACTIVE, waiting for resume; the request key
+    stays with the action) into ``action``."""
+    if isinstance(exc, ActionFailed):
+        fail(action, exc)
+        return
+    allowed = request.allowed_clients
+    consent_needed(
+        action,
+        exc,
+        spec.auth.scope,
+        "run",
+        allowed_clients=None if allowed is None else list(allowed),
+    )
+
+
+def check_synchronous(spec: Spec, action: Action) -> None:
+    """A synchronous provider's run handler must finish the action (or make
+    it wait for consent): ``TypeError`` otherwise."""
+    if spec.synchronous and action.status not in TERMINAL and not waiting(action):
+        raise TypeError(
+            "a synchronous provider's run handler must finish the action, "
+            f"but it answered {action.status}"
+        )
+
+
 def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     caller = cached_caller(spec, req) or (yield from authenticate(spec, req))
     if not spec.runnable.everyone:
         yield from require(spec.runnable, caller)
     document = yield from _read_document(spec, req)
-    fingerprint = _fingerprint(document)
-    spec.validate(document)
-    now = time.time()
-    deadline = _deadline(spec, document.get("deadline"), now)
-    request = ActionRequest(
-        action_id=new_action_id(),
-        request_id=document["request_id"],
-        body=document["body"],
-        label=document.get("label"),
-        monitor_by=tuple(document.get("monitor_by", ())),
-        manage_by=tuple(document.get("manage_by", ())),
-        allowed_clients=(
-            tuple(document["allowed_clients"])
-            if "allowed_clients" in document
-            else None
-        ),
-        deadline=deadline,
-        release_after=document.get("release_after") or spec.release_after,
-    )
-    req.context.request_id = request.request_id  # for the logs and traces
+    request, fingerprint, now = admit(spec, req, document)
     key = RequestKey(caller.identity_urn, request.request_id, fingerprint)
     give_up = time.monotonic() + spec.pending_wait
     waits = pauses(0.005, 0.1)
@@ -136,33 +226,13 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
                 yield from counted(spec, caller, request.action_id)
             spec.execution.hold(request.action_id)
             break
-        if reservation.stored is not None:  # the same request, finished before
-            req.context.action_id = reservation.stored.action_id
-            return 200, reservation.stored.public
-        if reservation.outcome == "conflict":
-            raise Conflict(
-                "This request_id was already used by you for a different request."
-            )
-        if time.monotonic() > give_up:
-            raise Conflict(
-                "An identical request is still being processed; retry later."
-            )
+        reply = earlier(req, reservation, give_up)
+        if reply is not None:
+            return reply
         yield Sleep(next(waits))
         now = time.time()
 
-    action = Action(
-        action_id=request.action_id,
-        status="ACTIVE",
-        creator_id=caller.identity_urn,
-        request_id=request.request_id,
-        body=request.body,
-        label=request.label,
-        monitor_by=list(request.monitor_by),
-        manage_by=list(request.manage_by),
-        start_time=isoformat(now),
-        release_after=request.release_after,
-        deadline=None if deadline is None else deadline.isoformat(),
-    )
+    action = new_action(request, caller, now)
     jobs = spec.jobs
     try:
         if "run" in spec.handlers:
@@ -170,23 +240,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
                 handler = spec.handlers["run"]
                 result = yield spec.execution.submit(handler, request, caller)
                 run_outcome(spec, action, result)
-            except ActionFailed as failed:
-                fail(action, failed)
-            except ConsentRequired as needed:
-                # Waits for resume; the request key stays with the action.
-                allowed = request.allowed_clients
-                consent_needed(
-                    action,
-                    needed,
-                    spec.auth.scope,
-                    "run",
-                    allowed_clients=None if allowed is None else list(allowed),
-                )
-        if spec.synchronous and action.status not in TERMINAL and not waiting(action):
-            raise TypeError(
-                "a synchronous provider's run handler must finish the action, "
-                f"but it answered {action.status}"
-            )
+            except (ActionFailed, ConsentRequired) as exc:
+                ended(spec, action, request, exc)
+        check_synchronous(spec, action)
         if jobs is not None and action.status not in TERMINAL:
             tokens = None
             if jobs.keys is not None:
