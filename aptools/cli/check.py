@@ -6,13 +6,11 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any
 
 from aptools.cli.common import (
-    load_provider,
-    store_failure,
+    compiled_provider,
     store_url,
     verify_client,
 )
@@ -62,7 +60,6 @@ def check(args: argparse.Namespace) -> int:
         # Neither half of the client is set: the description and routes need
         # none, so report that rather than fail (half of it is an error).
         os.environ.update(dict.fromkeys(names, UNSET))
-    provider: Provider | None = None
     note = " (store does not exist yet; it will be created at first serve)"
     configured = os.environ.get("APTOOLS_STORE") or DEFAULT_URL
     absent = _sqlite_file_missing(configured)
@@ -70,8 +67,10 @@ def check(args: argparse.Namespace) -> int:
         # Checking makes no store: a module builds its apps when imported, so
         # it is loaded on one in memory; the first serve makes the file.
         os.environ["APTOOLS_STORE"] = "memory:"
-    try:
-        provider = load_provider(args.target)
+    where = ""
+
+    def prepare(provider: Provider) -> None:
+        nonlocal where
         where = store_url(provider)
         if isinstance(provider._store, str) and provider._store:
             if _sqlite_file_missing(provider._store):  # given in code
@@ -79,11 +78,8 @@ def check(args: argparse.Namespace) -> int:
                 provider._store = "memory:"
         elif absent:
             where = redact(configured) + note
-        provider.compile()
-    except ProviderConfigError:
-        raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+
+    provider, _ = compiled_provider(args.target, prepare=prepare)
     for placeholder in PLACEHOLDER.findall(provider.scope):
         print(
             f"aptools check: warning: the scope {provider.scope} still holds the "

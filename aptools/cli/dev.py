@@ -14,7 +14,7 @@ from aptools.cli.common import (
     CommandError,
     add_log_format,
     apply_log_format,
-    load_provider,
+    compiled_provider,
     log_requests,
     loopback,
     port,
@@ -145,7 +145,7 @@ def dev(args: argparse.Namespace) -> int:
 
             os.environ["APTOOLS_ENCRYPTION_KEY"] = dev_key(DEV_KEY)
             key_line = [f"  encryption key: {DEV_KEY} (for jobs' tokens)"]
-        provider = load_provider(args.target)
+        provider, _ = compiled_provider(args.target)
         fake.scope = provider.scope
         people = identities(fake, provider.description["runnable_by"])
         app: Any = provider.asgi() if args.asgi else provider.wsgi()

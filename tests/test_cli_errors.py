@@ -1,0 +1,74 @@
+"""Every command reports a configuration or input error as one line on stderr
+and exit status 1, never a traceback (docs/reference/cli.md)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .cli_support import cli_env
+from .servers import aptools_cli
+
+#: Every command that loads a provider named MODULE[:ATTR].
+LOADING = ("serve", "check", "dev", "openapi", "worker", "rekey", "jobs", "fakeauth")
+
+
+def _one_line(
+    done: subprocess.CompletedProcess[str], command: str, status: int = 1
+) -> str:
+    assert done.returncode == status, (done.stdout, done.stderr)
+    said = done.stderr
+    assert "Traceback" not in said, said
+    assert said.count("\n") == 1, said
+    assert said.startswith(f"aptools {command}: "), said
+    return said
+
+
+def _module(tmp_path: Path) -> Path:
+    """A directory holding echo.py, a provider module, and a sibling one."""
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "echo.py").write_text("raise SystemExit('imported')\n")
+    return here
+
+
+@pytest.mark.parametrize("command", LOADING)
+def test_a_module_given_as_a_file_path_is_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    done = aptools_cli(command, "./echo.py", cwd=_module(tmp_path), env=cli_env())
+    said = _one_line(done, command)
+    assert "'./echo.py' is not a module name" in said
+    assert "name it echo" in said
+
+
+@pytest.mark.parametrize(
+    ("target", "hint"),
+    [
+        (".echo", "relative name"),
+        ("../here/echo", "name it echo"),
+        ("..", "not a module name"),
+        ("../", "not a module name"),
+        ("here/echo.py", "name it echo"),
+        ("echo.py", "name it echo"),
+        ("", "MODULE is empty"),
+        (":", "MODULE is empty"),
+        (":provider", "MODULE is empty"),
+        (".echo:provider", "relative name"),
+    ],
+)
+def test_relative_and_empty_module_names_are_one_line(
+    tmp_path: Path, target: str, hint: str
+) -> None:
+    here = _module(tmp_path)
+    done = aptools_cli("check", target, cwd=here, env=cli_env())
+    said = _one_line(done, "check")
+    assert hint in said
+    assert "(store" not in said  # nothing to do with the store
+
+
+def test_a_dotted_name_is_still_imported(tmp_path: Path) -> None:
+    done = aptools_cli("check", "echo", cwd=_module(tmp_path), env=cli_env())
+    assert "imported" in done.stderr  # the module ran: its name was taken
