@@ -7,8 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from .cli_support import cli_env
+from .pg import (  # noqa: F401 - the fixtures pg_url and schema
+    execute,
+    pg_url_fixture,
+    schema_fixture,
+)
 from .servers import aptools_cli
 
 #: Every command that loads a provider named MODULE[:ATTR].
@@ -72,3 +78,26 @@ def test_relative_and_empty_module_names_are_one_line(
 def test_a_dotted_name_is_still_imported(tmp_path: Path) -> None:
     done = aptools_cli("check", "echo", cwd=_module(tmp_path), env=cli_env())
     assert "imported" in done.stderr  # the module ran: its name was taken
+
+
+@pytest.mark.parametrize(
+    "command", ["check", "jobs", "worker", "rekey", "serve", "dev"]
+)
+def test_a_postgresql_schema_of_a_newer_aptools_is_one_line(
+    tmp_path: Path, pg_url: str, schema: str, command: str
+) -> None:
+    env = cli_env(
+        APTOOLS_CLIENT_ID="c",
+        APTOOLS_CLIENT_SECRET="s",
+        APTOOLS_STORE=pg_url,
+        APTOOLS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    )
+    made = aptools_cli("rekey", "examples.longjob.app", cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr  # the schema exists, current
+    execute(f'INSERT INTO "{schema}".aptools_schema (version) VALUES (99)')
+    extra = ["--no-auth-check", "--port", "1"] if command == "serve" else []
+    done = aptools_cli(command, "examples.longjob.app", *extra, cwd=tmp_path, env=env)
+    said = _one_line(done, command)
+    assert f"schema '{schema}' is at version 99" in said
+    assert "upgrade aptools" in said
+    assert "PostgreSQL store postgresql://" in said

@@ -22,8 +22,12 @@ import psycopg
 __all__ = ["MIGRATIONS", "VERSION", "SchemaTooNew", "lock_key", "migrate"]
 
 
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer aptools than this one."""
+class SchemaTooNew(RuntimeError, ValueError):
+    """The database was migrated by a newer aptools than this one.
+
+    A :class:`ValueError` as well, as the SQLite store's file of a newer
+    aptools is: a store this aptools cannot open, which every command reports
+    as one line (:data:`aptools.cli.common.STORE_ERRORS`)."""
 
 
 # Step i takes the schema from version i to i + 1. ``{s}`` is the quoted

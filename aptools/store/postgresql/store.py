@@ -29,7 +29,7 @@ from aptools.store.base import (
 )
 from aptools.store.postgresql.database import Conn, Database
 from aptools.store.postgresql.introspections import Introspections
-from aptools.store.postgresql.schema import VERSION, migrate
+from aptools.store.postgresql.schema import VERSION, SchemaTooNew, migrate
 from aptools.store.postgresql.settings import Settings
 from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
@@ -88,6 +88,8 @@ class PostgreSQLStore(Store):
             raise ConnectionError(
                 f"PostgreSQL store {self.url}: cannot connect: {settings.scrub(exc)}"
             ) from None
+        except SchemaTooNew as exc:
+            raise SchemaTooNew(f"PostgreSQL store {self.url}: {exc}") from None
         self._sql = self._db.statements
 
     def __repr__(self) -> str:
