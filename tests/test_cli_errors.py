@@ -101,3 +101,19 @@ def test_a_postgresql_schema_of_a_newer_aptools_is_one_line(
     assert f"schema '{schema}' is at version 99" in said
     assert "upgrade aptools" in said
     assert "PostgreSQL store postgresql://" in said
+
+
+@pytest.mark.parametrize("command", ["worker", "jobs", "rekey"])
+def test_a_store_no_other_process_can_read_is_refused(
+    tmp_path: Path, command: str
+) -> None:
+    # A worker on memory: would idle forever: no job queued elsewhere reaches it.
+    env = cli_env(
+        APTOOLS_CLIENT_ID="c",
+        APTOOLS_CLIENT_SECRET="s",
+        APTOOLS_STORE="memory:",
+        APTOOLS_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    )
+    done = aptools_cli(command, "examples.longjob.app", cwd=tmp_path, env=env)
+    said = _one_line(done, command)
+    assert "memory: store" in said
