@@ -25,6 +25,7 @@ __all__ = [
     "apply_log_format",
     "compiled_provider",
     "configured_store",
+    "http_url",
     "load_provider",
     "log_requests",
     "loopback",
@@ -136,6 +137,24 @@ def read_provider(
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def http_url(text: str) -> str:
+    """``text`` if it is an ``http(s)://host[:port]...`` URL; otherwise
+    :class:`CommandError` with :data:`EXIT_USAGE` (a URL without a scheme,
+    another scheme, no host, a bad port), before anything is sent."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - read to check it
+    except ValueError as exc:
+        raise CommandError(f"not a URL: {text!r} ({exc})", EXIT_USAGE) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise CommandError(
+            f"not an http(s) URL: {text!r}; give one such as "
+            "http://127.0.0.1:8000/prefix",
+            EXIT_USAGE,
+        )
+    return text
 
 
 def loopback(host: str) -> bool:

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aptools.cli.common import CommandError, loopback, port, read_provider
+from aptools.cli.common import (
+    CommandError,
+    http_url,
+    loopback,
+    port,
+    read_provider,
+)
 from aptools.testing._fakedirectory import CONSENT_PATH
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN, IDENTITY_URN
 
@@ -245,8 +251,7 @@ def consent(args: argparse.Namespace) -> int:
     base = args.url or os.environ.get(
         "GLOBUS_SDK_SERVICE_URL_AUTH", "http://127.0.0.1:8400/"
     )
-    if not base.startswith(("http://", "https://")):
-        raise CommandError(f"not an http(s) URL: {base!r}", status=2)
+    http_url(base)
     try:
         answer = requests.post(
             base.rstrip("/") + CONSENT_PATH,
