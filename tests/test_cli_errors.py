@@ -117,3 +117,56 @@ def test_a_store_no_other_process_can_read_is_refused(
     done = aptools_cli(command, "examples.longjob.app", cwd=tmp_path, env=env)
     said = _one_line(done, command)
     assert "memory: store" in said
+
+
+def _schemas(name: str) -> int:
+    found = execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", name)
+    return int(found[0][0])
+
+
+def test_check_creates_and_migrates_nothing_on_postgresql(
+    tmp_path: Path, pg_url: str, schema: str
+) -> None:
+    from aptools.store.postgresql import VERSION
+
+    env = cli_env(APTOOLS_STORE=pg_url)
+    first = aptools_cli(
+        "check", "examples.longjob.app", "--offline", cwd=tmp_path, env=env
+    )
+    assert first.returncode == 0, first.stderr
+    assert "no aptools tables in its schema yet" in first.stdout
+    assert _schemas(schema) == 0  # a mistyped schema name writes nothing
+    # Made by a serving process, then left one version behind.
+    env["APTOOLS_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+    env.update(APTOOLS_CLIENT_ID="c", APTOOLS_CLIENT_SECRET="s")
+    made = aptools_cli("rekey", "examples.longjob.app", cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    current = aptools_cli(
+        "check", "examples.longjob.app", "--offline", cwd=tmp_path, env=env
+    )
+    assert current.returncode == 0, current.stderr
+    assert "first serve" not in current.stdout
+    execute(f'DELETE FROM "{schema}".aptools_schema WHERE version = {VERSION}')
+    older = aptools_cli(
+        "check", "examples.longjob.app", "--offline", cwd=tmp_path, env=env
+    )
+    assert older.returncode == 0, older.stderr
+    assert f"tables at version {VERSION - 1}; the first serve migrates" in older.stdout
+    kept = execute(f'SELECT max(version) FROM "{schema}".aptools_schema')
+    assert kept == [(VERSION - 1,)]
+
+
+@pytest.mark.parametrize(
+    "name", ["pg_catalog", "information_schema", "pg_toast", "pg_mine", ""]
+)
+def test_postgresqls_own_schemas_are_a_bad_store_url(tmp_path: Path, name: str) -> None:
+    from aptools.store.postgresql import PostgreSQLStore
+
+    url = f"postgresql://app:s3cret@127.0.0.1:1/db?schema={name}"
+    with pytest.raises(ValueError, match="bad PostgreSQL store URL"):
+        PostgreSQLStore(url)
+    done = aptools_cli(
+        "check", "examples.longjob.app", cwd=tmp_path, env=cli_env(APTOOLS_STORE=url)
+    )
+    said = _one_line(done, "check")
+    assert "bad PostgreSQL store URL" in said and "s3cret" not in said

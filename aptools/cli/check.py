@@ -10,7 +10,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from aptools.cli.common import (
+    STORE_ERRORS,
     compiled_provider,
+    store_failure,
     store_url,
     verify_client,
 )
@@ -60,12 +62,14 @@ def check(args: argparse.Namespace) -> int:
         # Neither half of the client is set: the description and routes need
         # none, so report that rather than fail (half of it is an error).
         os.environ.update(dict.fromkeys(names, UNSET))
-    note = " (store does not exist yet; it will be created at first serve)"
     configured = os.environ.get("APTOOLS_STORE") or DEFAULT_URL
-    absent = _sqlite_file_missing(configured)
-    if absent:
-        # Checking makes no store: a module builds its apps when imported, so
-        # it is loaded on one in memory; the first serve makes the file.
+    try:
+        unmade = _unmade(configured)
+    except STORE_ERRORS as exc:
+        raise store_failure(None, exc) from None
+    if unmade:
+        # Checking makes no store and migrates none: a module builds its apps
+        # when imported, so it is loaded on one in memory instead.
         os.environ["APTOOLS_STORE"] = "memory:"
     where = ""
 
@@ -73,11 +77,12 @@ def check(args: argparse.Namespace) -> int:
         nonlocal where
         where = store_url(provider)
         if isinstance(provider._store, str) and provider._store:
-            if _sqlite_file_missing(provider._store):  # given in code
-                where += note
+            given = _unmade(provider._store)  # given in code
+            if given:
+                where += given
                 provider._store = "memory:"
-        elif absent:
-            where = redact(configured) + note
+        elif unmade:
+            where = redact(configured) + unmade
 
     provider, _ = compiled_provider(args.target, prepare=prepare)
     for placeholder in PLACEHOLDER.findall(provider.scope):
@@ -126,6 +131,29 @@ def _key_state(jobs: JobEngine) -> str:
     except ProviderConfigError as exc:
         return f"not usable: {exc} (aptools serve and worker need it)"
     return "set (the first key seals new tokens)"
+
+
+def _unmade(url: str) -> str | None:
+    """What serving would first create or migrate in the store at ``url``,
+    as a note for the report, or None when it is there, current (or not a
+    SQLite or PostgreSQL store). Creates nothing."""
+    if _sqlite_file_missing(url):
+        return " (store does not exist yet; it will be created at first serve)"
+    if not url.lower().startswith(("postgresql:", "postgres:")):
+        return None
+    try:
+        from aptools.store.postgresql import VERSION, PostgreSQLStore
+    except ImportError:
+        return None  # opening it says what to install
+    found = PostgreSQLStore.survey(url)
+    if found == 0:
+        return " (no aptools tables in its schema yet; the first serve creates them)"
+    if found < VERSION:
+        return (
+            f" (tables at version {found}; the first serve migrates them to "
+            f"version {VERSION})"
+        )
+    return None
 
 
 def _sqlite_file_missing(url: str) -> bool:
