@@ -104,6 +104,9 @@ def run(spec: Spec, req: Request, action_id: str | None) -> Op[Reply]:
     document = yield from _read_document(spec, req)
     fingerprint = _fingerprint(document)
     spec.validate(document)
+    if spec.jobs is not None:
+        # A host without its encryption key: 503, before anything is kept.
+        spec.jobs.request_keys()
     now = time.time()
     deadline = _deadline(spec, document.get("deadline"), now)
     request = ActionRequest(
