@@ -209,9 +209,12 @@ def withheld(
     people: Identities,
     scopes: Sequence[str],
     resume: str | None,
+    run: Sequence[str] = (),
 ) -> list[str]:
     """Withhold alice's consent to ``scopes`` and say how to give it: the
-    steps INACTIVE, consent, resume (``resume``: the command that resumes)."""
+    steps INACTIVE, consent, resume (``run``: the commands that start the
+    action and wait until it is INACTIVE; ``resume``: the one that resumes
+    it; each printed after its step when given)."""
     if not scopes:
         return []
     for scope in scopes:
@@ -223,6 +226,7 @@ def withheld(
         + ", ".join(shlex.quote(s) for s in scopes),
         "# 1. an action whose job acts for her there waits: INACTIVE, its details",
         "#    a consent request (code ConsentRequired, authorization_parameters)",
+        *run,
         "# 2. she consents:",
         *(
             f"aptools fakeauth consent grant {shlex.quote(s)} --identity alice"
