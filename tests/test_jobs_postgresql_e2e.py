@@ -71,14 +71,12 @@ def test_the_other_host_takes_over_a_killed_hosts_job(
         wait_for(lambda: done(one, action_id)["details"]["done"] >= 3, "3 steps")
         # The other host starts now, and polls for jobs (its first request
         # starts a gunicorn worker's runner; uvicorn's starts with it).
-        two.start()
+        two.start()  # stopped below whatever fails, never left behind
         assert done(two, action_id)["status"] == "ACTIVE"
         [(owner,)] = execute(f'SELECT owner FROM "{schema}".aptools_jobs')
         assert owner is not None
         assert proc_id(owner) in family(pid_of(one))
-    finally:
         kill_all(one)
-    try:
         end = wait_for(
             lambda: (d := done(two, action_id))["status"] != "ACTIVE" and d,
             "the other host finished the job",
@@ -88,6 +86,7 @@ def test_the_other_host_takes_over_a_killed_hosts_job(
         ).json()
         said = two.said()
     finally:
+        one.stop()  # once killed, there is nothing left to stop
         two.stop()
     assert "fake-refresh-" not in said
     assert end["status"] == "SUCCEEDED", end

@@ -74,6 +74,36 @@ def test_a_server_that_never_gets_ready_leaves_no_process_behind(
     assert not alive(worker)
 
 
+def test_a_server_never_stopped_is_stopped_when_its_launcher_exits(
+    tmp_path: Path,
+) -> None:
+    # A test that fails between start and stop: its process exits, the
+    # server (and what it started) must not live on, orphaned.
+    pids = tmp_path / "pids"
+    launcher = (
+        "import sys\n"
+        "from aptools.testing.servers import launch\n"
+        f"proc = launch(['sh', '-c', 'sleep 300 & echo $! > {pids}; sleep 300'])\n"
+        "print(proc.pid, flush=True)\n"
+        "import time\n"
+        f"while not __import__('os').path.exists({str(pids)!r}): time.sleep(0.02)\n"
+        "raise AssertionError('failed before stop')\n"
+    )
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", launcher], capture_output=True, text=True, timeout=60
+    )
+    assert "failed before stop" in done.stderr
+    master = int(done.stdout.split()[0])
+    worker = int(pids.read_text())
+    for _ in range(100):
+        if not alive(master) and not alive(worker):
+            break
+        time.sleep(0.05)
+    assert not alive(master) and not alive(worker)
+
+
 def test_stop_makes_globus_auth_unreachable_even_on_kept_alive_connections() -> None:
     fake = FakeGlobusAuth().start()
     alice = fake.identity("alice@example.org")

@@ -12,11 +12,14 @@ gunicorn or uvicorn::
 
 The process leads a process group of its own, so that :func:`stop` also ends
 what it started (gunicorn's or uvicorn's workers), even when the server
-never became ready: no orphan master is left behind.
+never became ready: no orphan master is left behind. A server a test never
+stopped (an assertion failed before its ``stop``) is stopped, group and all,
+when the process that launched it exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -33,6 +36,19 @@ class ServerNotReady(RuntimeError):
     """The server exited, or did not answer in time; it has been stopped."""
 
 
+#: Servers launched by this process and not stopped yet.
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+def _stop_left_behind() -> None:
+    """At exit: stop every server launched here that was never stopped."""
+    for proc in list(_running):
+        stop(proc, grace=5.0)
+
+
+atexit.register(_stop_left_behind)
+
+
 def launch(
     command: Sequence[str],
     *,
@@ -41,8 +57,9 @@ def launch(
     stderr: IO[bytes] | int | None = subprocess.DEVNULL,
     pass_fds: Collection[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` as the leader of a new process group."""
-    return subprocess.Popen(
+    """Start ``command`` as the leader of a new process group (stopped at
+    this process's exit at the latest)."""
+    proc = subprocess.Popen(
         list(command),
         cwd=cwd,
         env=dict(env) if env is not None else None,
@@ -52,6 +69,8 @@ def launch(
         pass_fds=tuple(pass_fds),
         start_new_session=True,
     )
+    _running.add(proc)
+    return proc
 
 
 def wait_until_ready(
@@ -98,3 +117,4 @@ def stop(proc: subprocess.Popen[bytes], *, grace: float = 15.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _running.discard(proc)
