@@ -114,3 +114,55 @@ def test_fakeauth_and_openapi_need_no_encryption_key(tmp_path: Path) -> None:
     refused = aptools_cli(*serve, cwd=tmp_path, env={**env, **client})
     assert refused.returncode == 1
     assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
+
+
+def test_fakeauth_skews_its_clock_and_shortens_token_lifetimes(tmp_path: Path) -> None:
+    import re
+    import time
+
+    import requests
+
+    from aptools.cli.fakeauth import DEV_TOKENS, TOKEN_LIFETIME
+
+    args = ["fakeauth", "--port", str(free_port()), "--clock-offset", "-3600"]
+    args += ["--token-lifetime", "3", "--rotate-refresh-tokens"]
+    with Launched(*args, cwd=tmp_path, env=cli_env()) as proc:
+        said = proc.wait_for(lambda out: "Ctrl-C" in out)
+        assert "clock: -3600 s" in said and "live 3 s" in said and "rotate" in said
+        exported = dict(re.findall(r"^export (\w+)=(\S+)$", said, re.MULTILINE))
+        base = exported["GLOBUS_SDK_SERVICE_URL_AUTH"].strip("'")
+        client = (exported["APTOOLS_CLIENT_ID"], exported["APTOOLS_CLIENT_SECRET"])
+        seen = requests.post(
+            base + "v2/oauth2/token/introspect",
+            data={"token": DEV_TOKENS["alice"]},
+            auth=client,
+            timeout=10,
+        ).json()
+        # Its tokens expire by its clock, an hour behind this host's.
+        assert abs(seen["exp"] - (time.time() - 3600 + TOKEN_LIFETIME)) < 120
+        granted = requests.post(
+            base + "v2/oauth2/token",
+            data={
+                "grant_type": "urn:globus:auth:grant_type:dependent_token",
+                "token": DEV_TOKENS["alice"],
+                "access_type": "offline",
+                "scope": TRANSFER,
+            },
+            auth=client,
+            timeout=10,
+        ).json()
+        assert granted[0]["expires_in"] == 3
+        old = granted[0]["refresh_token"]
+        refresh = {"grant_type": "refresh_token", "refresh_token": old}
+        again = requests.post(
+            base + "v2/oauth2/token", data=refresh, auth=client, timeout=10
+        )
+        assert again.json()["refresh_token"] != old  # rotated
+        voided = requests.post(
+            base + "v2/oauth2/token", data=refresh, auth=client, timeout=10
+        )
+        assert voided.status_code == 400
+    from .servers import aptools_cli
+
+    bad = aptools_cli("fakeauth", "--token-lifetime", "0", cwd=tmp_path, env=cli_env())
+    assert bad.returncode == 2 and "whole seconds" in bad.stderr
