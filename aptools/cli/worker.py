@@ -64,6 +64,7 @@ def worker(args: argparse.Namespace) -> int:
         raise CommandError(
             f"{args.target} has no background job (decorate one with @provider.job)"
         )
+    engine.keys  # noqa: B018 - a job that keeps tokens needs its key to run
     from aptools.store import MemoryStore
 
     if isinstance(spec.store, MemoryStore):
