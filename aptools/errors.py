@@ -26,6 +26,7 @@ __all__ = [
     "JobLost",
     "NotFound",
     "PayloadTooLarge",
+    "ProviderMisconfigured",
     "RequestValidationError",
     "StoreUnavailable",
     "TooManyRequests",
@@ -302,6 +303,28 @@ class StoreUnavailable(ActionProviderError):
         super().__init__(
             description, headers={"Retry-After": str(retry_after), **(headers or {})}
         )
+
+
+class ProviderMisconfigured(ActionProviderError):
+    """The provider's configuration lacks a setting this request needs (such
+    as the encryption key of the tokens its jobs keep); its operator must set
+    it.
+
+    Answered as 503 with ``Retry-After`` (60 s): the fault is the host's, not
+    the caller's, and another host, or this one once set, can answer. The
+    readiness route answers 503 meanwhile, naming the setting, so that a
+    load balancer takes the host out of rotation.
+    """
+
+    status_code = 503
+    error_code = "ProviderMisconfigured"
+    default_description = (
+        "This provider is not configured to do this yet; its operator has been "
+        "told. Retry later."
+    )
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, headers={"Retry-After": "60"})
 
 
 class ActionFailed(Exception):

@@ -303,3 +303,53 @@ def test_check_fails_loudly(tmp_path: Path) -> None:
         env=cli_env(APTOOLS_CLIENT_ID="only-the-id"),
     )  # fmt: skip
     assert half.returncode == 1 and "APTOOLS_CLIENT_SECRET" in half.stderr
+
+
+def _answers(sock: socket.socket, timeout: float = 10) -> bytes:
+    """What the server sent until it stopped sending for a moment."""
+    sock.settimeout(timeout)
+    got = sock.recv(65536)
+    sock.settimeout(0.5)
+    try:
+        while more := sock.recv(65536):
+            got += more
+    except TimeoutError:
+        pass
+    return got
+
+
+@pytest.mark.parametrize("face", ["wsgi", "asgi"])
+def test_expect_continue_refused_at_once_accepted_when_sent(
+    tmp_path: Path, face: str
+) -> None:
+    port = free_port()
+    args = ["dev", "examples.longjob.app", "--port", str(port)]
+    args += ["--asgi"] if face == "asgi" else []
+    head = (
+        "POST /longjob/actions HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer dev-token-alice\r\n"
+        "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+    )
+    with Launched(*args, cwd=tmp_path, env=cli_env()) as proc:
+        proc.wait_for(lambda out: "Ctrl-C" in out)
+        # Too large: 413 without the body being asked for or sent.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(f"{head}Content-Length: 5000000\r\n\r\n".encode())
+            said = _answers(sock)
+            finals = re.findall(rb"HTTP/1\.[01] (\d{3})", said)
+            assert finals[-1] == b"413", said
+            if face == "asgi":
+                assert b"100" not in finals, said  # nothing was asked for
+            assert b"PayloadTooLarge" in said
+        # Small enough: the body is sent after 100 Continue and run.
+        body = json.dumps({"request_id": "e1", "body": {"steps": 1}}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+            if face == "asgi":
+                assert _answers(sock).startswith(b"HTTP/1.1 100")
+            # (The development WSGI server answers in HTTP/1.0, which has no
+            # 100 Continue: a client sends the body after a short wait.)
+            sock.sendall(body)
+            said = _answers(sock)
+            assert re.search(rb"HTTP/1\.[01] 202", said), said
+            assert b'"status":"ACTIVE"' in said

@@ -231,3 +231,40 @@ def test_a_closed_pipe_is_no_traceback(
     )
     assert len(done.stdout) == 20
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["call", "flowtest"])
+@pytest.mark.parametrize(
+    "url", ["notaurl", "ftp://127.0.0.1/x", "http://", "http://x:99999", "http://[::1"]
+)
+def test_a_url_that_is_not_http_is_a_usage_error(
+    tmp_path: Path, command: str, url: str
+) -> None:
+    args = ["status", "some-action"] if command == "call" else []
+    done = aptools_cli(command, url, *args, "--token", "t", cwd=tmp_path, env=cli_env())
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"aptools {command}: not a"), done.stderr
+    assert repr(url) in done.stderr and "cannot reach" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_timeout_names_the_action_it_left_running(
+    tmp_path: Path, called: tuple[str, Path], alice: FakeIdentity
+) -> None:
+    url, _ = called
+    token = ["--token", alice.token]
+    waiting = call(url, "run", *token, "--wait", "--timeout", "1.5", cwd=tmp_path)
+    assert waiting.returncode == 4, waiting.stderr
+    last = waiting.stderr.strip().splitlines()[-1]
+    assert last.startswith("aptools call: --timeout passed; action ")
+    action = last.split("action ")[1].split()[0]
+    # It is there to follow, cancel or release.
+    seen = call(url, "status", action, *token, cwd=tmp_path)
+    assert seen.returncode == 0 and json.loads(seen.stdout)["status"] == "ACTIVE"
+    assert f"status|cancel|release {action}" in last
+    # Before any answer, it names the request id that finds the action again.
+    nowhere = f"http://127.0.0.1:{free_port()}/called"
+    ask = ["--request-id", "mine-1", "--timeout", "1.5", "--wait"]
+    retrying = call(nowhere, "run", *token, *ask, cwd=tmp_path)
+    assert retrying.returncode == 4
+    assert "--request-id mine-1" in retrying.stderr.strip().splitlines()[-1]

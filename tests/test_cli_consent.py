@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from globus_sdk.gare import to_gare
@@ -21,28 +20,16 @@ pytestmark = pytest.mark.e2e
 TRANSFER = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
 
-def _bash(script: str) -> subprocess.CompletedProcess[str]:
+def _bash(script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         ["bash", "-c", "set -e\n" + script],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=env,
     )
-
-
-def _until(status: str, wanted: str) -> dict[str, Any]:
-    """The action's status document once it is ``wanted`` (polled as printed)."""
-    poll = (
-        f"for i in $(seq 300); do s=$({status}); case $s in "
-        f'*\'"status":"{wanted}"\'*) echo "$s"; exit 0;; esac; sleep 0.1; done; '
-        'echo "$s"'
-    )
-    done = _bash(poll)
-    doc: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return doc
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -55,29 +42,35 @@ def test_dev_shows_the_consent_loop_on_the_command_line(
     args += ["--asgi"] if face == "asgi" else []
     with Launched(*args, cwd=tmp_path, env=cli_env()) as proc:
         lines = proc.wait_for(lambda out: "Ctrl-C" in out).splitlines()
-        run = lines[lines.index(next(x for x in lines if x.startswith("# run an"))) + 1]
-        status = lines[lines.index("# its status, as alice") + 1]
-        grant = next(x for x in lines if x.startswith("aptools fakeauth consent grant"))
-        resume = lines[lines.index(next(x for x in lines if x.startswith("# 3."))) + 1]
-        body = f'"steps": 1, "step_seconds": 0, "scope": "{TRANSFER}"'
-        run = run.replace('"steps": 5', body)
-        started = _bash(f"cd {tmp_path}\n{run}\necho $ACTION_ID > id")
-        assert started.returncode == 0, started.stderr
-        status = status.replace("$ACTION_ID", "$(cat id)")
-        waiting = _until(f"cd {tmp_path} && {status}", "INACTIVE")
-        assert waiting["details"]["code"] == "ConsentRequired"
-        assert to_gare(waiting["details"]) is not None
-        granted = _bash(
-            grant.replace("aptools ", f"{sys.executable} -m aptools.cli ", 1)
-        )
-        assert granted.returncode == 0, granted.stderr
-        assert f"alice consented to {TRANSFER}" in granted.stdout
-        resumed = _bash(f"cd {tmp_path}\n" + resume.replace("$ACTION_ID", "$(cat id)"))
-        assert json.loads(resumed.stdout).get("status") == "ACTIVE", (
-            resumed.stdout + resume
-        )
-        done = _until(f"cd {tmp_path} && {status}", "SUCCEEDED")
-        assert done["details"] == {"done": 1, "steps": 1}
+        printed = lines[lines.index("Try it:") + 1 : lines.index("Ctrl-C stops.")]
+        # Every printed command, in order, in one shell, as a reader pastes them.
+        script, said = [f"cd {tmp_path}"], []
+        for line in printed:
+            if line.startswith("#"):
+                said.append(line)
+            elif line.strip() and not line.startswith("Consent:"):
+                script += [f"echo '@@@ {len(said)}'", line]
+        ran = _bash("\n".join(script), timeout=180)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    answers: dict[str, str] = {}
+    for chunk in ran.stdout.split("@@@ ")[1:]:
+        step, _, out = chunk.partition("\n")
+        answers[said[int(step) - 1]] = answers.get(said[int(step) - 1], "") + out
+    step1 = next(k for k in answers if k.startswith("#    a consent request"))
+    waiting = json.loads(answers[step1].strip().splitlines()[-1])
+    assert waiting["status"] == "INACTIVE", waiting
+    assert waiting["details"]["code"] == "ConsentRequired"
+    assert to_gare(waiting["details"]) is not None
+    assert f"alice consented to {TRANSFER}" in answers["# 2. she consents:"]
+    step3 = next(k for k in answers if k.startswith("# 3."))
+    resumed = json.loads(answers[step3])
+    assert resumed["status"] == "ACTIVE", resumed
+    assert resumed["action_id"] == waiting["action_id"]  # still there to resume
+    step4 = next(k for k in answers if k.startswith("# 4."))
+    ended, released = (json.loads(x) for x in answers[step4].strip().splitlines())
+    assert ended["status"] == "SUCCEEDED", ended
+    assert ended["details"] == {"done": 5, "steps": 5}
+    assert released["action_id"] == waiting["action_id"]
 
 
 def test_fakeauth_consent_refuses_what_it_cannot_do(tmp_path: Path) -> None:
@@ -121,3 +114,55 @@ def test_fakeauth_and_openapi_need_no_encryption_key(tmp_path: Path) -> None:
     refused = aptools_cli(*serve, cwd=tmp_path, env={**env, **client})
     assert refused.returncode == 1
     assert "APTOOLS_ENCRYPTION_KEY" in refused.stderr
+
+
+def test_fakeauth_skews_its_clock_and_shortens_token_lifetimes(tmp_path: Path) -> None:
+    import re
+    import time
+
+    import requests
+
+    from aptools.cli.fakeauth import DEV_TOKENS, TOKEN_LIFETIME
+
+    args = ["fakeauth", "--port", str(free_port()), "--clock-offset", "-3600"]
+    args += ["--token-lifetime", "3", "--rotate-refresh-tokens"]
+    with Launched(*args, cwd=tmp_path, env=cli_env()) as proc:
+        said = proc.wait_for(lambda out: "Ctrl-C" in out)
+        assert "clock: -3600 s" in said and "live 3 s" in said and "rotate" in said
+        exported = dict(re.findall(r"^export (\w+)=(\S+)$", said, re.MULTILINE))
+        base = exported["GLOBUS_SDK_SERVICE_URL_AUTH"].strip("'")
+        client = (exported["APTOOLS_CLIENT_ID"], exported["APTOOLS_CLIENT_SECRET"])
+        seen = requests.post(
+            base + "v2/oauth2/token/introspect",
+            data={"token": DEV_TOKENS["alice"]},
+            auth=client,
+            timeout=10,
+        ).json()
+        # Its tokens expire by its clock, an hour behind this host's.
+        assert abs(seen["exp"] - (time.time() - 3600 + TOKEN_LIFETIME)) < 120
+        granted = requests.post(
+            base + "v2/oauth2/token",
+            data={
+                "grant_type": "urn:globus:auth:grant_type:dependent_token",
+                "token": DEV_TOKENS["alice"],
+                "access_type": "offline",
+                "scope": TRANSFER,
+            },
+            auth=client,
+            timeout=10,
+        ).json()
+        assert granted[0]["expires_in"] == 3
+        old = granted[0]["refresh_token"]
+        refresh = {"grant_type": "refresh_token", "refresh_token": old}
+        again = requests.post(
+            base + "v2/oauth2/token", data=refresh, auth=client, timeout=10
+        )
+        assert again.json()["refresh_token"] != old  # rotated
+        voided = requests.post(
+            base + "v2/oauth2/token", data=refresh, auth=client, timeout=10
+        )
+        assert voided.status_code == 400
+    from .servers import aptools_cli
+
+    bad = aptools_cli("fakeauth", "--token-lifetime", "0", cwd=tmp_path, env=cli_env())
+    assert bad.returncode == 2 and "whole seconds" in bad.stderr

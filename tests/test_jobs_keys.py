@@ -4,6 +4,8 @@ Both faces, every store; the command on a SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 from pathlib import Path
@@ -191,8 +193,116 @@ def test_without_a_key_an_asgi_server_fails_to_start_a_wsgi_one_runs_nothing(
         return
     assert client.call("GET", "/").status_code == 200
     assert client.call("GET", "/actions", alice).status_code == 200
-    refused = client.run(alice, {"n": 1})
-    assert refused.status_code == 500
-    assert "APTOOLS_ENCRYPTION_KEY" not in refused.text
-    told = [r.getMessage() for r in caplog.records if r.name == "aptools.jobs"]
-    assert len(told) == 1 and "APTOOLS_ENCRYPTION_KEY" in told[0]
+    for attempt in range(3):
+        refused = client.run(alice, {"n": 1}, request_id=f"r{attempt}")
+        _misconfigured(refused.status_code, refused.json, refused.headers)
+    told = [r for r in caplog.records if r.name == "aptools.jobs"]
+    # One line when the runner would start, one for the refused runs (not
+    # one per request), and never a traceback.
+    assert len(told) == 2, [r.getMessage() for r in told]
+    assert all("APTOOLS_ENCRYPTION_KEY" in r.getMessage() for r in told)
+    assert not any(r.exc_info for r in caplog.records)
+    _not_ready(client.call("GET", "/ready").json)
+
+
+def _misconfigured(answered: int, body: Any, headers: Any) -> None:
+    """The answer to a run on a host without its key: the host's fault, 503,
+    naming no setting to the caller."""
+    assert answered == 503, body
+    assert body["code"] == "ProviderMisconfigured"
+    assert "operator" in body["description"]
+    assert "APTOOLS_ENCRYPTION_KEY" not in str(body)
+    assert int(headers["retry-after"]) > 0
+
+
+def _not_ready(body: Any) -> None:
+    assert body["ready"] is False
+    assert body["code"] == "ProviderMisconfigured"
+    assert "APTOOLS_ENCRYPTION_KEY" in body["description"]
+
+
+def _asgi(app: Any, method: str, path: str, token: str, body: Any = None) -> Any:
+    """One request to an ASGI app with no lifespan events (``uvicorn
+    --lifespan off``): status, JSON body, headers."""
+    data = b"" if body is None else json.dumps(body).encode()
+
+    async def go() -> tuple[int, Any, dict[str, str]]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1"),
+                (b"authorization", f"Bearer {token}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        given: list[bool] = []
+        started: list[int] = []
+        headers: dict[str, str] = {}
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            if given:
+                return {"type": "http.disconnect"}
+            given.append(True)
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+                headers.update((k.decode(), v.decode()) for k, v in message["headers"])
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(scope, receive, send)
+        return started[0], json.loads(b"".join(chunks)), headers
+
+    return asyncio.run(go())
+
+
+def test_without_a_key_runs_are_503_and_the_host_is_not_ready(
+    build: Build,  # noqa: F811
+    alice: FakeIdentity,
+    flavour: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Served by hand, as `gunicorn module:app` or `uvicorn --lifespan off`.
+    monkeypatch.delenv("APTOOLS_ENCRYPTION_KEY", raising=False)
+
+    def work(action: Action, caller: Caller, job: Job) -> dict[str, Any]:
+        return {}
+
+    caplog.set_level(logging.ERROR)
+    provider, client = build(work, **SETTINGS)
+    document = {"request_id": "nk1", "body": {"n": 1}}
+    if flavour == "asgi":
+        app = provider.asgi()
+        for _ in range(2):
+            _misconfigured(*_asgi(app, "POST", "/jobs/actions", alice.token, document))
+        answered, ready, _ = _asgi(app, "GET", "/jobs/ready", alice.token)
+    else:
+        for _ in range(2):
+            refused = client.call("POST", "/actions", alice, json=document)
+            _misconfigured(refused.status_code, refused.json, refused.headers)
+        answer = client.call("GET", "/ready")
+        answered, ready = answer.status_code, answer.json
+    assert answered == 503
+    _not_ready(ready)
+    refusals = [r for r in caplog.records if "refused (503)" in r.getMessage()]
+    assert len(refusals) == 1 and not any(r.exc_info for r in caplog.records)
+    # Nothing was kept of the refused runs: with the key, the same request runs.
+    monkeypatch.setenv("APTOOLS_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    if flavour == "wsgi":
+        ran = client.call("POST", "/actions", alice, json=document)
+        assert ran.status_code != 503, ran.text

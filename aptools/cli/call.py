@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from aptools.backoff import pauses
-from aptools.cli.common import EXIT_ERROR, EXIT_USAGE, CommandError
+from aptools.cli.common import EXIT_ERROR, EXIT_USAGE, CommandError, http_url
 from aptools.vocabulary import ACTIVE, FAILED, INACTIVE, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -111,8 +111,10 @@ def _seconds(text: str) -> float:
 
 
 class Client:
-    """HTTP to one provider, within one overall deadline (``timeout`` seconds,
-    or none), each exchange within ``request_timeout`` seconds (60).
+    """HTTP to one provider at ``url`` (http or https: anything else is a
+    usage error, :func:`~aptools.cli.common.http_url`), within one overall
+    deadline (``timeout`` seconds, or none), each exchange within
+    ``request_timeout`` seconds (60).
     ``backoff_scale`` multiplies every pause between retries (1: as written;
     tests pass less).
 
@@ -132,7 +134,7 @@ class Client:
     ) -> None:
         import requests
 
-        self.base = url.rstrip("/")
+        self.base = http_url(url).rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -243,10 +245,13 @@ def call(args: argparse.Namespace) -> int:
     - 1 (``EXIT_ERROR``): an error answer (4xx/5xx, printed as
       ``HTTP 404 NotFound: ...`` on stderr), a 2xx that is not JSON, or
       ``run``/``resume`` ended FAILED.
-    - 2 (``EXIT_USAGE``): a usage error (argparse's).
+    - 2 (``EXIT_USAGE``): a usage error (argparse's, a URL that is not
+      http(s), a bad ``--body``).
     - 3 (:data:`EXIT_INACTIVE`): ``run``/``resume`` ended INACTIVE; the scope
       to consent to and the ``resume`` command are printed on stderr.
-    - 4 (:data:`EXIT_TIMEOUT`): ``--timeout`` seconds passed.
+    - 4 (:data:`EXIT_TIMEOUT`): ``--timeout`` seconds passed; a ``--wait``
+      given up names the action (it goes on), a run not yet answered names
+      its ``request_id`` (sent again, it answers the same action).
     - 5 (:data:`EXIT_UNREACHABLE`): nothing answered at the URL (refused,
       unknown name, no answer in :data:`REQUEST_TIMEOUT` seconds). ``run
       --wait``, and any command once it is waiting, keeps trying instead,
@@ -264,7 +269,17 @@ def call(args: argparse.Namespace) -> int:
         if args.manage_by:
             document["manage_by"] = args.manage_by
         # The same request_id makes a repeat safe: it answers the same action.
-        doc = client.send(*route("run"), json=document, retry=args.wait)
+        try:
+            doc = client.send(*route("run"), json=document, retry=args.wait)
+        except CommandError as exc:
+            if exc.status != EXIT_TIMEOUT:
+                raise
+            raise CommandError(
+                f"--timeout passed before the run was answered; running again "
+                f"with --request-id {document['request_id']} answers the same "
+                "action if it was made",
+                EXIT_TIMEOUT,
+            ) from None
     elif operation == "enumerate":
         params = {"status": args.status, "roles": args.roles}
         doc = client.send(
@@ -302,8 +317,20 @@ def _ended(client: Client, args: argparse.Namespace, doc: Any) -> int:
     while args.wait and doc.get("status") == ACTIVE:
         shown = doc.get("display_status") or ""
         note(f"  {doc['status']} {shown}".rstrip())
-        client.sleep(next(waits))
-        doc = client.send(*route("status", doc["action_id"]), retry=True)
+        try:
+            client.sleep(next(waits))
+            doc = client.send(*route("status", doc["action_id"]), retry=True)
+        except CommandError as exc:
+            if exc.status != EXIT_TIMEOUT:
+                raise
+            # The action goes on: say which, so it can be followed or ended.
+            action = doc.get("action_id")
+            raise CommandError(
+                f"--timeout passed; action {action} is still {doc.get('status')}: "
+                f"aptools call {args.url} status|cancel|release {action} "
+                "--token TOKEN",
+                EXIT_TIMEOUT,
+            ) from None
     _print(doc)
     status = doc.get("status")
     if status == FAILED:

@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any
 
 from aptools.cli.common import (
-    load_provider,
+    STORE_ERRORS,
+    compiled_provider,
     store_failure,
     store_url,
     verify_client,
@@ -62,28 +62,29 @@ def check(args: argparse.Namespace) -> int:
         # Neither half of the client is set: the description and routes need
         # none, so report that rather than fail (half of it is an error).
         os.environ.update(dict.fromkeys(names, UNSET))
-    provider: Provider | None = None
-    note = " (store does not exist yet; it will be created at first serve)"
     configured = os.environ.get("APTOOLS_STORE") or DEFAULT_URL
-    absent = _sqlite_file_missing(configured)
-    if absent:
-        # Checking makes no store: a module builds its apps when imported, so
-        # it is loaded on one in memory; the first serve makes the file.
-        os.environ["APTOOLS_STORE"] = "memory:"
     try:
-        provider = load_provider(args.target)
+        unmade = _unmade(configured)
+    except STORE_ERRORS as exc:
+        raise store_failure(None, exc) from None
+    if unmade:
+        # Checking makes no store and migrates none: a module builds its apps
+        # when imported, so it is loaded on one in memory instead.
+        os.environ["APTOOLS_STORE"] = "memory:"
+    where = ""
+
+    def prepare(provider: Provider) -> None:
+        nonlocal where
         where = store_url(provider)
         if isinstance(provider._store, str) and provider._store:
-            if _sqlite_file_missing(provider._store):  # given in code
-                where += note
+            given = _unmade(provider._store)  # given in code
+            if given:
+                where += given
                 provider._store = "memory:"
-        elif absent:
-            where = redact(configured) + note
-        provider.compile()
-    except ProviderConfigError:
-        raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+        elif unmade:
+            where = redact(configured) + unmade
+
+    provider, _ = compiled_provider(args.target, prepare=prepare)
     for placeholder in PLACEHOLDER.findall(provider.scope):
         print(
             f"aptools check: warning: the scope {provider.scope} still holds the "
@@ -130,6 +131,29 @@ def _key_state(jobs: JobEngine) -> str:
     except ProviderConfigError as exc:
         return f"not usable: {exc} (aptools serve and worker need it)"
     return "set (the first key seals new tokens)"
+
+
+def _unmade(url: str) -> str | None:
+    """What serving would first create or migrate in the store at ``url``,
+    as a note for the report, or None when it is there, current (or not a
+    SQLite or PostgreSQL store). Creates nothing."""
+    if _sqlite_file_missing(url):
+        return " (store does not exist yet; it will be created at first serve)"
+    if not url.lower().startswith(("postgresql:", "postgres:")):
+        return None
+    try:
+        from aptools.store.postgresql import VERSION, PostgreSQLStore
+    except ImportError:
+        return None  # opening it says what to install
+    found = PostgreSQLStore.survey(url)
+    if found == 0:
+        return " (no aptools tables in its schema yet; the first serve creates them)"
+    if found < VERSION:
+        return (
+            f" (tables at version {found}; the first serve migrates them to "
+            f"version {VERSION})"
+        )
+    return None
 
 
 def _sqlite_file_missing(url: str) -> bool:

@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -19,11 +19,13 @@ from aptools.provider import Provider, ProviderConfigError
 from aptools.store import redact
 
 __all__ = [
+    "STORE_ERRORS",
     "CommandError",
     "add_log_format",
     "apply_log_format",
     "compiled_provider",
     "configured_store",
+    "http_url",
     "load_provider",
     "log_requests",
     "loopback",
@@ -57,6 +59,7 @@ def load_provider(target: str) -> Provider:
     not name exactly one provider.
     """
     module_name, _, attr = target.partition(":")
+    _module_name_is_dotted(module_name)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -76,6 +79,32 @@ def load_provider(target: str) -> Provider:
             f"{module_name} defines {len(providers)} providers; name one as MODULE:ATTR"
         )
     return providers[0]
+
+
+def _module_name_is_dotted(name: str) -> None:
+    """Refuse a ``MODULE`` that is not a dotted module name (``echo``,
+    ``mypackage.app``): a path (``./echo.py``, ``../x``) or a relative name
+    (``.echo``, ``..``), which :func:`importlib.import_module` cannot take
+    without a package, a file named as one (``echo.py``), or nothing."""
+    if not name:
+        raise CommandError(
+            "MODULE is empty: name the provider's module, as MODULE or MODULE:ATTR"
+        )
+    dotted = all(part.isidentifier() for part in name.split("."))
+    if dotted and not (name.endswith(".py") and os.path.isfile(name)):
+        return
+    stem = os.path.basename(name.rstrip("/" + os.sep))
+    stem = stem.removesuffix(".py")
+    hint = (
+        f"; from the directory holding {stem}.py, name it {stem}"
+        if stem.isidentifier()
+        else ""
+    )
+    raise CommandError(
+        f"{name!r} is not a module name: MODULE is a dotted Python module name "
+        f"such as echo or mypackage.app, found from the working directory, not "
+        f"a file path or a relative name{hint}"
+    )
 
 
 def read_provider(
@@ -108,6 +137,24 @@ def read_provider(
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def http_url(text: str) -> str:
+    """``text`` if it is an ``http(s)://host[:port]...`` URL; otherwise
+    :class:`CommandError` with :data:`EXIT_USAGE` (a URL without a scheme,
+    another scheme, no host, a bad port), before anything is sent."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - read to check it
+    except ValueError as exc:
+        raise CommandError(f"not a URL: {text!r} ({exc})", EXIT_USAGE) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise CommandError(
+            f"not an http(s) URL: {text!r}; give one such as "
+            "http://127.0.0.1:8000/prefix",
+            EXIT_USAGE,
+        )
+    return text
 
 
 def loopback(host: str) -> bool:
@@ -202,18 +249,40 @@ def store_failure(provider: Provider | None, exc: BaseException) -> CommandError
     return CommandError(f"{said} (store {shown})")
 
 
-def compiled_provider(target: str) -> tuple[Provider, Spec]:
-    """The provider ``target`` names, compiled (its store opened). Raises
-    :class:`~aptools.ProviderConfigError` for a configuration error and
-    :class:`CommandError` (one line, see :func:`store_failure`) for a store
-    that would not open."""
+#: What building a provider raises for its store: a bad URL, a file or
+#: database that cannot be opened, a schema made by a newer aptools (the
+#: stores raise :class:`ValueError` for that).
+STORE_ERRORS: Final = (ValueError, OSError, sqlite3.Error)
+
+
+def compiled_provider(
+    target: str,
+    *,
+    prepare: Callable[[Provider], None] | None = None,
+    verify: Callable[[Spec], None] | None = None,
+) -> tuple[Provider, Spec]:
+    """The provider ``target`` names, compiled (its store opened).
+
+    ``prepare`` sees the loaded provider before it is compiled, ``verify``
+    the compiled spec (to read from its store, say). This is the one place a
+    command turns a provider or store that would not open into one line:
+    raises :class:`~aptools.ProviderConfigError` for a configuration error
+    and :class:`CommandError` (one line, see :func:`store_failure`) for a
+    store that would not open (:data:`STORE_ERRORS`), in loading, compiling
+    or ``verify``.
+    """
     provider: Provider | None = None
     try:
         provider = load_provider(target)
-        return provider, provider.compile()
+        if prepare is not None:
+            prepare(provider)
+        spec = provider.compile()
+        if verify is not None:
+            verify(spec)
+        return provider, spec
     except ProviderConfigError:
         raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
+    except STORE_ERRORS as exc:
         raise store_failure(provider, exc) from None
 
 

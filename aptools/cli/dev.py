@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import socket
+from collections.abc import Sequence
 from typing import Any, Final
 from wsgiref.simple_server import make_server
 
@@ -14,13 +15,15 @@ from aptools.cli.common import (
     CommandError,
     add_log_format,
     apply_log_format,
-    load_provider,
+    compiled_provider,
     log_requests,
     loopback,
     port,
 )
 from aptools.cli.devserver import DevRequestHandler, DevServer
 from aptools.cli.fakeauth import describe, identities, withheld
+from aptools.provider import Provider
+from aptools.schema import example_for
 from aptools.store import redact
 
 __all__ = ["add_parser", "dev"]
@@ -116,9 +119,58 @@ def _curls(base: str, body: dict[str, Any], who: Any) -> list[str]:
     ]
 
 
+def _consent_run(
+    base: str, provider: Provider, who: Any, scopes: Sequence[str]
+) -> list[str]:
+    """The commands of step 1 of the consent loop: alice runs an action whose
+    job acts under the first withheld scope (its id in ``$CONSENT_ID``, kept
+    for the resume), then polls it until it is no longer ACTIVE. A job
+    acts under a scope it declares, or one its input names: a string input
+    called ``scope`` (as in ``examples.longjob``) is set to it."""
+    if not scopes:
+        return []
+    schema = provider.input_schema
+    body = example_for(schema)
+    field = (schema.get("properties") or {}).get("scope")
+    if (
+        isinstance(body, dict)
+        and isinstance(field, dict)
+        and field.get("type") == "string"
+    ):
+        body["scope"] = scopes[0]
+    alice = "-H " + shlex.quote(f"Authorization: Bearer {who.runner.token}")
+    document = {"request_id": "demo-consent", "body": body}
+    grab = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"action_id\"])'"
+    return [
+        f"CONSENT_ID=$(curl -s -X POST {base}/actions {alice} "
+        "-H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(document))} | tee /dev/stderr | {grab}); echo",
+        "for i in $(seq 300); do "
+        f"out=$(curl -s {base}/actions/$CONSENT_ID {alice}); "
+        'case "$out" in *\'"status":"ACTIVE"\'*) sleep 1;; *) break;; esac; '
+        'done; echo "$out"',
+    ]
+
+
+def _consent_resume(base: str, who: Any) -> str:
+    """Step 3 of the consent loop: alice resumes ``$CONSENT_ID``; then it is
+    polled until it ends, and released."""
+    alice = "-H " + shlex.quote(f"Authorization: Bearer {who.runner.token}")
+    return "\n".join(
+        [
+            f"curl -s -w '\\n' -X POST {base}/actions/$CONSENT_ID/resume {alice}",
+            "# 4. it ends (SUCCEEDED), then she releases it",
+            "for i in $(seq 300); do "
+            f"out=$(curl -s {base}/actions/$CONSENT_ID {alice}); "
+            'case "$out" in *\'"status":"ACTIVE"\'*) sleep 1;; *) break;; esac; '
+            'done; echo "$out"',
+            f"curl -s -w '\\n' -X DELETE {base}/actions/$CONSENT_ID {alice}",
+        ]
+    )
+
+
 def dev(args: argparse.Namespace) -> int:
     """Serve a provider locally with a fake Globus Auth and print how to call it."""
-    from aptools.schema import example_for
     from aptools.testing import FakeGlobusAuth
 
     if not loopback(args.host):
@@ -145,7 +197,7 @@ def dev(args: argparse.Namespace) -> int:
 
             os.environ["APTOOLS_ENCRYPTION_KEY"] = dev_key(DEV_KEY)
             key_line = [f"  encryption key: {DEV_KEY} (for jobs' tokens)"]
-        provider = load_provider(args.target)
+        provider, _ = compiled_provider(args.target)
         fake.scope = provider.scope
         people = identities(fake, provider.description["runnable_by"])
         app: Any = provider.asgi() if args.asgi else provider.wsgi()
@@ -165,9 +217,8 @@ def dev(args: argparse.Namespace) -> int:
                 fake,
                 people,
                 args.withhold_consent,
-                f"curl -s -w '\\n' -X POST {base}/actions/$ACTION_ID/resume "
-                + "-H "
-                + shlex.quote(f"Authorization: Bearer {people.runner.token}"),
+                _consent_resume(base, people),
+                _consent_run(base, provider, people, args.withhold_consent),
             ),
             "",
             "Ctrl-C stops.",

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aptools.cli.common import CommandError, loopback, port, read_provider
+from aptools.cli.common import (
+    CommandError,
+    http_url,
+    loopback,
+    port,
+    read_provider,
+)
 from aptools.testing._fakedirectory import CONSENT_PATH
 from aptools.vocabulary import ALL_AUTHENTICATED, GROUP_URN, IDENTITY_URN
 
@@ -135,6 +141,27 @@ def add_parser(commands: Any) -> None:
         "her there waits INACTIVE until `aptools fakeauth consent grant`",
     )
     parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the fake's clock is this far ahead of this host's (negative: "
+        "behind), to try a provider against a skewed Globus Auth (default 0)",
+    )
+    parser.add_argument(
+        "--token-lifetime",
+        type=_lifetime,
+        default=None,
+        metavar="SECONDS",
+        help="how long the access tokens of dependent grants and refreshes live "
+        "(default 172800, two days): short ones make kept tokens refresh often",
+    )
+    parser.add_argument(
+        "--rotate-refresh-tokens",
+        action="store_true",
+        help="each refresh answers a new refresh token and voids the old one",
+    )
+    parser.add_argument(
         "--identity",
         default="alice",
         choices=sorted(DEV_TOKENS),
@@ -162,8 +189,14 @@ def fakeauth(args: argparse.Namespace) -> int:
             f"refusing to listen on {args.host}: the fake accepts made-up tokens "
             "and is for this machine only; use 127.0.0.1"
         )
+    tuned: dict[str, Any] = {
+        "clock_offset": args.clock_offset,
+        "rotate_refresh_tokens": args.rotate_refresh_tokens,
+    }
+    if args.token_lifetime is not None:
+        tuned["dependent_token_lifetime"] = args.token_lifetime
     try:
-        fake = FakeGlobusAuth(host=args.host, port=args.port)
+        fake = FakeGlobusAuth(host=args.host, port=args.port, **tuned)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     runnable_by: Sequence[str] = [ALL_AUTHENTICATED]
@@ -178,6 +211,7 @@ def fakeauth(args: argparse.Namespace) -> int:
     lines = [
         f"aptools fakeauth: a fake Globus Auth at {fake.url} (development only)",
         f"  scope: {fake.scope}",
+        *_tuning(args),
         "",
         "# in the shell that serves the provider:",
         *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
@@ -198,14 +232,40 @@ def fakeauth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lifetime(text: str) -> int:
+    """An argparse type: a token lifetime, whole seconds, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("whole seconds, 1 or more") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("whole seconds, 1 or more")
+    return number
+
+
+def _tuning(args: argparse.Namespace) -> list[str]:
+    """Banner lines for what differs from the real Globus Auth's defaults."""
+    lines = []
+    if args.clock_offset:
+        lines.append(f"  clock: {args.clock_offset:+g} s from this host's")
+    if args.token_lifetime is not None:
+        lines.append(f"  dependent tokens live {args.token_lifetime} s")
+    if args.rotate_refresh_tokens:
+        lines.append("  refresh tokens rotate at each refresh")
+    return lines
+
+
 def withheld(
     fake: FakeGlobusAuth,
     people: Identities,
     scopes: Sequence[str],
     resume: str | None,
+    run: Sequence[str] = (),
 ) -> list[str]:
     """Withhold alice's consent to ``scopes`` and say how to give it: the
-    steps INACTIVE, consent, resume (``resume``: the command that resumes)."""
+    steps INACTIVE, consent, resume (``run``: the commands that start the
+    action and wait until it is INACTIVE; ``resume``: the one that resumes
+    it; each printed after its step when given)."""
     if not scopes:
         return []
     for scope in scopes:
@@ -217,6 +277,7 @@ def withheld(
         + ", ".join(shlex.quote(s) for s in scopes),
         "# 1. an action whose job acts for her there waits: INACTIVE, its details",
         "#    a consent request (code ConsentRequired, authorization_parameters)",
+        *run,
         "# 2. she consents:",
         *(
             f"aptools fakeauth consent grant {shlex.quote(s)} --identity alice"
@@ -245,8 +306,7 @@ def consent(args: argparse.Namespace) -> int:
     base = args.url or os.environ.get(
         "GLOBUS_SDK_SERVICE_URL_AUTH", "http://127.0.0.1:8400/"
     )
-    if not base.startswith(("http://", "https://")):
-        raise CommandError(f"not an http(s) URL: {base!r}", status=2)
+    http_url(base)
     try:
         answer = requests.post(
             base.rstrip("/") + CONSENT_PATH,

@@ -12,10 +12,9 @@ import getpass
 import json
 import os
 import socket
-import sqlite3
 from typing import Any
 
-from aptools.cli.common import CommandError, load_provider, store_failure
+from aptools.cli.common import CommandError, compiled_provider
 from aptools.errors import StoreUnavailable
 from aptools.jobs import console
 
@@ -80,12 +79,8 @@ def _open(target: str) -> tuple[Any, Any, bool]:
     }
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in stand_ins.items() if not os.environ.get(k)})
-    provider = None
     try:
-        provider = load_provider(target)
-        spec = provider.compile()
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+        _, spec = compiled_provider(target)
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -8,7 +8,6 @@ import importlib
 import logging
 import os
 import socket
-import sqlite3
 import sys
 from importlib import metadata
 from typing import Any
@@ -17,15 +16,16 @@ from aptools.cli.common import (
     CommandError,
     add_log_format,
     apply_log_format,
+    compiled_provider,
     load_provider,
     log_requests,
     port,
-    store_failure,
     store_url,
     verify_client,
 )
 from aptools.logjson import JSONFormatter
-from aptools.provider import Provider, ProviderConfigError
+from aptools.protocol.spec import Spec
+from aptools.provider import Provider
 
 __all__ = ["add_parser", "asgi_app", "serve", "tcp_listener", "wsgi_app"]
 
@@ -108,18 +108,13 @@ def _checked(args: argparse.Namespace) -> Provider:
     """The provider, once its store opens and Globus Auth knows its client."""
     from aptools.store import MemoryStore
 
-    provider: Provider | None = None
-    try:
-        provider = load_provider(args.target)
-        spec = provider.compile()
-        store = spec.store
-        store.get("aptools-serve-check", 0.0)
+    def opens(spec: Spec) -> None:
+        spec.store.get("aptools-serve-check", 0.0)
         if spec.jobs is not None:
             spec.jobs.keys  # noqa: B018 - a job that keeps tokens needs its key
-    except ProviderConfigError:
-        raise
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        raise store_failure(provider, exc) from None
+
+    provider, spec = compiled_provider(args.target, verify=opens)
+    store = spec.store
     if isinstance(store, MemoryStore) and args.workers > 1:
         raise CommandError(
             f"the memory: store keeps actions in each process's memory: with "

@@ -54,14 +54,25 @@ def add_parser(commands: Any) -> None:
 def worker(args: argparse.Namespace) -> int:
     """Run the jobs of ``args.target`` until SIGTERM or SIGINT; 0 then.
 
-    Raises :class:`CommandError` when the provider has no job or its store
-    cannot open or hold jobs.
+    Raises :class:`CommandError` when the provider has no job, or its store
+    cannot open, or is ``memory:`` (private to this process: no job queued by
+    a serving process would ever reach it).
     """
     provider, spec = compiled_provider(args.target)
     engine = spec.jobs
     if engine is None:
         raise CommandError(
             f"{args.target} has no background job (decorate one with @provider.job)"
+        )
+    engine.keys  # noqa: B018 - a job that keeps tokens needs its key to run
+    from aptools.store import MemoryStore
+
+    if isinstance(spec.store, MemoryStore):
+        raise CommandError(
+            "the memory: store keeps its actions and jobs in the memory of the "
+            "process serving it, so a worker would never see one: set "
+            "APTOOLS_STORE to a store the serving processes share, such as "
+            "sqlite:///path/to/actions.db"
         )
     done = threading.Event()
 

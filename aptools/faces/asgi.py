@@ -72,7 +72,36 @@ class _App(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
         ):
             await _refuse_version(receive, send)
             return
+        if scope.get("type") == "http" and _expects_continue(scope):
+            receive = _Deferred(receive)
         await super().__call__(scope, receive, send)
+
+
+def _expects_continue(scope: dict[str, Any]) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
+
+
+class _Deferred:
+    """``receive``, but for its first call, which Falcon makes before any
+    route runs: answered with an empty, unfinished body without asking the
+    server. uvicorn sends ``100 Continue`` at the first ``receive``, so a
+    request with ``Expect: 100-continue`` is told to send its body only once
+    an operation reads it: one refused first (413 for a Content-Length over
+    ``max_body_size``, 401) is answered at once, as gunicorn does, without
+    the client sending the body (RFC 9110 section 10.1.1)."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._first = True
+
+    async def __call__(self) -> Any:
+        if self._first:
+            self._first = False
+            return {"type": "http.request", "body": b"", "more_body": True}
+        return await self._receive()
 
 
 async def _refuse_version(receive: Any, send: Any) -> None:

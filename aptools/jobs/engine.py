@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from aptools.actions import consent_needed
 from aptools.auth import Caller
-from aptools.errors import ActionFailed, ConsentRequired, StoreUnavailable
+from aptools.errors import (
+    ActionFailed,
+    ConsentRequired,
+    ProviderMisconfigured,
+    StoreUnavailable,
+)
 from aptools.forks import PerProcess
 from aptools.jobs.callers import Reconnected, no_token
 from aptools.jobs.fairshare import queued_behind
@@ -22,6 +27,7 @@ from aptools.jobs.observing import kept_trace
 from aptools.jobs.runner import Runner
 from aptools.jobs.settings import J, JobFunction, JobResult, JobSettings
 from aptools.models import Action, LogPage, LogQuery, timestamp_of
+from aptools.settings import ProviderConfigError
 from aptools.store.records import Stored
 from aptools.vocabulary import ACTIVE
 
@@ -34,6 +40,9 @@ if TYPE_CHECKING:
     from aptools.telemetry import Telemetry
 
 log = logging.getLogger("aptools.jobs")
+
+#: Seconds between two log lines about runs refused for a missing key.
+MISCONFIGURED_EVERY = 60.0
 
 __all__ = [
     "J",
@@ -79,6 +88,7 @@ class JobEngine:
         self.scopes = scopes
         self._load_keys = keys
         self._keys: MultiFernet | None = None
+        self._misconfigured_told = 0.0  # monotonic time the next log may be
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
         self._runner: PerProcess[Runner] = PerProcess(self._start_runner)
@@ -96,6 +106,21 @@ class JobEngine:
         if self._keys is None:
             self._keys = self._load_keys()
         return self._keys
+
+    def request_keys(self) -> MultiFernet | None:
+        """:attr:`keys`, for a request that needs them (run, resume): a
+        missing or malformed key is the host's configuration, so it raises
+        :class:`~aptools.ProviderMisconfigured` (503), logged as one line
+        at ERROR at most once a minute per process, not a 500 and a
+        traceback per request."""
+        try:
+            return self.keys
+        except ProviderConfigError as exc:
+            now = time.monotonic()
+            if now >= self._misconfigured_told:
+                self._misconfigured_told = now + MISCONFIGURED_EVERY
+                log.error("runs of jobs that keep tokens refused (503): %s", exc)
+            raise ProviderMisconfigured() from None
 
     def kept_tokens(
         self, action: Action, caller: Caller, provider_scope: str

@@ -22,8 +22,9 @@ class JobStarter:
 
     A job that keeps tokens without a usable encryption key cannot run: the
     ASGI start-up fails; under WSGI it is logged at ERROR (once per process)
-    and requests are served, runs refused with 500 (``aptools serve`` refuses
-    to start instead)."""
+    and requests are served, runs refused with 503 ``ProviderMisconfigured``
+    and ``/ready`` answering 503 (``aptools serve`` refuses to start
+    instead)."""
 
     def __init__(self, execution: Execution) -> None:
         self._execution = execution

@@ -130,7 +130,7 @@ def resume(spec: Spec, req: Request, action_id: str) -> Op[Reply]:
     # The job goes on from its checkpoint, acting as the resuming caller
     # (whose tokens for the declared scopes are granted now, while fresh).
     tokens = None
-    if jobs.keys is not None:
+    if jobs.request_keys() is not None:
         if jobs.scopes:
             grant = jobs.kept_tokens, action, caller, spec.auth.scope
             tokens = yield Blocking(*grant)

@@ -121,6 +121,9 @@ def admit(spec: Spec, req: Request, document: Any) -> tuple[ActionRequest, str, 
     """
     fingerprint = _fingerprint(document)
     spec.validate(document)
+    if spec.jobs is not None:
+        # A host without its encryption key: 503, before anything is kept.
+        spec.jobs.request_keys()
     now = time.time()
     get = document.get
     deadline = _deadline(spec, get("deadline"), now)

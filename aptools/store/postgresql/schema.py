@@ -19,11 +19,22 @@ from typing import Any, Final
 
 import psycopg
 
-__all__ = ["MIGRATIONS", "VERSION", "SchemaTooNew", "lock_key", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "VERSION",
+    "SchemaTooNew",
+    "found_version",
+    "lock_key",
+    "migrate",
+]
 
 
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer aptools than this one."""
+class SchemaTooNew(RuntimeError, ValueError):
+    """The database was migrated by a newer aptools than this one.
+
+    A :class:`ValueError` as well, as the SQLite store's file of a newer
+    aptools is: a store this aptools cannot open, which every command reports
+    as one line (:data:`aptools.cli.common.STORE_ERRORS`)."""
 
 
 # Step i takes the schema from version i to i + 1. ``{s}`` is the quoted
@@ -124,6 +135,29 @@ def lock_key(*parts: str | bytes) -> int:
     return int.from_bytes(digest.digest()[:8], "big", signed=True)
 
 
+def found_version(conn: psycopg.Connection[Any], schema: str) -> int:
+    """The version ``schema`` is at: 0 when it has no ``aptools_schema``
+    table (or no schema at all). Reads only. Raises :class:`SchemaTooNew`
+    if it is newer than :data:`VERSION`."""
+    quoted = f'"{schema}"'
+    row = conn.execute(
+        "SELECT to_regclass(%s)", (f"{quoted}.aptools_schema",)
+    ).fetchone()
+    found = 0
+    if row is not None and row[0] is not None:
+        got = conn.execute(
+            f"SELECT max(version) FROM {quoted}.aptools_schema"  # noqa: S608
+        ).fetchone()
+        found = int(got[0]) if got is not None and got[0] is not None else 0
+    if found > VERSION:
+        raise SchemaTooNew(
+            f"the PostgreSQL schema {schema!r} is at version {found}, but this "
+            f"aptools knows versions up to {VERSION}: upgrade aptools on this "
+            "host (or use another schema)"
+        )
+    return found
+
+
 def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
     """Bring ``schema`` to :data:`VERSION`; return the version found.
 
@@ -136,21 +170,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
         conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SET LOCAL lock_timeout = '120s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("schema", schema),))
-        row = conn.execute(
-            "SELECT to_regclass(%s)", (f"{quoted}.aptools_schema",)
-        ).fetchone()
-        found = 0
-        if row is not None and row[0] is not None:
-            got = conn.execute(
-                f"SELECT max(version) FROM {quoted}.aptools_schema"  # noqa: S608
-            ).fetchone()
-            found = int(got[0]) if got is not None and got[0] is not None else 0
-        if found > VERSION:
-            raise SchemaTooNew(
-                f"the PostgreSQL schema {schema!r} is at version {found}, but this "
-                f"aptools knows versions up to {VERSION}: upgrade aptools on this "
-                "host (or use another schema)"
-            )
+        found = found_version(conn, schema)
         if found == 0:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
             conn.execute(

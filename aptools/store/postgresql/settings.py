@@ -7,7 +7,8 @@ other is handed to libpq unchanged (``sslmode=require``, ``application_name``).
 ============================ ========= ====================================
 parameter                    default   meaning
 ============================ ========= ====================================
-``schema``                   public    schema holding the tables
+``schema``                   public    schema holding the tables (not
+                                       ``pg_*`` or ``information_schema``)
 ``pool_min`` / ``pool_max``  1 / 10    connections each process keeps
 ``pool_timeout``             3         seconds a call waits for a connection
 ``connect_timeout``          3         seconds to open a connection
@@ -33,6 +34,8 @@ SCHEMES = ("postgresql", "postgres")
 
 # Schema names are formatted into statements, so only plain identifiers pass.
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# PostgreSQL's own schemas (with every pg_* name, which it reserves).
+_RESERVED = frozenset({"information_schema"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,11 @@ class Settings:
                 )
             values[name] = number
         schema = ours.get("schema")
+        if schema is not None and not schema:
+            raise ValueError(
+                f"bad PostgreSQL store URL {shown}: schema= is empty (leave it "
+                "out for public)"
+            )
         conninfo = urlunsplit(parts._replace(query=urlencode(rest)))
         _check_conninfo(conninfo, shown, parts.password)
         settings = cls(
@@ -101,6 +109,11 @@ class Settings:
             raise ValueError(
                 f"bad PostgreSQL store URL {shown}: schema must be a lower-case "
                 "identifier (letters, digits, _)"
+            )
+        if settings.schema in _RESERVED or settings.schema.startswith("pg_"):
+            raise ValueError(
+                f"bad PostgreSQL store URL {shown}: schema {settings.schema!r} is "
+                "PostgreSQL's own (pg_*, information_schema); name one for aptools"
             )
         if settings.pool_min > settings.pool_max:
             raise ValueError(

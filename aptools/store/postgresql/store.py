@@ -29,7 +29,12 @@ from aptools.store.base import (
 )
 from aptools.store.postgresql.database import Conn, Database
 from aptools.store.postgresql.introspections import Introspections
-from aptools.store.postgresql.schema import VERSION, migrate
+from aptools.store.postgresql.schema import (
+    VERSION,
+    SchemaTooNew,
+    found_version,
+    migrate,
+)
 from aptools.store.postgresql.settings import Settings
 from aptools.store.registry import redact
 from aptools.vocabulary import TERMINAL
@@ -89,7 +94,26 @@ class PostgreSQLStore(Store):
             raise ConnectionError(
                 f"PostgreSQL store {self.url}: cannot connect: {settings.scrub(exc)}"
             ) from None
+        except SchemaTooNew as exc:
+            raise SchemaTooNew(f"PostgreSQL store {self.url}: {exc}") from None
         self._sql = self._db.statements
+
+    @staticmethod
+    def survey(url: str) -> int:
+        """The version of the tables at ``url`` (0: none yet), read without
+        creating or migrating anything (``aptools check``). Raises as the
+        constructor does."""
+        settings = Settings.parse(url)
+        shown = redact(url)
+        try:
+            with Database(settings).connect() as conn:
+                return found_version(conn, settings.schema)
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(
+                f"PostgreSQL store {shown}: cannot connect: {settings.scrub(exc)}"
+            ) from None
+        except SchemaTooNew as exc:
+            raise SchemaTooNew(f"PostgreSQL store {shown}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"PostgreSQLStore({self.url!r}, namespace={self.namespace!r})"
