@@ -78,9 +78,14 @@ class _App(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
 
 
 def _expects_continue(scope: dict[str, Any]) -> bool:
+    headers = scope.get("headers", ())
+    if not isinstance(headers, list | tuple):
+        # The ASGI spec's headers (and each name-value pair) may be any
+        # iterable, read only once: kept as a list of pairs for Falcon.
+        headers = scope["headers"] = [tuple(pair) for pair in headers]
     return any(
         name == b"expect" and value.lower() == b"100-continue"
-        for name, value in scope.get("headers", ())
+        for name, value in headers
     )
 
 
