@@ -76,10 +76,17 @@ def test_a_waiting_actions_status_shows_its_place_as_the_callers_jobs_end(
         assert shown(mine[1]) == RUNNING
         assert mine[2] not in gates.started
         gates.release(mine[1])
+        # Ended, it says neither "Queued" nor "Running" (it waited its turn).
+        done = ended(client, alice, mine[1])
+        assert done["status"] == "SUCCEEDED" and done.get("display_status") is None
         wait_for(lambda: mine[2] in gates.started, "her last job starts")
         # Running: the "Queued" status is gone, and the job's own takes over.
         wait_for(lambda: shown(mine[2]) == "Working on it", "the job's own status")
         assert status(client, alice, mine[2])["status"] == "ACTIVE"
+        gates.release(mine[2])
+        last = ended(client, alice, mine[2])  # the job's own status stays
+        assert last["status"] == "SUCCEEDED"
+        assert last["display_status"] == "Working on it"
     finally:
         provider.compile().execution.stop()  # no new job while the store goes
         gates.release_all()

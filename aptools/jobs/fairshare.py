@@ -131,3 +131,20 @@ def started(engine: Any, job: Job) -> None:
     if shown is not None and shown.startswith(f"{QUEUED}:"):
         with contextlib.suppress(JobLost, StoreUnavailable):
             job.progress(display_status=RUNNING)
+
+
+def finished(engine: Any, action: Action) -> None:
+    """At a job's end, before its outcome is applied: the framework's own
+    display status of a job that waited its turn ("Queued: N of your jobs
+    ahead ..." or :data:`RUNNING`) is cleared, so that an ended action never
+    says it is queued or running. A job's own status (anything else, or a
+    status its outcome gives) stays."""
+    if getattr(engine, "per_caller", None) is None:
+        return
+    shown = action.display_status
+    if shown == RUNNING or (
+        shown is not None
+        and shown.startswith(f"{QUEUED}: ")
+        and _AHEAD.decode() in shown
+    ):
+        action.display_status = None

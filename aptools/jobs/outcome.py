@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from aptools.actions import apply, consent_needed, expiry, fail, finish_fields
 from aptools.errors import ActionFailed, ConsentRequired
+from aptools.jobs import fairshare
 from aptools.jobs.handle import Job
 from aptools.jobs.stopping import unstorable
 from aptools.models import Action, ActionStatus
@@ -38,6 +39,7 @@ def outcome(engine: Any, job: Job, result: Any, exc: BaseException | None) -> Ou
     other error or for a result that cannot be stored. Changes
     ``job.action``."""
     action: Action = job.action
+    fairshare.finished(engine, action)
     fresh: Stored | None = None
     if exc is None:
         try:
