@@ -108,6 +108,22 @@ class _RacingQueue(_Forwarding):
         finally:
             self.race.finished.set()
 
+    def conclude_and_claim(
+        self,
+        fence: Fence,
+        stored: Stored,
+        expires_at: float | None,
+        keep: bool,
+        *claim: Any,
+        **named: Any,
+    ) -> Any:
+        try:
+            return self.inner.conclude_and_claim(
+                fence, stored, expires_at, keep, *claim, **named
+            )
+        finally:
+            self.race.finished.set()
+
     def delete(self, fence: Fence) -> bool:
         try:
             return self.inner.delete(fence)

@@ -183,6 +183,20 @@ class ReadBody(Effect):
         return data
 
 
+def read_declared(stream: Any, length: int) -> bytes:
+    """The ``length`` bytes a ``Content-Length`` declared, read from a WSGI
+    ``stream``; :class:`~aptools.BadRequest` when fewer come (the client
+    closed first: an incomplete message, RFC 9112 section 8) or the server
+    cannot read them."""
+    try:
+        data: bytes = stream.read(length)
+    except Exception:  # the server's own framing error, whatever its class
+        raise BadRequest(_UNREADABLE) from None
+    if len(data) < length:
+        raise BadRequest(_UNREADABLE)
+    return data
+
+
 _UNREADABLE = (
     "The request body could not be read: it ended before its Content-Length"
     " or its chunked framing is malformed (RFC 9112 sections 6 and 7.1)."

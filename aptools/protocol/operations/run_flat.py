@@ -18,7 +18,7 @@ from aptools.actions import expiry
 from aptools.backoff import pauses
 from aptools.errors import ActionFailed, ConsentRequired
 from aptools.protocol.access import cached_caller
-from aptools.protocol.effects import ReadBody
+from aptools.protocol.effects import ReadBody, read_declared
 from aptools.protocol.operations.run import (
     admit,
     check_length,
@@ -58,7 +58,7 @@ def run_in_place(spec: Spec, req: Request, action_id: str | None) -> Reply | Non
         check_length(spec, req, length)
         # PERF: the declared length, read once (Falcon's bounded stream
         # would read the header again): at most max_body bytes, checked.
-        raw = req.stream.read(length)
+        raw = read_declared(req.stream, length)
     document = parse(spec, raw)
     request, fingerprint, now = admit(spec, req, document)
     store, execution, new_id = spec.store, spec.execution, request.action_id
