@@ -77,8 +77,11 @@ def test_a_server_that_never_gets_ready_leaves_no_process_behind(
 LEAVES_A_SERVER = """
 import sys
 from aptools.testing.servers import launch
+import os, time
 proc = launch(["sh", "-c", "sleep 300 & echo $! > " + sys.argv[1] + "; sleep 300"])
 print(proc.pid, flush=True)
+while not os.path.exists(sys.argv[1]):  # the worker is started
+    time.sleep(0.01)
 {ending}
 """
 
