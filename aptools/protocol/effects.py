@@ -161,13 +161,10 @@ class ReadBody(Effect):
 
     def _read(self, req: Any) -> bytes:
         length = req.content_length
-        if length is not None or not _streamed(req):
-            data: bytes = req.bounded_stream.read(self.limit + 1)
-            if length is not None and len(data) < min(length, self.limit + 1):
-                # The client closed before sending all it announced
-                # (RFC 9112 section 8: an incomplete message).
-                raise BadRequest(_UNREADABLE)
-            return data
+        if length is not None:
+            return read_declared(req.stream, min(length, self.limit + 1))
+        if not _streamed(req):
+            return b""  # PEP 3333: reading past CONTENT_LENGTH may block
         stream, wanted, parts = req.stream, self.limit + 1, []
         while wanted > 0:
             part = stream.read(min(wanted, 65536))
