@@ -65,7 +65,7 @@ MODULE = textwrap.dedent(
             job.wait(1.0)
             return {"total": total}
         if os.environ["SIG_KIND"] == "resumable":
-            for step in range(job.checkpoint or 0, 40):
+            for step in range(job.checkpoint or 0, action.body.get("steps", 40)):
                 if job.wait(0.1):
                     return None
                 job.save_checkpoint(step + 1)
@@ -265,7 +265,8 @@ def test_sigterm_hands_a_resumable_job_back_at_once_despite_requests_in_flight(
 ) -> None:
     at = scene("resumable")
     at.start()
-    action_id = run(at, alice, {})
+    # 10 s of steps: still running once a loaded machine has started the worker.
+    action_id = run(at, alice, {"steps": 100})
     wait_for(lambda: at.events(), "the job started")
     at.start_worker()
     slow = slow_request(at, alice, 8.0)
