@@ -41,10 +41,10 @@ def test_the_other_host_takes_over_a_killed_hosts_job(
     pg_url: str,
     schema: str,
 ) -> None:
-    steps = 25
+    steps = 40
     seen: list[int] = []
-    one = host(runs_on, auth, pg_url).start()
     other_kind = "uvicorn" if runs_on == "gunicorn" else "gunicorn"
+    one = host(runs_on, auth, pg_url)
     two = host(other_kind, auth, pg_url)
 
     def done(server: Server, action_id: str) -> dict[str, Any]:
@@ -56,39 +56,46 @@ def test_the_other_host_takes_over_a_killed_hosts_job(
 
     # However the test ends, neither server outlives it.
     try:
-        try:
-            started = one.call(
-                "POST",
-                "/run",
-                alice.token,
-                # Every step acts as the caller: on the other host only the kept
-                # (encrypted) refresh token can.
-                json={
-                    "request_id": "k9",
-                    "body": {"steps": steps, "step_seconds": 0.2, "scope": auth.scope},
-                },
-            )
-            assert started.status_code == 202, started.text
-            action_id = started.json()["action_id"]
-            wait_for(lambda: done(one, action_id)["details"]["done"] >= 3, "3 steps")
-            # The other host starts now, and polls for jobs (its first request
-            # starts a gunicorn worker's runner; uvicorn's starts with it).
-            two.start()
-            assert done(two, action_id)["status"] == "ACTIVE"
-            [(owner,)] = execute(f'SELECT owner FROM "{schema}".aptools_jobs')
-            assert owner is not None
-            assert proc_id(owner) in family(pid_of(one))
-        finally:
-            kill_all(one)
+        # Both hosts are up before the job starts, so on a loaded machine the job
+        # cannot end while the second host is still starting. Either may claim it
+        # (the run's own host, or the other on the database's notice); the test
+        # kills whichever holds it and the survivor must finish it.
+        one.start()
+        two.start()
+        for server in (one, two):  # a gunicorn worker's runner starts on a request
+            assert server.call("GET", "/", alice.token).status_code == 200
+        started = one.call(
+            "POST",
+            "/run",
+            alice.token,
+            # Every step acts as the caller: on the other host only the kept
+            # (encrypted) refresh token can.
+            json={
+                "request_id": "k9",
+                "body": {"steps": steps, "step_seconds": 0.2, "scope": auth.scope},
+            },
+        )
+        assert started.status_code == 202, started.text
+        action_id = started.json()["action_id"]
+        wait_for(lambda: done(one, action_id)["details"]["done"] >= 3, "3 steps")
+        [(owner,)] = execute(f'SELECT owner FROM "{schema}".aptools_jobs')
+        assert owner is not None
+        holder, survivor = (
+            (one, two) if proc_id(owner) in family(pid_of(one)) else (two, one)
+        )
+        assert proc_id(owner) in family(pid_of(holder))
+        assert done(survivor, action_id)["status"] == "ACTIVE"
+        kill_all(holder)
         end = wait_for(
-            lambda: (d := done(two, action_id))["status"] != "ACTIVE" and d,
+            lambda: (d := done(survivor, action_id))["status"] != "ACTIVE" and d,
             "the other host finished the job",
         )
-        log = two.call(
+        log = survivor.call(
             "GET", f"/{action_id}/log", alice.token, params={"limit": 1000}
         ).json()
-        said = two.said()
+        said = survivor.said()
     finally:
+        one.stop()
         two.stop()
     assert "fake-refresh-" not in said
     assert end["status"] == "SUCCEEDED", end
